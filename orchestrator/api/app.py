@@ -1,0 +1,71 @@
+"""The HTTP face of jalsa: the console, /api for operators, and the public HLS mirror."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from orchestrator.api.auth import RequireOperator
+from orchestrator.secret import Secret
+from orchestrator.show import Show
+from relays.output import hls_dir
+
+_HLS_FILE = re.compile(r"[A-Za-z0-9_-]{1,64}\.(m3u8|ts)")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+_HLS_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"}
+
+
+def create_app(show: Show, token: Secret, state_dir: Path) -> FastAPI:
+    app = FastAPI(title="jalsa", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    operator = Depends(RequireOperator(token))
+    console = resources.files("orchestrator.api").joinpath("static/console.html").read_text()
+    hls_names = {d.name for d in show.event.destinations if d.kind == "hls"}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> str:
+        return console
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/api/state", dependencies=[operator])
+    async def state() -> dict[str, Any]:
+        return dataclasses.asdict(show.snapshot())
+
+    @app.get("/api/preview.jpg", dependencies=[operator], response_class=Response)
+    async def preview() -> Response:
+        frame = show.program.preview
+        if frame is None:
+            raise HTTPException(404, "the program has no picture yet")
+        data = await asyncio.to_thread(_jpeg, frame)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/hls/{name}/{file}", include_in_schema=False)
+    async def hls(name: str, file: str) -> FileResponse:
+        match = _HLS_FILE.fullmatch(file)
+        if name not in hls_names or not _NAME.fullmatch(name) or match is None:
+            raise HTTPException(404, "no such HLS stream")
+        path = hls_dir(state_dir, name) / file
+        if not path.is_file():
+            raise HTTPException(404, "not yet available" if file.endswith("m3u8") else "gone")
+        cache = "no-cache" if match.group(1) == "m3u8" else "max-age=60"
+        return FileResponse(
+            path, media_type=_HLS_TYPES[match.group(1)], headers={"Cache-Control": cache}
+        )
+
+    return app
+
+
+def _jpeg(frame: Any) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_image().save(buffer, format="JPEG", quality=70)
+    return buffer.getvalue()

@@ -1,0 +1,111 @@
+"""The ``jalsa`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from orchestrator.api.auth import TokenError
+from orchestrator.demo import demo_event
+from orchestrator.duration import format_duration
+from orchestrator.event import Event, EventError, load_event
+from orchestrator.service import Address, serve
+
+EXIT_INVALID = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jalsa",
+        description="Run a virtual rally: many speakers, one program, every platform.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run an event (no file: the built-in demo)")
+    run.add_argument("event", nargs="?", type=Path, help="event file (TOML)")
+    run.add_argument(
+        "--http",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="console, API, HLS mirror (default 127.0.0.1:8080)",
+    )
+    run.add_argument(
+        "--metrics",
+        default="127.0.0.1:9108",
+        metavar="HOST:PORT",
+        help="Prometheus /metrics (default 127.0.0.1:9108)",
+    )
+    run.add_argument(
+        "--state",
+        default=Path("jalsa-state"),
+        type=Path,
+        metavar="DIR",
+        help="state directory (default ./jalsa-state)",
+    )
+
+    check = commands.add_parser("check", help="validate an event file (exit 2 on errors)")
+    check.add_argument("event", type=Path, help="event file (TOML)")
+    return parser
+
+
+def _load(path: Path) -> Event | None:
+    try:
+        return load_event(path)
+    except EventError as error:
+        print(error, file=sys.stderr)
+        count = len(error.problems)
+        print(f"{count} problem{'s' if count != 1 else ''} found.", file=sys.stderr)
+        return None
+
+
+def _check(path: Path) -> int:
+    event = _load(path)
+    if event is None:
+        return EXIT_INVALID
+    total = sum(segment.duration for segment in event.rundown)
+    print(
+        f"{path}: ok — {event.info.name!r}: {len(event.speakers)} speakers, "
+        f"{len(event.rundown)} rundown items ({format_duration(total)}), "
+        f"{len(event.destinations)} destinations"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        http, metrics = Address.parse(args.http), Address.parse(args.metrics)
+    except ValueError as error:
+        print(f"jalsa run: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    state_dir: Path = args.state
+    loop_rundown = args.event is None
+    event = demo_event(state_dir) if loop_rundown else _load(args.event)
+    if event is None:
+        return EXIT_INVALID
+    try:
+        return asyncio.run(
+            serve(event, http=http, metrics=metrics, state_dir=state_dir, loop_rundown=loop_rundown)
+        )
+    except TokenError as error:
+        print(f"jalsa run: {error}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "check":
+        return _check(args.event)
+    return _run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

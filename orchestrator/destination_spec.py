@@ -1,0 +1,318 @@
+"""Where the program goes: one ``[[destinations]]`` item of the event file.
+
+A destination is a platform preset (YouTube, Facebook, X, Twitch: their ingest URL plus
+a stream key) or a custom target: an RTMP(S) server, an Icecast mount (audio only), a
+recording file or the self-hosted HLS mirror.
+
+The stream key and any password in the URL are held as :class:`Secret`: ``repr`` and
+:meth:`DestinationSpec.safe_url` never show them, and only the muxer calls
+:meth:`DestinationSpec.target_url`.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from orchestrator.event_reader import EnvStr, Table, one_of, resolve_path, show
+from orchestrator.secret import Secret, sanitize_url
+
+Platform = Literal["youtube", "facebook", "x", "twitch", "custom"]
+Kind = Literal["rtmp", "file", "hls", "icecast"]
+
+PLATFORMS: Final = ("youtube", "facebook", "x", "twitch", "custom")
+PLATFORM_INGEST: Final[Mapping[str, str]] = types.MappingProxyType(
+    {
+        "youtube": "rtmp://a.rtmp.youtube.com/live2",
+        "facebook": "rtmps://live-api-s.facebook.com:443/rtmp",
+        "x": "rtmps://va.pscp.tv:443/x",
+        "twitch": "rtmp://live.twitch.tv/app",
+    }
+)
+# The variable name suggested in the "needs a key" message, per platform.
+_KEY_VARIABLE: Final = {
+    "youtube": "YT_STREAM_KEY",
+    "facebook": "FB_STREAM_KEY",
+    "x": "X_STREAM_KEY",
+    "twitch": "TWITCH_STREAM_KEY",
+}
+RECORDING_SUFFIXES: Final = (".mkv", ".flv", ".mp4", ".ts")
+NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+_KEYS: Final = ("name", "platform", "url", "key", "audio_only", "verify_tls", "listeners")
+_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+_SUPPORTED: Final = (
+    "rtmp://host/app, rtmps://host/app, icecast://user:password@host:port/mount, a recording "
+    f'file path ending {", ".join(RECORDING_SUFFIXES)}, or "hls" (the self-hosted mirror)'
+)
+
+
+def _no_listeners() -> Mapping[str, Any]:
+    return types.MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class DestinationSpec:
+    """One output of the program.
+
+    Attributes:
+        name: unique id, used in metrics labels and ``/hls/<name>/``.
+        platform: the preset it was built from, or ``"custom"``.
+        kind: how it is written: ``rtmp`` (FLV over RTMP(S)), ``file`` (a recording),
+            ``hls`` (the self-hosted mirror) or ``icecast`` (audio only).
+        url: the ingest URL *without* the key and with any password removed (see
+            ``password``); the absolute path for ``file``; ``"hls"`` for ``hls``.
+        key: the stream key, appended to an RTMP URL as the stream name.
+        audio_only: send only the audio (always true for Icecast).
+        verify_tls: check the server certificate for rtmps://.
+        password: the password taken out of ``url``'s user info (Icecast's source password).
+        listeners: the raw ``[destinations.listeners]`` table (``${VAR}`` already resolved).
+    """
+
+    name: str
+    platform: Platform
+    kind: Kind
+    url: str
+    key: Secret | None = None
+    audio_only: bool = False
+    verify_tls: bool = True
+    password: Secret | None = None
+    listeners: Mapping[str, Any] = field(default_factory=_no_listeners, hash=False)
+
+    def target_url(self) -> str:
+        """The full URL to open, with key and password revealed: for the muxer only."""
+        if self.kind == "hls":
+            return ""
+        if self.kind == "file":
+            return self.url
+        url = _with_password(self.url, self.password)
+        if self.kind == "rtmp" and self.key is not None:
+            return url.rstrip("/") + "/" + self.key.reveal()
+        return url
+
+    def safe_url(self) -> str:
+        """The URL with key and password masked: for logs, the console and the API."""
+        if self.kind in ("hls", "file"):
+            return self.url
+        url = _with_password(self.url, Secret("***") if self.password else None)
+        if self.kind == "rtmp" and self.key is not None:
+            url = url.rstrip("/") + "/***"
+        return sanitize_url(url)
+
+    def __repr__(self) -> str:
+        return (
+            f"DestinationSpec(name={self.name!r}, platform={self.platform!r}, "
+            f"kind={self.kind!r}, url={self.safe_url()!r}, key={self.key!r}, "
+            f"audio_only={self.audio_only!r}, verify_tls={self.verify_tls!r}, "
+            f"password={self.password!r}, listeners={tuple(sorted(self.listeners))!r})"
+        )
+
+
+def parse_destinations(tables: Sequence[Table], base_dir: Path) -> tuple[DestinationSpec, ...]:
+    """Read every ``[[destinations]]`` table; problems go to each table's collector.
+
+    Args:
+        tables: the items of ``destinations``, in file order.
+        base_dir: the event file's folder, for relative recording paths.
+    """
+    first_use: dict[str, str] = {}
+    result = []
+    for table in tables:
+        spec = _parse_one(table, base_dir)
+        name = table.string("name")
+        if name is not None:
+            if name in first_use:
+                table.problem(
+                    "name",
+                    f"{show(name)} is already used by {first_use[name]}: "
+                    "each destination needs its own name",
+                )
+            else:
+                first_use[name] = table.key
+        if spec is not None:
+            result.append(spec)
+    return tuple(result)
+
+
+def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
+    table.check_keys(_KEYS)
+    name = table.string("name", required='add name = "yt" (lowercase letters, digits, - and _)')
+    if name is not None and not NAME_PATTERN.fullmatch(name):
+        table.problem(
+            "name",
+            f"{show(name)} is not a valid name: use 1-40 lowercase letters, digits, - and _, "
+            'starting with a letter or digit, like "yt" or "fb-backup"',
+        )
+        name = None
+    platform = table.choice("platform", PLATFORMS, "custom")
+    key = table.string("key", secret=True)
+    if key == "":
+        table.problem("key", _empty_key(table.data["key"]))
+        key = None
+    url = table.string("url")
+    audio_only = table.boolean("audio_only", False)
+    verify_tls = table.boolean("verify_tls", True)
+    listeners = table.raw("listeners")
+    if listeners is not None and not isinstance(listeners, Mapping):
+        table.problem("listeners", f"expected a table, got {show(listeners)}")
+        listeners = None
+
+    if platform is None:
+        return None
+    if platform == "custom":
+        if not table.has("platform") and not table.has("url"):
+            table.problem(
+                "",
+                f"says nowhere to send the program: add platform = one of {one_of(PLATFORMS)} "
+                f"(with key), or url = {_SUPPORTED}",
+            )
+            return None
+        target = _custom_target(table, url, key, audio_only, base_dir)
+    else:
+        target = _preset_target(table, platform, url, key)
+    if target is None or name is None:
+        return None
+    kind, location = target
+    stripped, password = (location, None) if kind in ("file", "hls") else _split_password(location)
+    return DestinationSpec(
+        name=str(name),
+        platform=cast(Platform, platform),
+        kind=kind,
+        url=stripped,
+        key=Secret(str(key)) if key is not None else None,
+        audio_only=audio_only or kind == "icecast",
+        verify_tls=verify_tls,
+        password=password,
+        listeners=types.MappingProxyType(_plain(listeners or {})),
+    )
+
+
+def _preset_target(
+    table: Table, platform: str, url: str | None, key: str | None
+) -> tuple[Kind, str] | None:
+    if not table.has("key"):
+        variable = _KEY_VARIABLE[platform]
+        table.problem(
+            "key",
+            f'is missing: {platform} needs a stream key: add key = "${{{variable}}}" '
+            f"and export {variable} with the key from the platform's live dashboard",
+        )
+    if url is None:
+        return ("rtmp", PLATFORM_INGEST[platform]) if key is not None else None
+    if _scheme(url) not in ("rtmp", "rtmps") or not urlsplit(url).hostname:
+        table.problem(
+            "url",
+            f"{_describe_url(url)} cannot override the {platform} ingest: "
+            "use the platform's rtmp://host/app or rtmps://host/app ingest URL, "
+            "or remove url to use the default",
+        )
+        return None
+    return ("rtmp", url) if key is not None else None
+
+
+def _custom_target(
+    table: Table, url: str | None, key: str | None, audio_only: bool, base_dir: Path
+) -> tuple[Kind, str] | None:
+    if url is None:
+        if not table.has("url"):
+            table.problem("url", f"is missing: a custom destination needs url = {_SUPPORTED}")
+        return None
+    scheme = _scheme(url)
+    kind: Kind
+    if url.strip().lower() == "hls":
+        kind, location = "hls", "hls"
+    elif scheme in ("rtmp", "rtmps"):
+        kind, location = "rtmp", url
+    elif scheme == "icecast":
+        kind, location = "icecast", url
+        if not _valid_icecast(table, url):
+            return None
+        if table.has("audio_only") and not audio_only:
+            table.problem("audio_only", "Icecast carries audio only: remove audio_only = false")
+    elif scheme is not None:
+        table.problem("url", f"cannot push to {scheme}:// URLs: use {_SUPPORTED}")
+        return None
+    elif url.lower().endswith(RECORDING_SUFFIXES):
+        kind, location = "file", str(resolve_path(url, base_dir))
+    else:
+        table.problem("url", f"{show(url)} is not something we can send to: use {_SUPPORTED}")
+        return None
+    if kind == "rtmp" and not urlsplit(url).hostname:
+        table.problem("url", f"{_describe_url(url)} has no host: write it like rtmp://host/app")
+        return None
+    if key is not None and kind != "rtmp":
+        table.problem("key", "a key only applies to rtmp:// and rtmps:// URLs: remove it here")
+    return kind, location
+
+
+def _valid_icecast(table: Table, url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        table.problem(
+            "url", "the port is not a number: write icecast://source:PASSWORD@host:8000/mount"
+        )
+        return False
+    if not parts.hostname or not parts.password or parts.path in ("", "/"):
+        table.problem(
+            "url",
+            f"{_describe_url(url)} is incomplete: write icecast://source:PASSWORD@host:8000/mount "
+            "(the source password and a mount point are both required)",
+        )
+        return False
+    return True
+
+
+def _scheme(url: str) -> str | None:
+    match = _SCHEME.match(url.strip())
+    return match.group(1).lower() if match else None
+
+
+def _describe_url(url: str) -> str:
+    """A URL for a message: sanitised, or its template when it came from the environment."""
+    return show(url) if isinstance(url, EnvStr) else repr(sanitize_url(url))
+
+
+def _empty_key(value: Any) -> str:
+    where = f" ({show(value)} is set but empty)" if isinstance(value, EnvStr) else ""
+    return f"is empty{where}: put the platform's stream key here"
+
+
+def _split_password(url: str) -> tuple[str, Secret | None]:
+    """``url`` without the password of its user info, and that password."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    if ":" not in userinfo:
+        return url, None
+    user, password = userinfo.split(":", 1)
+    netloc = f"{user}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), Secret(
+        password
+    )
+
+
+def _with_password(url: str, password: Secret | None) -> str:
+    if password is None:
+        return url
+    parts = urlsplit(url)
+    user, host = parts.netloc.rsplit("@", 1)
+    netloc = f"{user}:{password.reveal()}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every :class:`EnvStr` turned back into a plain ``str``."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,185 @@
+"""The program: a steady frame clock that switches between feeds and encodes once.
+
+The asyncio side decides what is on air and calls :meth:`Program.cut`; the program
+thread reads the current :class:`Feed` at every tick. Whatever the feed does (a source
+with no picture yet, a source that stalls, a cut), a frame is produced on every tick
+and audio follows sample for sample, so the output never has a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import av
+
+from orchestrator.event import ProgramSpec
+from orchestrator.ingest.source import Source
+from orchestrator.program.audio import SAMPLE_RATE, silence
+from orchestrator.program.encoder import ProgramEncoder
+from orchestrator.program.graphics import Overlay, Plane, black, pixels
+from relays.packet import EncodedPacket
+
+log = logging.getLogger(__name__)
+
+PacketSink = Callable[[list[EncodedPacket]], None]
+# Further behind real time than this (an overloaded machine) and the clock re-anchors:
+# output stays continuous, it just runs late instead of bursting to catch up.
+MAX_BEHIND = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """What the program shows: a source, or a still picture (a slate)."""
+
+    label: str  # the on-air speaker id, or "slate"
+    source: Source | None = None
+    still: Plane | None = None
+    overlay: Overlay | None = None
+    overlay_seconds: float = 0.0
+    description: str = ""
+    # Identity of a cut; feeds that are equal but for graphics are the same shot.
+    cut: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramSnapshot:
+    up: bool
+    on_air: str
+    description: str
+    frames: int
+    seconds: float  # media seconds produced
+    late_resets: int
+    width: int
+    height: int
+    fps: int
+
+
+class Program:
+    def __init__(self, spec: ProgramSpec, sink: PacketSink) -> None:
+        self.spec = spec
+        self._sink = sink
+        self._encoder = ProgramEncoder(spec)
+        self._feed = Feed("slate", still=black(spec.width, spec.height))
+        self._feed_since = time.monotonic()
+        self._cuts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="program", daemon=True)
+        self._frames = 0
+        self._late_resets = 0
+        self._up = False
+        self.preview: av.VideoFrame | None = None  # the latest program picture, ~1/s
+        self._last: av.VideoFrame | None = None
+        self._still_cache: tuple[Plane, av.VideoFrame] | None = None
+
+    @property
+    def encoder(self) -> ProgramEncoder:
+        return self._encoder
+
+    def cut(self, feed: Feed) -> None:
+        """Put ``feed`` on air from the next frame (a keyframe). Thread-safe."""
+        self._cuts += 1
+        self._feed = Feed(
+            feed.label,
+            feed.source,
+            feed.still,
+            feed.overlay,
+            feed.overlay_seconds,
+            feed.description,
+            self._cuts,
+        )
+        self._feed_since = time.monotonic()
+
+    @property
+    def feed(self) -> Feed:
+        return self._feed
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop the clock, flush the encoder into the sink (so outputs get every frame)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def snapshot(self) -> ProgramSnapshot:
+        spec = self.spec
+        return ProgramSnapshot(
+            up=self._up,
+            on_air=self._feed.label,
+            description=self._feed.description,
+            frames=self._frames,
+            seconds=self._frames / spec.fps,
+            late_resets=self._late_resets,
+            width=spec.width,
+            height=spec.height,
+            fps=spec.fps,
+        )
+
+    # -- the program thread -------------------------------------------------------------
+    def _run(self) -> None:
+        fps = self.spec.fps
+        started = time.monotonic()
+        index = 0
+        samples = 0
+        last_cut = -1
+        try:
+            self._up = True
+            while not self._stop.is_set():
+                due = started + index / fps
+                delay = due - time.monotonic()
+                if delay > 0:
+                    if self._stop.wait(delay):
+                        break
+                elif -delay > MAX_BEHIND:
+                    started = time.monotonic() - index / fps
+                    self._late_resets += 1
+                feed = self._feed
+                keyframe = feed.cut != last_cut
+                last_cut = feed.cut
+                picture = self._picture(feed)
+                self._last = picture
+                if index % fps == 0:
+                    self.preview = picture
+                packets = self._encoder.encode_video(picture, index, keyframe)
+                want = (index + 1) * SAMPLE_RATE // fps - samples
+                audio = feed.source.audio(want) if feed.source is not None else silence(want)
+                samples += want
+                packets.extend(self._encoder.encode_audio(audio))
+                index += 1
+                self._frames = index
+                if packets:
+                    self._sink(packets)
+            self._sink(self._encoder.flush())
+        except Exception:
+            log.exception("program stopped by an error")
+            raise
+        finally:
+            self._up = False
+            self._encoder.close()
+
+    def _picture(self, feed: Feed) -> av.VideoFrame:
+        spec = self.spec
+        picture: av.VideoFrame | None = None
+        if feed.source is not None:
+            picture = feed.source.video()
+        if picture is None:
+            # No picture from the source yet: hold the last program frame.
+            picture = self._still(feed.still) if feed.still is not None else self._last
+        if picture is None:
+            picture = self._still(black(spec.width, spec.height))
+        if feed.overlay is not None and time.monotonic() - self._feed_since < feed.overlay_seconds:
+            composed = pixels(picture)
+            feed.overlay.apply(composed, spec.width, spec.height)
+            picture = av.VideoFrame.from_ndarray(composed, format="yuv420p")
+        return picture
+
+    def _still(self, still: Plane) -> av.VideoFrame:
+        # A slate is shown for seconds at a time: convert it to a frame once.
+        if self._still_cache is None or self._still_cache[0] is not still:
+            self._still_cache = (still, av.VideoFrame.from_ndarray(still, format="yuv420p"))
+        return self._still_cache[1]

@@ -1,0 +1,158 @@
+"""``jalsa run``: the show, the HTTP app and /metrics in one asyncio process.
+
+Lifecycle: SIGINT/SIGTERM stop the show, close every output with a valid trailer and
+exit within 5 s; a second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from prometheus_client import make_asgi_app
+
+from monitoring.metrics import build_registry
+from orchestrator.api.app import create_app
+from orchestrator.api.auth import operator_token
+from orchestrator.event import Event
+from orchestrator.show import Show
+
+log = logging.getLogger(__name__)
+
+STOP_SECONDS = 4.0  # within the 5 s promise, leaving time for the servers
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """``HOST:PORT`` (``[::1]:8080`` for IPv6).
+
+        Raises:
+            ValueError: not HOST:PORT, or the port is not 0..65535.
+        """
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+        return cls(host.strip("[]"), int(port))
+
+    def url(self, path: str = "/") -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}{path}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _server(app: object, address: Address) -> _Server:
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=address.host,
+        port=address.port,
+        log_level="warning",
+        access_log=False,  # paths can carry speaker tokens: never log them
+        lifespan="off",
+    )
+    return _Server(config)
+
+
+async def serve(
+    event: Event,
+    *,
+    http: Address,
+    metrics: Address,
+    state_dir: Path,
+    loop_rundown: bool = False,
+) -> int:
+    """Run the event until its rundown ends or a signal arrives. Returns the exit code."""
+    token, created = operator_token(state_dir)
+    show = Show(event, state_dir, loop_rundown=loop_rundown)
+    app = create_app(show, token, state_dir)
+    servers = [_server(app, http), _server(make_asgi_app(build_registry(show.snapshot)), metrics)]
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            print("jalsa: second signal, exiting now", flush=True)
+            os._exit(130)
+        log.info("stopping: closing every output (a second signal forces)")
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+
+    server_tasks = [asyncio.create_task(s.serve(), name="http") for s in servers]
+    await asyncio.sleep(0)
+    show_task = asyncio.create_task(show.run(), name="show")
+    _announce(event, show, http, metrics, state_dir, token.reveal() if created else None)
+    stopper = asyncio.create_task(stop.wait(), name="signal")
+    try:
+        done, _ = await asyncio.wait(
+            {show_task, stopper, *server_tasks}, return_when=asyncio.FIRST_COMPLETED
+        )
+        failed = next((t for t in done if t in server_tasks), None)
+        if failed is not None and not stop.is_set():
+            # A server that ended on its own could not bind or crashed.
+            log.error("the %s server stopped; shutting down", failed.get_name())
+    finally:
+        stopper.cancel()
+        show_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await show_task
+        await show.close(STOP_SECONDS)
+        for server in servers:
+            server.should_exit = True
+        await asyncio.wait(server_tasks, timeout=1.0)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if show_task.done() and not show_task.cancelled() and show_task.exception():
+        log.error("the show failed", exc_info=show_task.exception())
+        return 1
+    return 0
+
+
+def _announce(
+    event: Event,
+    show: Show,
+    http: Address,
+    metrics: Address,
+    state_dir: Path,
+    new_token: str | None,
+) -> None:
+    lines = [f"jalsa: {event.info.name!r} is running"]
+    console = http.url("/")
+    if new_token is not None:
+        lines.append(f"  console:   {console}#token={new_token}")
+        lines.append(f"             (operator token saved in {state_dir / 'operator-token'})")
+    else:
+        lines.append(
+            f"  console:   {console}  (operator token from JALSA_OPERATOR_TOKEN or state dir)"
+        )
+    for d in event.destinations:
+        if d.kind == "hls":
+            lines.append(f"  hls:       {http.url(f'/hls/{d.name}/index.m3u8')}")
+        else:
+            lines.append(f"  {d.kind + ':':<10} {d.safe_url()}  ({d.name})")
+    lines.append(f"  metrics:   {metrics.url('/metrics')}")
+    lines.append("  stop with Ctrl-C")
+    print("\n".join(lines), flush=True)

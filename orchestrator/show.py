@@ -1,0 +1,263 @@
+"""The show: runs the rundown, owns the sources, cuts the program, feeds the relays.
+
+This is the asyncio side of the media path. Ten times a second it asks the rundown what
+should be on air now, starts the sources of the current and the next slot (clips armed
+on their first frame, pulled streams connected ahead of time), and when the decision
+changes it cuts the program to the new feed. Media work stays on the program, source
+and destination threads; this loop only coordinates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.event import Event, SpeakerSpec
+from orchestrator.ingest.media_source import MediaSource, is_pull
+from orchestrator.ingest.source import Source, SourceSnapshot
+from orchestrator.ingest.test_pattern import TestPattern
+from orchestrator.program.graphics import Overlay, lower_third
+from orchestrator.program.program import Feed, Program, ProgramSnapshot
+from orchestrator.program.slates import SlateCache, slate_text
+from orchestrator.rundown import Cue, OnAir, Rundown, Slot, SourceState, decide
+from relays.destination import DestinationSnapshot
+from relays.relay import Relay
+
+log = logging.getLogger(__name__)
+
+TICK = 0.1
+CLIP_PREROLL = 3.0  # a clip is opened and armed on its first frame this early
+PULL_PREROLL = 10.0  # a pulled stream is connected this early
+LOWER_THIRD_SECONDS = 8.0
+
+
+@dataclass(slots=True)
+class _SlotMedia:
+    """The sources opened for one slot of the rundown."""
+
+    main: Source | None
+    fallback: MediaSource | None
+    playing: bool = False
+    fallback_playing: bool = False
+
+    def sources(self) -> list[Source]:
+        return [s for s in (self.main, self.fallback) if s is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotView:
+    speaker: str
+    name: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShowSnapshot:
+    event: str
+    state: str  # before | on | gap | ended
+    on_air_kind: str  # speaker | fallback | slate
+    on_air: str  # speaker id, or "slate"
+    slate: str | None
+    current: SlotView | None
+    next: SlotView | None
+    remaining: float
+    program: ProgramSnapshot
+    destinations: tuple[DestinationSnapshot, ...]
+    sources: tuple[SourceSnapshot, ...]
+    speakers: tuple[str, ...] = field(default=())
+
+
+class Show:
+    def __init__(
+        self,
+        event: Event,
+        state_dir: Path,
+        *,
+        loop_rundown: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.event = event
+        self._clock = clock
+        self._speakers = {s.id: s for s in event.speakers}
+        spec = event.program
+        # The sink runs on the program thread; the relay fans out without blocking.
+        self.program = Program(spec, sink=lambda packets: self.relay.publish(packets))
+        encoder = self.program.encoder
+        self.relay = Relay((encoder.video_stream, encoder.audio_stream), state_dir)
+        self.rundown = Rundown(event.rundown, starts_at=clock(), loop=loop_rundown)
+        self._slates = SlateCache(spec.width, spec.height)
+        self._lower_thirds: dict[str, Overlay] = {}
+        self._media: dict[tuple[int, float], _SlotMedia] = {}
+        self._on_air: OnAir | None = None
+        self._cue: Cue = self.rundown.at(clock())
+        self.finished = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until the rundown ends (``on_end = "stop"``) or the task is cancelled."""
+        for destination in self.event.destinations:
+            self.relay.add(destination)
+        self.program.start()
+        try:
+            while True:
+                await self._step()
+                if self._cue.state == "ended" and self.event.info.on_end == "stop":
+                    log.info("the rundown has ended")
+                    self.finished.set()
+                    return
+                await asyncio.sleep(TICK)
+        finally:
+            self.finished.set()
+
+    async def close(self, within: float = 4.0) -> None:
+        """Stop the program and the sources, then close every output with its trailer."""
+        deadline = time.monotonic() + within
+        await asyncio.to_thread(self.program.stop, within * 0.4)
+        for media in self._media.values():
+            for source in media.sources():
+                source.stop()
+        stuck = await asyncio.to_thread(self.relay.close, max(0.1, deadline - time.monotonic()))
+        if stuck:
+            log.warning("closed without a trailer (link blocked): %s", ", ".join(stuck))
+        for media in self._media.values():
+            for source in media.sources():
+                await asyncio.to_thread(source.join, 0.5)
+        self._media.clear()
+
+    # -- one step of the loop ---------------------------------------------------------------
+    async def _step(self) -> None:
+        now = self._clock()
+        cue = self.rundown.at(now)
+        self._cue = cue
+        self._prepare(cue, now)
+        current = self._current_media(cue)
+        states: dict[str, SourceState] = {}
+        fallback_ready: dict[str, bool] = {}
+        if cue.state == "on" and cue.current is not None:
+            speaker = cue.current.speaker
+            if current is not None and current.main is not None:
+                if not current.playing:
+                    _go(current.main)
+                    current.playing = True
+                states[speaker] = current.main.state
+            if current is not None and current.fallback is not None:
+                fallback_ready[speaker] = current.fallback.state is SourceState.READY
+        decision = decide(cue, states, fallback_ready)
+        if decision != self._on_air:
+            await self._cut(decision, current)
+
+    def _current_media(self, cue: Cue) -> _SlotMedia | None:
+        if cue.state != "on" or cue.current is None:
+            return None
+        return self._media.get(_key(cue.current))
+
+    def _prepare(self, cue: Cue, now: float) -> None:
+        """Open the current and upcoming slots' sources; stop those of past slots."""
+        wanted: dict[tuple[int, float], Slot] = {}
+        if cue.state == "on" and cue.current is not None:
+            wanted[_key(cue.current)] = cue.current
+        upcoming = cue.next
+        if upcoming is not None:
+            speaker = self._speakers[upcoming.speaker]
+            preroll = PULL_PREROLL if speaker.source and is_pull(speaker.source) else CLIP_PREROLL
+            if upcoming.start - now <= preroll:
+                wanted[_key(upcoming)] = upcoming
+        for key in list(self._media):
+            if key not in wanted:
+                for source in self._media.pop(key).sources():
+                    source.stop()
+        for key, slot in wanted.items():
+            if key not in self._media:
+                self._media[key] = self._open(self._speakers[slot.speaker])
+
+    def _open(self, speaker: SpeakerSpec) -> _SlotMedia:
+        spec = self.event.program
+        width, height = spec.width, spec.height
+        main: Source | None = None
+        if speaker.source == "testsrc":
+            index = list(self._speakers).index(speaker.id)
+            main = TestPattern(
+                speaker.name, index=index, title=speaker.title, width=width, height=height
+            )
+        elif speaker.source is not None:
+            armed = not is_pull(speaker.source)
+            main = MediaSource(speaker.id, speaker.source, armed=armed, width=width, height=height)
+        fallback = None
+        if speaker.fallback is not None:
+            fallback = MediaSource(
+                f"{speaker.id}-fallback", speaker.fallback, armed=True, width=width, height=height
+            )
+        media = _SlotMedia(main, fallback)
+        for source in media.sources():
+            source.start()
+        return media
+
+    async def _cut(self, decision: OnAir, media: _SlotMedia | None) -> None:
+        self._on_air = decision
+        feed: Feed
+        if decision.kind == "speaker" and media is not None and media.main is not None:
+            feed = await self._speaker_feed(decision, media.main, live=True)
+        elif decision.kind == "fallback" and media is not None and media.fallback is not None:
+            if not media.fallback_playing:
+                media.fallback.go()
+                media.fallback_playing = True
+            feed = await self._speaker_feed(decision, media.fallback, live=False)
+        else:
+            text = slate_text(self.event.info.name, decision, self._speakers)
+            picture = await asyncio.to_thread(self._slates.render, text)
+            feed = Feed("slate", still=picture, description=text[0])
+        log.info("on air: %s", feed.description or feed.label)
+        self.program.cut(feed)
+
+    async def _speaker_feed(self, decision: OnAir, source: Source, *, live: bool) -> Feed:
+        assert decision.speaker is not None
+        speaker = self._speakers[decision.speaker]
+        overlay = self._lower_thirds.get(speaker.id)
+        if overlay is None:
+            spec = self.event.program
+            overlay = await asyncio.to_thread(
+                lower_third, spec.width, spec.height, speaker.name, speaker.title
+            )
+            self._lower_thirds[speaker.id] = overlay
+        description = speaker.name if live else f"{speaker.name} (recorded)"
+        return Feed(speaker.id, source, None, overlay, LOWER_THIRD_SECONDS, description)
+
+    # -- what the console, the API and /metrics read -------------------------------------------
+    def snapshot(self) -> ShowSnapshot:
+        cue, on_air = self._cue, self._on_air
+        sources = tuple(s.snapshot() for m in self._media.values() for s in m.sources())
+        return ShowSnapshot(
+            event=self.event.info.name,
+            state=cue.state,
+            on_air_kind=on_air.kind if on_air else "slate",
+            on_air=self.program.feed.label,
+            slate=on_air.slate if on_air else None,
+            current=self._view(cue.current),
+            next=self._view(cue.next),
+            remaining=cue.remaining,
+            program=self.program.snapshot(),
+            destinations=tuple(self.relay.snapshots()),
+            sources=sources,
+            speakers=tuple(self._speakers),
+        )
+
+    def _view(self, slot: Slot | None) -> SlotView | None:
+        if slot is None:
+            return None
+        return SlotView(slot.speaker, self._speakers[slot.speaker].name, slot.start, slot.end)
+
+
+def _key(slot: Slot) -> tuple[int, float]:
+    return (slot.index, slot.start)
+
+
+def _go(source: Source) -> None:
+    if isinstance(source, MediaSource):
+        source.go()
+    else:
+        source.start()
