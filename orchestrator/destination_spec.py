@@ -123,8 +123,8 @@ def parse_destinations(tables: Sequence[Table], base_dir: Path) -> tuple[Destina
     result = []
     for table in tables:
         spec = _parse_one(table, base_dir)
-        name = table.string("name")
-        if name is not None:
+        name = table.raw("name")
+        if isinstance(name, str):
             if name in first_use:
                 table.problem(
                     "name",
@@ -153,7 +153,14 @@ def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
     if key == "":
         table.problem("key", _empty_key(table.data["key"]))
         key = None
+    elif key is not None and any(c.isspace() for c in key):
+        table.problem(
+            "key", "contains spaces or line breaks: copy the stream key again, without them"
+        )
+        key = None
     url = table.string("url")
+    if url is not None:
+        _register_password(table, url)
     audio_only = table.boolean("audio_only", False)
     verify_tls = table.boolean("verify_tls", True)
     listeners = table.raw("listeners")
@@ -203,7 +210,7 @@ def _preset_target(
         )
     if url is None:
         return ("rtmp", PLATFORM_INGEST[platform]) if key is not None else None
-    if _scheme(url) not in ("rtmp", "rtmps") or not urlsplit(url).hostname:
+    if _scheme(url) not in ("rtmp", "rtmps") or not _hostname(url):
         table.problem(
             "url",
             f"{_describe_url(url)} cannot override the {platform} ingest: "
@@ -241,7 +248,7 @@ def _custom_target(
     else:
         table.problem("url", f"{show(url)} is not something we can send to: use {_SUPPORTED}")
         return None
-    if kind == "rtmp" and not urlsplit(url).hostname:
+    if kind == "rtmp" and not _hostname(url):
         table.problem("url", f"{_describe_url(url)} has no host: write it like rtmp://host/app")
         return None
     if key is not None and kind != "rtmp":
@@ -249,13 +256,21 @@ def _custom_target(
     return kind, location
 
 
-def _valid_icecast(table: Table, url: str) -> bool:
-    parts = urlsplit(url)
+def _hostname(url: str) -> str | None:
     try:
+        return urlsplit(url).hostname
+    except ValueError:  # e.g. an unbalanced [ in an IPv6 host
+        return None
+
+
+def _valid_icecast(table: Table, url: str) -> bool:
+    try:
+        parts = urlsplit(url)
         parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
     except ValueError:
         table.problem(
-            "url", "the port is not a number: write icecast://source:PASSWORD@host:8000/mount"
+            "url",
+            "the host or port cannot be read: write icecast://source:PASSWORD@host:8000/mount",
         )
         return False
     if not parts.hostname or not parts.password or parts.path in ("", "/"):
@@ -266,6 +281,16 @@ def _valid_icecast(table: Table, url: str) -> bool:
         )
         return False
     return True
+
+
+def _register_password(table: Table, url: str) -> None:
+    """Scrub the password in ``url``'s user info from every message, whatever goes wrong."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    if password:
+        table.problems.secret(password)
 
 
 def _scheme(url: str) -> str | None:

@@ -41,7 +41,7 @@ def parse_duration(text: str) -> float:
     while position < len(stripped):
         match = _PART.match(stripped, position)
         if match is None:
-            raise ValueError(_bad(text, _hint_for(stripped[position:].strip())))
+            raise ValueError(_bad(text, _hint_for(text, stripped[position:].strip())))
         unit = match.group(2).lower()
         rank = _UNIT_ORDER.index(unit)
         if rank <= last_rank:
@@ -88,7 +88,11 @@ def _bad(text: str, why: str) -> str:
     return f"{text!r} is not a duration ({why}): write it like {EXAMPLES}"
 
 
-def _hint_for(rest: str) -> str:
+def _hint_for(text: str, rest: str) -> str:
+    """Why ``text`` failed, given the ``rest`` that could not be read."""
+    for word in re.findall(r"[A-Za-z]+", text):
+        if word.lower() not in _UNIT_SECONDS:
+            return f"unknown unit {word!r}: use h, m, s or ms"
     if re.fullmatch(r"\d+(?:\.\d+)?", rest):
         return "a number needs a unit"
     if rest.startswith("-"):

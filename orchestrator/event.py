@@ -19,17 +19,9 @@ from typing import Any, Final, Literal, cast
 
 from orchestrator.destination_spec import DestinationSpec, parse_destinations
 from orchestrator.duration import format_duration, parse_duration
-from orchestrator.event_reader import (
-    EventError,
-    Problem,
-    Problems,
-    Table,
-    did_you_mean,
-    one_of,
-    show,
-    substitute_env,
-)
+from orchestrator.event_reader import Table, did_you_mean, one_of, show, substitute_env
 from orchestrator.ice_servers import parse_ice_servers
+from orchestrator.problems import EventError, Problem, Problems
 from orchestrator.program_spec import ProgramSpec, parse_program
 from orchestrator.speaker_spec import SpeakerSpec, parse_speakers
 
@@ -120,6 +112,7 @@ def load_event(path: Path, env: Mapping[str, str] | None = None, check_files: bo
         EventError: the file cannot be read, is not valid TOML, or has problems; its
             ``path`` is set and its message lists every problem.
     """
+    path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -172,12 +165,16 @@ def parse_event(
     program = parse_program(top.table("program"))
     speaker_tables = top.tables("speakers")
     speakers = parse_speakers(speaker_tables, base_dir, check_files)
-    if not speaker_tables and "speakers" not in top.data:
+    if top.data.get("speakers") in (None, []):
         problems.add(
             "speakers",
             "none defined: add a [[speakers]] table with id and name (and source, unless "
             "the speaker joins live from the browser)",
         )
+    # Every id as written, valid or not: a rundown item naming a speaker whose id has its
+    # own problem is not reported twice. With no ids at all, the missing speakers are the
+    # problem, not each reference. Either way the event is rejected, so an Event's rundown
+    # only ever names speakers it has.
     declared = [t.raw("id") for t in speaker_tables if isinstance(t.raw("id"), str)]
     rundown = _parse_rundown(top, declared)
     destinations = parse_destinations(top.tables("destinations"), base_dir)
@@ -209,7 +206,7 @@ def _parse_info(table: Table) -> EventInfo:
 
 def _parse_rundown(top: Table, declared: Sequence[str]) -> tuple[SegmentSpec, ...]:
     tables = top.tables("rundown")
-    if not tables and not isinstance(top.raw("rundown"), Mapping):
+    if top.data.get("rundown") in (None, []):
         top.problem(
             "rundown",
             'is empty: add at least one [[rundown]] item, like speaker = "host" and '

@@ -1,8 +1,9 @@
 """Reading the event file's TOML tables while collecting every problem at once.
 
 The event parser never stops at the first mistake: each getter of :class:`Table` records
-a :class:`Problem` (the key that is wrong, what is wrong and how to fix it) and returns a
-usable default, so that ``jalsa check`` can list everything in one run.
+a problem (the key that is wrong, what is wrong and how to fix it) in a
+:class:`~orchestrator.problems.Problems` and returns a usable default, so that
+``jalsa check`` can list everything in one run.
 
 ``${VAR}`` references are substituted into every string before any table is read
 (:func:`substitute_env`). A substituted string is an :class:`EnvStr`, which remembers the
@@ -12,44 +13,20 @@ the environment.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Final
 
-_PARENT: Final = re.compile(r"(?:\.[^.\[\]]*|\[\d+\])$")
-_ENV_REF: Final = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# Secrets shorter than this are not scrubbed from messages: a 1-3 character "secret"
-# would only garble the text, and it is not a real stream key or password anyway.
-_MIN_SCRUB: Final = 4
+from orchestrator.problems import Problems
 
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong in the event file: ``key`` names where, ``message`` what and how to fix."""
-
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}"
-
-
-class EventError(Exception):
-    """The event file is invalid; :attr:`problems` lists every problem found, in file order."""
-
-    def __init__(self, problems: Sequence[Problem], path: Path | None = None) -> None:
-        self.problems: tuple[Problem, ...] = tuple(problems)
-        self.path = path
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        prefix = f"{self.path}: " if self.path is not None else ""
-        return "\n".join(f"{prefix}{problem}" for problem in self.problems)
+# "$${" is an escaped, literal "${"; "${NAME}" is a reference.
+_ENV_REF: Final = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class EnvStr(str):
@@ -69,65 +46,6 @@ class Unresolved:
     """A string that names an unset variable; its problem is already recorded."""
 
     template: str
-
-
-class Problems:
-    """Collects problems; :meth:`raise_if_any` raises them all as one :class:`EventError`.
-
-    Values registered with :meth:`secret` (stream keys, passwords, credentials, values
-    from the environment) are scrubbed from every message as a last line of defence.
-    """
-
-    def __init__(self) -> None:
-        self._problems: list[Problem] = []
-        self._secrets: set[str] = set()
-        # Key path -> position in the document, to report problems in file order.
-        self._order: dict[str, int] = {}
-
-    def mark(self, key: str) -> None:
-        """Note that ``key`` comes next in the document (see :func:`substitute_env`)."""
-        self._order.setdefault(key, len(self._order))
-
-    def add(self, key: str, message: str) -> None:
-        self._problems.append(Problem(key, message))
-
-    def secret(self, value: str) -> None:
-        if len(value) >= _MIN_SCRUB:
-            self._secrets.add(value)
-
-    def __len__(self) -> int:
-        return len(self._problems)
-
-    def __iter__(self) -> Iterator[Problem]:
-        return iter(self._problems)
-
-    def raise_if_any(self) -> None:
-        """Raises:
-        EventError: at least one problem was recorded.
-        """
-        if not self._problems:
-            return
-        # Longest first, so a secret that contains another is masked whole.
-        secrets = sorted(self._secrets, key=len, reverse=True)
-        scrubbed = []
-        for problem in sorted(self._problems, key=self._position):
-            message = problem.message
-            for value in secrets:
-                message = message.replace(value, "***")
-            scrubbed.append(Problem(problem.key, message))
-        raise EventError(scrubbed)
-
-    def _position(self, problem: Problem) -> int:
-        """Where ``problem.key`` (or its nearest parent present in the file) appears.
-
-        Keys absent from the file (a missing table) sort last; sorting is stable.
-        """
-        key = problem.key
-        while key in self._order or _PARENT.search(key):
-            if key in self._order:
-                return self._order[key]
-            key = _PARENT.sub("", key)
-        return len(self._order)
 
 
 def substitute_env(value: Any, key: str, env: Mapping[str, str], problems: Problems) -> Any:
@@ -155,9 +73,9 @@ def _substitute_str(text: str, key: str, env: Mapping[str, str], problems: Probl
 
     def replace(match: re.Match[str]) -> str:
         nonlocal used
-        if match.group(1):
-            return "${" + match.group(2) + "}"
-        name = match.group(2)
+        name = match.group(1)
+        if name is None:
+            return "${"
         if name not in env:
             missing.append(name)
             return ""
@@ -172,10 +90,11 @@ def _substitute_str(text: str, key: str, env: Mapping[str, str], problems: Probl
             f"environment variable {name} is not set: export it before running, "
             "or put the value in the file",
         )
+    # The text is not quoted: it may be a key that happens to contain "${".
     if "${" in _ENV_REF.sub("", text):
         problems.add(
             key,
-            f"{text!r} has a malformed ${{...}}: write ${{NAME}} with letters, digits and _, "
+            "has a malformed ${...}: write ${NAME} (letters, digits and _), "
             "or $${ for a literal ${",
         )
         return Unresolved(text)
@@ -375,7 +294,9 @@ def resolve_path(text: str, base_dir: Path) -> Path:
     Symlinks are kept as written (no ``resolve()``), so messages show the path the
     user recognises.
     """
-    path = Path(text).expanduser()
+    path = Path(text)
+    with contextlib.suppress(RuntimeError):  # "~user" of an unknown user: keep it as written
+        path = path.expanduser()
     if not path.is_absolute():
         path = base_dir / path
     return Path(os.path.normpath(path.absolute()))

@@ -312,11 +312,11 @@ class FaultProxy:
         self._mode_changed.set()
         self._mode_changed = asyncio.Event()
 
-    async def _mode_change(self, timeout: float | None = None) -> None:
-        """Wait until the mode changes, or ``timeout`` seconds."""
+    async def _mode_change(self, at_most: float | None = None) -> None:
+        """Wait until the mode changes, or ``at_most`` seconds."""
         assert self._mode_changed is not None
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._mode_changed.wait(), timeout)
+            await asyncio.wait_for(self._mode_changed.wait(), at_most)
 
     async def _accept_loop(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -388,9 +388,10 @@ class FaultProxy:
                     continue
                 # About 20 ms worth per read keeps the proxy's own buffering small.
                 size = max(256, min(16 * 1024, int(self._rate / 50)))
-            data = await self._recv_or_mode_change(src, size)
-            if data is None:
+            got = await self._recv_or_mode_change(src, size)
+            if got is None:
                 continue
+            data = got
             if not data:
                 with contextlib.suppress(OSError):
                     dst.shutdown(socket.SHUT_WR)

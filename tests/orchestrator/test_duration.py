@@ -48,6 +48,12 @@ def test_bare_number_hint_asks_for_a_unit() -> None:
         parse_duration("90")
 
 
+@pytest.mark.parametrize(("text", "word"), [("5 mins", "mins"), ("2 hours", "hours"), ("5x", "x")])
+def test_unknown_unit_hint(text: str, word: str) -> None:
+    with pytest.raises(ValueError, match=f"unknown unit '{word}'"):
+        parse_duration(text)
+
+
 def test_negative_hint() -> None:
     with pytest.raises(ValueError, match="negative"):
         parse_duration("-5s")

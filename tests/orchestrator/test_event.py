@@ -542,10 +542,20 @@ def test_missing_variable_inside_listeners() -> None:
     only_problem(data, "destinations[0].listeners.api.token", "YT_API is not set")
 
 
-def test_literal_dollar_brace_and_malformed_reference() -> None:
-    data = with_("speakers", 1, title="costs $${PRICE}")
-    assert parse(data).speakers[1].title == "costs ${PRICE}"
-    only_problem(with_("speakers", 1, title="${1st}"), "speakers[1].title", "$${")
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [("costs $${PRICE}", "costs ${PRICE}"), ("a$${b", "a${b"), ("$$5 and $X", "$$5 and $X")],
+)
+def test_literal_dollar_brace(written: str, value: str) -> None:
+    assert parse(with_("speakers", 1, title=written)).speakers[1].title == value
+
+
+@pytest.mark.parametrize("written", ["${1st}", "pa${ss", "${}", "${A-B}"])
+def test_malformed_reference_is_not_quoted(written: str) -> None:
+    problem = only_problem(
+        dest(platform="youtube", key=written), "destinations[0].key", "malformed", "$${"
+    )
+    assert written not in problem.message
 
 
 def test_empty_key_from_environment() -> None:
@@ -828,12 +838,41 @@ def test_all_problems_reported_at_once_in_file_order() -> None:
     ]
 
 
-def test_five_mistakes_five_problems() -> None:
-    data = {"event": {"on_end": "loop"}, "program": {"width": 1281}, **minimal()}
-    data["speakers"][0]["source"] = "srt://x"
-    data["rundown"][1]["speaker"] = "gest"
-    data["destinations"][0]["platform"] = "tiktok"
-    assert len(problems_of(data)) == 5
+FIVE_MISTAKES = """
+[event]
+on_end = "loop"                 # 1: not stop/slate
+
+[program]
+width = 1281                    # 2: odd
+
+[[speakers]]
+id = "host"
+name = "Host"
+source = "srt://camera:9000"    # 3: cannot pull srt://
+
+[[rundown]]
+speaker = "hots"                # 4: no such speaker
+duration = "5m"
+
+[[destinations]]
+name = "yt"
+platform = "youtube"            # 5: no key
+"""
+
+
+def test_a_file_with_five_mistakes_reports_five_problems(tmp_path: Path) -> None:
+    path = tmp_path / "rally.toml"
+    path.write_text(FIVE_MISTAKES, encoding="utf-8")
+    with pytest.raises(EventError) as info:
+        load_event(path, env={})
+    assert [p.key for p in info.value.problems] == [
+        "event.on_end",
+        "program.width",
+        "speakers[0].source",
+        "rundown[0].speaker",
+        "destinations[0].key",
+    ]
+    assert len(str(info.value).splitlines()) == 5
 
 
 def test_problem_and_error_strings(tmp_path: Path) -> None:
@@ -897,3 +936,41 @@ def test_unreadable_event_file(tmp_path: Path, setup: str, hint: str) -> None:
 
 def test_choice_of_the_wrong_type_does_not_cascade() -> None:
     only_problem(dest(platform=5, key=KEY), "destinations[0].platform", "expected a string")
+
+
+def test_empty_speakers_array() -> None:
+    data = minimal()
+    data["speakers"] = []
+    only_problem(data, "speakers", "none defined")
+
+
+def test_rundown_of_the_wrong_type_is_reported_once() -> None:
+    data = minimal()
+    data["rundown"] = "host"
+    only_problem(data, "rundown", "expected an array of tables")
+
+
+@pytest.mark.parametrize("url", ["rtmp://[::1/live", "icecast://source:pw99@[::1:8000/m"])
+def test_unparseable_url_is_a_problem_not_a_crash(url: str) -> None:
+    problem = only_problem(dest(url=url), "destinations[0].url")
+    assert "pw99" not in problem.message
+
+
+def test_event_error_pickles() -> None:
+    import pickle
+
+    error = EventError([Problem("a", "b")], Path("/x.toml"))
+    clone = pickle.loads(pickle.dumps(error))
+    assert clone.problems == error.problems and clone.path == error.path
+    assert str(clone) == str(error)
+
+
+def test_destination_name_of_the_wrong_type_is_reported_once() -> None:
+    only_problem(dest(url="hls", name=5), "destinations[0].name", "expected a string")
+
+
+def test_key_with_whitespace() -> None:
+    problem = only_problem(
+        minimal(), "destinations[0].key", "line breaks", env={"YT_STREAM_KEY": "abcd-efgh\n"}
+    )
+    assert "abcd-efgh" not in problem.message

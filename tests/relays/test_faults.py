@@ -8,11 +8,10 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-
-from tests.faults import FaultProxy
+from faults import FaultProxy
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,8 +33,8 @@ class Sink:
         self._lock = threading.Lock()
         self._spawn(self._accept_loop)
 
-    def _spawn(self, target: object, *args: object) -> None:
-        t = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+    def _spawn(self, target: Callable[..., object], *args: object) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
         self._threads.append(t)
         t.start()
 
@@ -266,21 +265,21 @@ def test_throttle_limits_the_rate_and_pushes_back_on_the_sender(sink: Sink) -> N
 
 
 def test_throttle_to_pass_speeds_up(sink: Sink) -> None:
-    with FaultProxy("127.0.0.1", sink.port, mode="throttle", rate_bytes_per_s=20_000) as proxy:
-        with connect(proxy.port) as c:
-            done = threading.Event()
+    proxy = FaultProxy("127.0.0.1", sink.port, mode="throttle", rate_bytes_per_s=20_000)
+    with proxy, connect(proxy.port) as c:
+        done = threading.Event()
 
-            def send() -> None:
-                with contextlib.suppress(OSError):
-                    c.sendall(bytes(2_000_000))
-                done.set()
+        def send() -> None:
+            with contextlib.suppress(OSError):
+                c.sendall(bytes(2_000_000))
+            done.set()
 
-            threading.Thread(target=send, daemon=True).start()
-            time.sleep(0.5)
-            assert sink.received < 100_000
-            proxy.set_mode("pass")
-            assert done.wait(10)
-            assert sink.wait_received(2_000_000)
+        threading.Thread(target=send, daemon=True).start()
+        time.sleep(0.5)
+        assert sink.received < 100_000
+        proxy.set_mode("pass")
+        assert done.wait(10)
+        assert sink.wait_received(2_000_000)
 
 
 def test_stop_closes_every_socket(echo: Sink) -> None:

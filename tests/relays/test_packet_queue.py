@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from fractions import Fraction
 
 import pytest
@@ -25,8 +26,8 @@ def stream(n: int, *, gop: int = 10, size: int = 100) -> list[EncodedPacket]:
     return out
 
 
-def run_thread(target: object, *args: object) -> threading.Thread:
-    t = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+def run_thread(target: Callable[..., object], *args: object) -> threading.Thread:
+    t = threading.Thread(target=target, args=args, daemon=True)
     t.start()
     return t
 
@@ -42,8 +43,12 @@ def test_producer_and_consumer_threads_keep_order_and_lose_nothing() -> None:
             if len(received) == len(pkts):
                 return
 
+    def produce() -> None:
+        for p in pkts:
+            q.put(p)
+
     consumer = run_thread(consume)
-    producer = run_thread(lambda: [q.put(p) for p in pkts])
+    producer = run_thread(produce)
     producer.join(10)
     consumer.join(10)
     assert not consumer.is_alive()

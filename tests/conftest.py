@@ -1,0 +1,35 @@
+"""Shared fixtures. Helpers (media.py, faults.py, nginx_rtmp.py, jalsa_run.py) sit here
+beside this file and are imported by name: pytest puts this folder on sys.path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real nginx-rtmp standing in for a platform's ingest; ``rec`` records to files."""
+    from nginx_rtmp import NginxRtmp
+
+    with NginxRtmp(tmp_path_factory.mktemp("nginx")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Solid-colour test clips made once per session."""
+    from media import make_clip
+
+    folder = tmp_path_factory.mktemp("clips")
+    make_clip(folder / "red.mp4", colour="red", seconds=8, tone=440)
+    # 4:3, 25 fps, stereo 48 kHz: the program must fit it into 16:9 at its own rate.
+    make_clip(
+        folder / "blue.mp4", colour="blue", seconds=8, size="320x240", rate=25,
+        tone=660, sample_rate=48000, channels=2,
+    )
+    make_clip(folder / "green.mp4", colour="green", seconds=3, tone=880)
+    return folder

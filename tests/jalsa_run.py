@@ -1,0 +1,126 @@
+"""Run ``jalsa`` as a user would: a real process, real ports, real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def jalsa(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run one jalsa command to completion (check, links, …)."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+class JalsaRun:
+    def __init__(self, event: Path | None, state_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.event = event
+        self.state_dir = state_dir
+        self.http_port = free_port()
+        self.metrics_port = free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = state_dir.parent / f"{state_dir.name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
+
+    def __enter__(self) -> JalsaRun:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        if self._log is not None:
+            self._log.close()
+
+    def start(self) -> None:
+        args = [sys.executable, "-m", "orchestrator.cli", "run"]
+        if self.event is not None:
+            args.append(str(self.event))
+        args += [
+            "--http", f"127.0.0.1:{self.http_port}",
+            "--metrics", f"127.0.0.1:{self.metrics_port}",
+            "--state", str(self.state_dir),
+        ]
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=self.env
+        )
+
+    @property
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def http(self, path: str, token: str | None = None, port: int | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port or self.http_port}{path}")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def metrics_text(self) -> str:
+        return self.http("/metrics", port=self.metrics_port)[1].decode()
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        samples = {}
+        for family in text_string_to_metric_families(self.metrics_text()):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return self.metrics().get((name, tuple(sorted(labels.items()))))
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until /metrics says the program is up (or the process died: then raise)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"jalsa exited with {self.process.returncode}:\n{self.logs}")
+            try:
+                if self.metric("jalsa_program_up") == 1:
+                    return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"jalsa was not ready within {timeout}s:\n{self.logs}")
+
+    def token(self) -> str:
+        return (self.state_dir / "operator-token").read_text().strip()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> tuple[int, float]:
+        """Signal jalsa and wait: (exit code, seconds it took to exit)."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout)
+        return code, time.monotonic() - started
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
