@@ -49,6 +49,31 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate an event file (exit 2 on errors)")
     check.add_argument("event", type=Path, help="event file (TOML)")
+
+    links = commands.add_parser("links", help="print each live speaker's join link")
+    links.add_argument("event", type=Path, help="event file (TOML)")
+    links.add_argument(
+        "--base-url", required=True, metavar="URL", help="where speakers reach jalsa (https://...)"
+    )
+    links.add_argument(
+        "--state",
+        default=Path("jalsa-state"),
+        type=Path,
+        metavar="DIR",
+        help="state directory holding the link secret (default ./jalsa-state)",
+    )
+    links.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        help='how long the links work, like "26h" (default: the rundown\'s end + 1h)',
+    )
+    links.add_argument(
+        "--revoke",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="revoke this speaker's earlier links first (repeatable)",
+    )
     return parser
 
 
@@ -104,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "check":
         return _check(args.event)
+    if args.command == "links":
+        from orchestrator.speakers.link_command import print_links
+
+        event = _load(args.event)
+        return EXIT_INVALID if event is None else print_links(event, args)
     return _run(args)
 
 

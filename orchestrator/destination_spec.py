@@ -20,6 +20,7 @@ from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from orchestrator.event_reader import EnvStr, Table, one_of, resolve_path, show
+from orchestrator.listener_spec import read_listeners
 from orchestrator.secret import Secret, sanitize_url
 
 Platform = Literal["youtube", "facebook", "x", "twitch", "custom"]
@@ -181,6 +182,11 @@ def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
         target = _custom_target(table, url, key, audio_only, base_dir)
     else:
         target = _preset_target(table, platform, url, key)
+    if target is not None or platform != "custom":
+        kind, location = target or ("rtmp", "")
+        read_listeners(
+            Table(listeners or {}, table.at("listeners"), table.problems), platform, kind, location
+        )
     if target is None or name is None:
         return None
     kind, location = target

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.event import Event, SpeakerSpec
+from orchestrator.ingest.green_room import GreenRoom
 from orchestrator.ingest.media_source import MediaSource, is_pull
 from orchestrator.ingest.source import Source, SourceSnapshot
 from orchestrator.ingest.test_pattern import TestPattern
@@ -39,8 +40,9 @@ LOWER_THIRD_SECONDS = 8.0
 class _SlotMedia:
     """The sources opened for one slot of the rundown."""
 
-    main: Source | None
+    main: Source | None  # None for a live speaker: their feed is in the green room
     fallback: MediaSource | None
+    main_live: Source | None = None
     playing: bool = False
     fallback_playing: bool = False
 
@@ -95,6 +97,9 @@ class Show:
         self._media: dict[tuple[int, float], _SlotMedia] = {}
         self._on_air: OnAir | None = None
         self._cue: Cue = self.rundown.at(clock())
+        self.green_room = GreenRoom()
+        # Live speakers seen connected during the current slot: a later absence is a drop.
+        self._seen_live: set[tuple[int, float]] = set()
         self.finished = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -140,7 +145,10 @@ class Show:
         fallback_ready: dict[str, bool] = {}
         if cue.state == "on" and cue.current is not None:
             speaker = cue.current.speaker
-            if current is not None and current.main is not None:
+            if current is not None and current.main is None:
+                current.main_live = self.green_room.get(speaker)
+                states[speaker] = self._live_state(cue.current, current.main_live)
+            elif current is not None and current.main is not None:
                 if not current.playing:
                     _go(current.main)
                     current.playing = True
@@ -148,8 +156,24 @@ class Show:
             if current is not None and current.fallback is not None:
                 fallback_ready[speaker] = current.fallback.state is SourceState.READY
         decision = decide(cue, states, fallback_ready)
-        if decision != self._on_air:
+        replaced = (
+            decision.kind == "speaker"
+            and current is not None
+            and (current.main or current.main_live) is not self.program.feed.source
+        )
+        if decision != self._on_air or replaced:
+            # (replaced: a rejoin gave the on-air speaker a new source)
             await self._cut(decision, current)
+
+    def _live_state(self, slot: Slot, source: Source | None) -> SourceState:
+        """A browser speaker's state: CONNECTING until first seen in this slot, then LOST."""
+        key = _key(slot)
+        state = source.state if source is not None else SourceState.CONNECTING
+        if state is SourceState.READY:
+            self._seen_live.add(key)
+        elif key in self._seen_live:
+            state = SourceState.LOST
+        return state
 
     def _current_media(self, cue: Cue) -> _SlotMedia | None:
         if cue.state != "on" or cue.current is None:
@@ -169,6 +193,7 @@ class Show:
                 wanted[_key(upcoming)] = upcoming
         for key in list(self._media):
             if key not in wanted:
+                self._seen_live.discard(key)
                 for source in self._media.pop(key).sources():
                     source.stop()
         for key, slot in wanted.items():
@@ -200,8 +225,9 @@ class Show:
     async def _cut(self, decision: OnAir, media: _SlotMedia | None) -> None:
         self._on_air = decision
         feed: Feed
-        if decision.kind == "speaker" and media is not None and media.main is not None:
-            feed = await self._speaker_feed(decision, media.main, live=True)
+        main = media.main or media.main_live if media is not None else None
+        if decision.kind == "speaker" and main is not None:
+            feed = await self._speaker_feed(decision, main, live=True)
         elif decision.kind == "fallback" and media is not None and media.fallback is not None:
             if not media.fallback_playing:
                 media.fallback.go()
@@ -231,6 +257,7 @@ class Show:
     def snapshot(self) -> ShowSnapshot:
         cue, on_air = self._cue, self._on_air
         sources = tuple(s.snapshot() for m in self._media.values() for s in m.sources())
+        sources += tuple(s.snapshot() for s in self.green_room.sources().values())
         return ShowSnapshot(
             event=self.event.info.name,
             state=cue.state,

@@ -28,8 +28,14 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_clip(folder / "red.mp4", colour="red", seconds=8, tone=440)
     # 4:3, 25 fps, stereo 48 kHz: the program must fit it into 16:9 at its own rate.
     make_clip(
-        folder / "blue.mp4", colour="blue", seconds=8, size="320x240", rate=25,
-        tone=660, sample_rate=48000, channels=2,
+        folder / "blue.mp4",
+        colour="blue",
+        seconds=8,
+        size="320x240",
+        rate=25,
+        tone=660,
+        sample_rate=48000,
+        channels=2,
     )
     make_clip(folder / "green.mp4", colour="green", seconds=3, tone=880)
     return folder

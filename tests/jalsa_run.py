@@ -24,16 +24,23 @@ def free_port() -> int:
         return port
 
 
-def jalsa(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def jalsa(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run one jalsa command to completion (check, links, …)."""
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
 class JalsaRun:
-    def __init__(self, event: Path | None, state_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, event: Path | None, state_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.event = event
         self.state_dir = state_dir
         self.http_port = free_port()
@@ -59,9 +66,12 @@ class JalsaRun:
         if self.event is not None:
             args.append(str(self.event))
         args += [
-            "--http", f"127.0.0.1:{self.http_port}",
-            "--metrics", f"127.0.0.1:{self.metrics_port}",
-            "--state", str(self.state_dir),
+            "--http",
+            f"127.0.0.1:{self.http_port}",
+            "--metrics",
+            f"127.0.0.1:{self.metrics_port}",
+            "--state",
+            str(self.state_dir),
         ]
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -72,7 +82,9 @@ class JalsaRun:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def http(self, path: str, token: str | None = None, port: int | None = None) -> tuple[int, bytes]:
+    def http(
+        self, path: str, token: str | None = None, port: int | None = None
+    ) -> tuple[int, bytes]:
         request = urllib.request.Request(f"http://127.0.0.1:{port or self.http_port}{path}")
         if token is not None:
             request.add_header("Authorization", f"Bearer {token}")

@@ -36,11 +36,22 @@ class Probe:
 def ffprobe(path: Path | str) -> Probe:
     out = subprocess.run(
         [
-            "ffprobe", "-v", "error", "-of", "json", "-show_format", "-show_streams",
-            "-show_entries", "packet=stream_index,pts_time,dts_time,flags", "-show_packets",
+            "ffprobe",
+            "-v",
+            "error",
+            "-of",
+            "json",
+            "-show_format",
+            "-show_streams",
+            "-show_entries",
+            "packet=stream_index,pts_time,dts_time,flags",
+            "-show_packets",
             str(path),
         ],
-        check=True, capture_output=True, text=True, timeout=120,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     data = json.loads(out.stdout)
     streams = {s["index"]: s for s in data.get("streams", [])}
@@ -76,7 +87,9 @@ def decode_errors(path: Path | str) -> str:
     """What ffmpeg complains about while decoding the whole file ('' when clean)."""
     result = subprocess.run(
         ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return result.stderr.strip()
 
@@ -85,11 +98,26 @@ def centre_colour(path: Path | str, at: float) -> tuple[int, int, int]:
     """The mean RGB colour of a small square at the centre of the frame at ``at`` s."""
     result = subprocess.run(
         [
-            "ffmpeg", "-v", "error", "-ss", f"{at:.3f}", "-i", str(path), "-frames:v", "1",
-            "-vf", "crop=16:16:(iw-16)/2:(ih-16)/2,scale=1:1", "-f", "rawvideo",
-            "-pix_fmt", "rgb24", "-",
+            "ffmpeg",
+            "-v",
+            "error",
+            "-ss",
+            f"{at:.3f}",
+            "-i",
+            str(path),
+            "-frames:v",
+            "1",
+            "-vf",
+            "crop=16:16:(iw-16)/2:(ih-16)/2,scale=1:1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
         ],
-        check=True, capture_output=True, timeout=60,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     r, g, b = result.stdout[:3]
     return r, g, b
@@ -121,13 +149,30 @@ def make_clip(
     layout = "mono" if channels == 1 else "stereo"
     subprocess.run(
         [
-            "ffmpeg", "-v", "error", "-y",
-            "-f", "lavfi", "-i", f"color=c={colour}:s={size}:r={rate}:d={seconds}",
-            "-f", "lavfi", "-i",
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c={colour}:s={size}:r={rate}:d={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
             f"sine=f={tone}:r={sample_rate}:d={seconds},aformat=channel_layouts={layout}",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-shortest", str(path),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
         ],
-        check=True, timeout=120,
+        check=True,
+        timeout=120,
     )
     return path

@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 
 PULL_SCHEMES = ("rtmp://", "rtmps://", "rtsp://", "http://", "https://")
 OPEN_TIMEOUT = 10.0
-READ_TIMEOUT = 3.0
+READ_TIMEOUT = 5.0
+# A pulled stream that delivers nothing for this long is down, even if the connection
+# is still open: the program covers it rather than freezing on the last picture.
+STALL_SECONDS = 2.0
 # A live input that bursts (an HLS playlist read from its start, a reconnect) is
 # re-anchored rather than played out late: at most this far behind real time.
 MAX_LATENESS = 1.0
@@ -70,6 +73,7 @@ class MediaSource(Source):
             self._go.set()
         self._thread = threading.Thread(target=self._run, name=f"source-{name}", daemon=True)
         self._frames = 0
+        self._last_media = 0.0  # monotonic time of the last decoded frame
         self._reconnects = 0
         self._last_error: str | None = None
         self._safe_location = sanitize_url(location)
@@ -77,7 +81,14 @@ class MediaSource(Source):
     # -- the program's side: never blocks --------------------------------------------
     @property
     def state(self) -> SourceState:
-        return self._state
+        state = self._state
+        if (
+            state is SourceState.READY
+            and self.live
+            and time.monotonic() - self._last_media > STALL_SECONDS
+        ):
+            return SourceState.LOST
+        return state
 
     def video(self) -> av.VideoFrame | None:
         return self._latest
@@ -90,7 +101,7 @@ class MediaSource(Source):
             self.name,
             "pull" if self.live else "clip",
             self._safe_location,
-            self._state.name.lower(),
+            self.state.name.lower(),
             self._frames,
             self._reconnects,
             self._last_error,
@@ -173,6 +184,7 @@ class MediaSource(Source):
                         for out in resampler.resample(frame):
                             self._audio.write(out.to_ndarray().astype(np.float32, copy=False))
                         ready = ready or video is None
+                    self._last_media = time.monotonic()
                     if ready and self._state is not SourceState.READY:
                         self._state = SourceState.READY
                         backoff.succeeded(time.monotonic())

@@ -10,7 +10,8 @@ from jalsa_run import jalsa
 
 def test_a_valid_file_passes(tmp_path: Path) -> None:
     event = tmp_path / "ok.toml"
-    event.write_text(textwrap.dedent("""
+    event.write_text(
+        textwrap.dedent("""
         [[speakers]]
         id = "host"
         name = "Host"
@@ -24,7 +25,8 @@ def test_a_valid_file_passes(tmp_path: Path) -> None:
         name = "yt"
         platform = "youtube"
         key = "${YT_STREAM_KEY}"
-    """))
+    """)
+    )
     result = jalsa("check", str(event), env={"YT_STREAM_KEY": "abc-def-ghi"})
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
@@ -33,7 +35,8 @@ def test_a_valid_file_passes(tmp_path: Path) -> None:
 
 def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
     event = tmp_path / "bad.toml"
-    event.write_text(textwrap.dedent("""
+    event.write_text(
+        textwrap.dedent("""
         [program]
         fps = "thirty"
 
@@ -55,13 +58,18 @@ def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
         name = "srt"
         platform = "custom"
         url = "srt://example.org:9000"
-    """))
+    """)
+    )
     result = jalsa("check", str(event), env={})
     assert result.returncode == 2
     err = result.stderr
     for key in (
-        "program.fps", "speakers[0].source", "rundown[0].speaker", "rundown[0].duration",
-        "destinations[0].key", "destinations[1].url",
+        "program.fps",
+        "speakers[0].source",
+        "rundown[0].speaker",
+        "rundown[0].duration",
+        "destinations[0].key",
+        "destinations[1].url",
     ):
         assert key in err, f"{key} missing from:\n{err}"
     assert "did you mean 'host'" in err

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.media
 
 def test_sigterm_closes_every_output_with_a_trailer(tmp_path: Path) -> None:
     event = tmp_path / "event.toml"
-    event.write_text(textwrap.dedent("""
+    event.write_text(
+        textwrap.dedent("""
         [event]
         name = "Stop Test"
         on_end = "slate"
@@ -54,7 +55,8 @@ def test_sigterm_closes_every_output_with_a_trailer(tmp_path: Path) -> None:
         name = "mirror"
         platform = "custom"
         url = "hls"
-    """))
+    """)
+    )
     with JalsaRun(event, tmp_path / "state") as run:
         run.wait_ready()
         time.sleep(5)

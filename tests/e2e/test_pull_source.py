@@ -26,11 +26,33 @@ def pusher(url: str) -> Iterator[subprocess.Popen[bytes]]:
     """An encoder in the field pushing a blue picture and a tone, in real time."""
     process = subprocess.Popen(
         [
-            "ffmpeg", "-v", "error", "-re",
-            "-f", "lavfi", "-i", "color=c=blue:s=480x270:r=25",
-            "-f", "lavfi", "-i", "sine=f=500:r=44100",
-            "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25",
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv", url,
+            "ffmpeg",
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=480x270:r=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=500:r=44100",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+            url,
         ],
         stdin=subprocess.DEVNULL,
     )
@@ -44,7 +66,8 @@ def pusher(url: str) -> Iterator[subprocess.Popen[bytes]]:
 def test_a_dropped_pull_is_covered_then_recovered(nginx: Any, tmp_path: Path) -> None:
     source = nginx.url("live", "field-encoder")
     event = tmp_path / "pull.toml"
-    event.write_text(textwrap.dedent(f"""
+    event.write_text(
+        textwrap.dedent(f"""
         [event]
         name = "Pull Test"
         on_end = "stop"
@@ -68,20 +91,20 @@ def test_a_dropped_pull_is_covered_then_recovered(nginx: Any, tmp_path: Path) ->
         name = "recording"
         platform = "custom"
         url = "out/pull.mkv"
-    """))
+    """)
+    )
     with pusher(source) as first:
         time.sleep(2)  # the pusher is publishing before jalsa starts
         with JalsaRun(event, tmp_path / "state") as run:
             run.wait_ready()
-            started = time.monotonic()
             time.sleep(7)
             first.kill()
             first.wait(10)
-            time.sleep(7)
+            time.sleep(9)
             with pusher(source):
                 code = run.wait(timeout=60)
     assert code == 0, run.logs
-    killed_at, restarted_at = 7.0, 14.0
+    killed_at, restarted_at = 7.0, 16.0
     recording = tmp_path / "out" / "pull.mkv"
     probe = ffprobe(recording)
     assert probe.largest_video_gap <= 0.2
@@ -90,8 +113,7 @@ def test_a_dropped_pull_is_covered_then_recovered(nginx: Any, tmp_path: Path) ->
     begin = probe.video_times[0]
     assert dominant(centre_colour(recording, begin + 4)) == "blue"
     # Shortly after the pusher dies: the "reconnecting" slate (dark), not a frozen picture.
-    assert dominant(centre_colour(recording, begin + killed_at + 5)) == "dark"
+    assert dominant(centre_colour(recording, begin + killed_at + 4.5)) == "dark"
     assert "Reconnecting to Field Reporter" in run.logs
     # Back on air by itself after the pusher returns.
-    assert dominant(centre_colour(recording, begin + restarted_at + 12)) == "blue"
-    del started
+    assert dominant(centre_colour(recording, begin + restarted_at + 11)) == "blue"

@@ -36,11 +36,14 @@ class Finished:
 
 
 @pytest.fixture(scope="module")
-def finished(nginx: NginxRtmp, clips: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finished]:
+def finished(
+    nginx: NginxRtmp, clips: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Finished]:
     work = tmp_path_factory.mktemp("whole-job")
     refused = free_port()  # nothing listens here
     event = work / "rally.toml"
-    event.write_text(textwrap.dedent(f"""
+    event.write_text(
+        textwrap.dedent(f"""
         [event]
         name = "Test Jalsa"
         on_end = "stop"
@@ -58,17 +61,17 @@ def finished(nginx: NginxRtmp, clips: Path, tmp_path_factory: pytest.TempPathFac
         id = "red"
         name = "Red Speaker"
         title = "First"
-        source = "{clips / 'red.mp4'}"
+        source = "{clips / "red.mp4"}"
 
         [[speakers]]
         id = "blue"
         name = "Blue Speaker"
-        source = "{clips / 'blue.mp4'}"
+        source = "{clips / "blue.mp4"}"
 
         [[speakers]]
         id = "green"
         name = "Green Speaker"
-        source = "{clips / 'green.mp4'}"
+        source = "{clips / "green.mp4"}"
 
         [[rundown]]
         speaker = "red"
@@ -85,13 +88,13 @@ def finished(nginx: NginxRtmp, clips: Path, tmp_path_factory: pytest.TempPathFac
         [[destinations]]
         name = "custom"
         platform = "custom"
-        url = "{nginx.url('rec', '')}"
+        url = "{nginx.url("rec", "")}"
         key = "{CUSTOM_KEY}"
 
         [[destinations]]
         name = "yt"
         platform = "youtube"
-        url = "{nginx.url('rec', '')}"
+        url = "{nginx.url("rec", "")}"
         key = "${{YT_TEST_KEY}}"
 
         [[destinations]]
@@ -109,7 +112,8 @@ def finished(nginx: NginxRtmp, clips: Path, tmp_path_factory: pytest.TempPathFac
         name = "mirror"
         platform = "custom"
         url = "hls"
-    """))
+    """)
+    )
     with JalsaRun(event, work / "state", env={"YT_TEST_KEY": YT_KEY}) as run:
         run.wait_ready()
         import time
@@ -120,8 +124,13 @@ def finished(nginx: NginxRtmp, clips: Path, tmp_path_factory: pytest.TempPathFac
         unauthorised, _ = run.http("/api/state")
         exit_code = run.wait(timeout=3 * SLOT + 30)
         yield Finished(
-            run, exit_code, nginx, work / "recordings" / "show.mkv",
-            metrics_live, state_live, unauthorised,
+            run,
+            exit_code,
+            nginx,
+            work / "recordings" / "show.mkv",
+            metrics_live,
+            state_live,
+            unauthorised,
         )
 
 
@@ -169,7 +178,8 @@ def test_a_refusing_destination_does_not_disturb_the_others(finished: Finished) 
     assert 'jalsa_relay_up{destination="custom",platform="custom"} 1.0' in metrics
     assert 'jalsa_relay_up{destination="yt",platform="youtube"} 1.0' in metrics
     reconnects = [
-        line for line in metrics.splitlines()
+        line
+        for line in metrics.splitlines()
         if line.startswith('jalsa_relay_reconnects_total{destination="refusing"')
     ]
     assert reconnects and float(reconnects[0].split()[-1]) >= 1

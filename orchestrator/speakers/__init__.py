@@ -1,0 +1,1 @@
+"""Remote speakers: signed join links, their WHIP sessions, status and recorded messages."""

@@ -1,0 +1,74 @@
+"""``jalsa links EVENT.toml --base-url URL``: one ``<id> <join URL>`` line per live speaker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from orchestrator.duration import parse_duration
+from orchestrator.event import Event
+from orchestrator.speakers.links import Links, SecretError, default_expiry, revoke
+
+EXIT_INVALID = 2
+
+
+def join_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/join/{token}"
+
+
+def _fail(message: str) -> int:
+    print(f"jalsa links: {message}", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def print_links(event: Event, args: argparse.Namespace) -> int:
+    """Print the links (stdout) and when they expire (stderr). Returns the exit code."""
+    base_url: str = args.base_url
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        return _fail(
+            f"--base-url {base_url!r} is not an http(s) URL: give the address speakers open, "
+            "like https://jalsa.example.org"
+        )
+    live = [s.id for s in event.speakers if s.live]
+    for speaker in args.revoke:
+        if speaker not in live:
+            return _fail(
+                f"--revoke {speaker!r}: no live speaker has that id "
+                f"(live speakers: {', '.join(live) or 'none'})"
+            )
+    now = time.time()
+    if args.expires_in is not None:
+        try:
+            expires = int(now + parse_duration(args.expires_in))
+        except ValueError as error:
+            return _fail(f"--expires-in: {error}")
+    else:
+        expires = default_expiry(event, now)
+    try:
+        for speaker in args.revoke:
+            revoke(args.state, speaker)
+        links = Links(event, args.state)
+    except (SecretError, ValueError, OSError) as error:
+        return _fail(str(error))
+    if not live:
+        print(
+            "jalsa links: no live speakers (every speaker has a source); nothing to print",
+            file=sys.stderr,
+        )
+        return 0
+    for speaker in live:
+        print(f"{speaker} {join_url(base_url, links.issue(speaker, expires))}")
+    until = datetime.fromtimestamp(expires).astimezone().isoformat(timespec="minutes")
+    print(
+        f"jalsa links: valid until {until} (change with --expires-in); "
+        f"the secret is in {args.state}/secret unless JALSA_SECRET is set — "
+        "`jalsa run` must use the same one",
+        file=sys.stderr,
+    )
+    if args.revoke:
+        print(f"jalsa links: earlier links revoked for {', '.join(args.revoke)}", file=sys.stderr)
+    return 0
