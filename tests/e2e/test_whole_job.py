@@ -7,6 +7,7 @@ rundown of three clips; the tests then check what each destination received.
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -158,7 +159,7 @@ def test_each_platform_receives_the_configured_program(finished: Finished, key: 
 
 def test_keyframes_every_two_seconds_at_most(finished: Finished) -> None:
     keyframes = _platform(finished, CUSTOM_KEY).keyframe_times
-    gaps = [b - a for a, b in zip(keyframes, keyframes[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(keyframes)]
     assert gaps and max(gaps) <= 2.0 + 0.05
 
 

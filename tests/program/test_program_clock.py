@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -45,7 +46,7 @@ def test_timestamps_are_continuous_across_cuts_and_cuts_are_keyframes() -> None:
     keyframes = [p.pts for p in video if p.keyframe]
     assert keyframes[0] == 0 and len(keyframes) >= 4  # start + three cuts
     # Audio: 1024-sample AAC frames back to back (the first is the encoder's priming).
-    steps = {b.pts - a.pts for a, b in zip(audio, audio[1:], strict=False)}
+    steps = {b.pts - a.pts for a, b in itertools.pairwise(audio)}
     assert steps == {1024}
     audio_end = (audio[-1].pts + 1024) / 48000
     assert abs(audio_end - len(video) / 25) < 0.1
