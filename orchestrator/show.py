@@ -139,7 +139,7 @@ class Show:
         now = self._clock()
         cue = self.rundown.at(now)
         self._cue = cue
-        self._prepare(cue, now)
+        await self._prepare(cue, now)
         current = self._current_media(cue)
         states: dict[str, SourceState] = {}
         fallback_ready: dict[str, bool] = {}
@@ -180,7 +180,7 @@ class Show:
             return None
         return self._media.get(_key(cue.current))
 
-    def _prepare(self, cue: Cue, now: float) -> None:
+    async def _prepare(self, cue: Cue, now: float) -> None:
         """Open the current and upcoming slots' sources; stop those of past slots."""
         wanted: dict[tuple[int, float], Slot] = {}
         if cue.state == "on" and cue.current is not None:
@@ -198,7 +198,9 @@ class Show:
                     source.stop()
         for key, slot in wanted.items():
             if key not in self._media:
-                self._media[key] = self._open(self._speakers[slot.speaker])
+                # Opening renders cards and starts threads: keep it off the loop.
+                speaker = self._speakers[slot.speaker]
+                self._media[key] = await asyncio.to_thread(self._open, speaker)
 
     def _open(self, speaker: SpeakerSpec) -> _SlotMedia:
         spec = self.event.program

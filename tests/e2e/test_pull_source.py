@@ -6,8 +6,11 @@ reconnects by itself and the speaker is back on air. The output never has a gap.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import subprocess
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,3 +120,100 @@ def test_a_dropped_pull_is_covered_then_recovered(nginx: Any, tmp_path: Path) ->
     assert "Reconnecting to Field Reporter" in run.logs
     # Back on air by itself after the pusher returns.
     assert dominant(centre_colour(recording, begin + restarted_at + 11)) == "blue"
+
+
+@contextmanager
+def hls_origin(folder: Path) -> Iterator[str]:
+    """A live HLS stream (green, 1 s segments) served over HTTP, like a CDN origin."""
+    folder.mkdir()
+    encoder = subprocess.Popen(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=green:s=426x240:r=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=300:r=48000",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_list_size",
+            "6",
+            "-hls_flags",
+            "delete_segments",
+            str(folder / "live.m3u8"),
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.RequestHandlerClass.log_message = lambda *args: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not (folder / "live.m3u8").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # a few segments in the playlist
+        yield f"http://127.0.0.1:{server.server_address[1]}/live.m3u8"
+    finally:
+        server.shutdown()
+        server.server_close()
+        encoder.kill()
+        encoder.wait(10)
+
+
+def test_a_pulled_hls_stream_goes_on_air(tmp_path: Path) -> None:
+    with hls_origin(tmp_path / "origin") as url:
+        event = tmp_path / "hls.toml"
+        event.write_text(
+            textwrap.dedent(f"""
+            [event]
+            name = "HLS Pull"
+            on_end = "stop"
+
+            [program]
+            width = 640
+            height = 360
+            preset = "ultrafast"
+            video_bitrate_kbps = 600
+
+            [[speakers]]
+            id = "cdn"
+            name = "Relay From Karachi"
+            source = "{url}"
+
+            [[rundown]]
+            speaker = "cdn"
+            duration = "12s"
+
+            [[destinations]]
+            name = "recording"
+            platform = "custom"
+            url = "out/hls.mkv"
+        """)
+        )
+        with JalsaRun(event, tmp_path / "state") as run:
+            code = run.wait(timeout=60)
+    assert code == 0, run.logs
+    recording = tmp_path / "out" / "hls.mkv"
+    probe = ffprobe(recording)
+    assert probe.largest_video_gap <= 0.2
+    assert dominant(centre_colour(recording, probe.video_times[0] + 9)) == "green"
