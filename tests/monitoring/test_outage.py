@@ -315,6 +315,14 @@ def test_throttling_ignores_stale_samples() -> None:
     assert classify(results, old, NOW) == set()
 
 
+def test_a_speed_tie_takes_the_slower_sample_in_any_order() -> None:
+    results = round_(THREE, ["youtube"])
+    slow = throughput({v: (1_000_000, 8_000) for v in THREE})
+    fast = [speed(v, "youtube", 900_000) for v in THREE]
+    assert kinds(classify(results, slow + fast, NOW)) == {("throttling", "youtube")}
+    assert kinds(classify(results, fast + slow, NOW)) == {("throttling", "youtube")}
+
+
 # --- thresholds and debounce -------------------------------------------------------------
 
 

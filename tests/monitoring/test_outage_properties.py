@@ -32,24 +32,31 @@ vantages = st.builds(
 )
 
 
+# Ages around the 120 s staleness limit, and a clock slightly ahead.
+AGES: Final = st.one_of(st.sampled_from((0.0, 0.0, 30.0, 120.0, 120.5, -5.0)), st.floats(-5, 300))
+SPEEDS: Final = st.one_of(
+    st.sampled_from((0.0, 500.0, 8_000.0, 31_999.0, 32_000.0, 64_000.0, 1e6, 1e8)),
+    st.floats(0, 1e8),
+)
+
+
+@st.composite
 def results_of(
-    vantage: Vantage, platforms: tuple[str, ...] = ("control", *PLATFORMS)
-) -> st.SearchStrategy[list[ProbeResult]]:
-    """Any results at all from one vantage: any platform, check, outcome and age
-    (stale ones, and a few from a clock slightly ahead, included)."""
+    draw: st.DrawFn, vantage: Vantage, platforms: tuple[str, ...] = ("control", *PLATFORMS)
+) -> list[ProbeResult]:
+    """Any results from one vantage: a round of up to two checks of each platform,
+    with any outcome and age (stale ones included), plus a few stray results."""
     name, city, isp = vantage
-    return st.lists(
-        st.builds(
-            lambda platform, check, ok, age: ProbeResult(
-                name, city, isp, platform, check, ok, NOW - age
-            ),
-            st.sampled_from(platforms),
-            st.sampled_from(CHECKS),
-            st.booleans(),
-            st.floats(-5, 300),
-        ),
-        max_size=40,
-    )
+    results = []
+    for platform in platforms:
+        for check in draw(st.lists(st.sampled_from(CHECKS), max_size=2, unique=True)):
+            ok, age = draw(st.sampled_from((True, True, False))), draw(AGES)
+            results.append(ProbeResult(name, city, isp, platform, check, ok, NOW - age))
+    for _ in range(draw(st.integers(0, 3))):
+        platform, check = draw(st.sampled_from(platforms)), draw(st.sampled_from(CHECKS))
+        ok, age = draw(st.sampled_from((True, True, False))), draw(AGES)
+        results.append(ProbeResult(name, city, isp, platform, check, ok, NOW - age))
+    return results
 
 
 def samples_of(vantage: Vantage) -> st.SearchStrategy[list[ThroughputSample]]:
@@ -58,8 +65,8 @@ def samples_of(vantage: Vantage) -> st.SearchStrategy[list[ThroughputSample]]:
         st.builds(
             lambda platform, bps, age: ThroughputSample(name, city, isp, platform, bps, NOW - age),
             st.sampled_from(("control", *PLATFORMS)),
-            st.floats(0, 1e8),
-            st.floats(-5, 300),
+            SPEEDS,
+            AGES,
         ),
         max_size=10,
     )
