@@ -73,6 +73,11 @@ class _Link:
         self.rst = False
 
 
+def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
 def _close(sock: socket.socket | None, *, rst: bool) -> None:
     if sock is None or sock.fileno() < 0:
         return
@@ -125,7 +130,8 @@ class FaultProxy:
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
         self._links: set[_Link] = set()
-        self._mode_changed: asyncio.Event | None = None
+        # Futures resolved (with False) at the next mode change.
+        self._mode_waiters: set[asyncio.Future[bool]] = set()
         self.bytes_forwarded = 0
         """Bytes forwarded from clients to upstream."""
         self.bytes_returned = 0
@@ -248,7 +254,6 @@ class FaultProxy:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_CALL_TIMEOUT)
 
     async def _open(self) -> None:
-        self._mode_changed = asyncio.Event()
         if self._mode == "refuse":
             if self._port == 0:
                 # Reserve a port number to come back to; nothing listens meanwhile.
@@ -308,20 +313,48 @@ class FaultProxy:
         elif mode != "refuse" and old == "refuse":
             self._listen()
         # Wake every pump waiting on the mode so it re-reads it.
-        assert self._mode_changed is not None
-        self._mode_changed.set()
-        self._mode_changed = asyncio.Event()
+        waiters, self._mode_waiters = self._mode_waiters, set()
+        for fut in waiters:
+            _resolve(fut, False)
 
     async def _mode_change(self, at_most: float | None = None) -> None:
         """Wait until the mode changes, or ``at_most`` seconds."""
-        assert self._mode_changed is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._mode_changed.wait(), at_most)
+        fut = asyncio.get_running_loop().create_future()
+        self._mode_waiters.add(fut)
+        try:
+            await asyncio.wait({fut}, timeout=at_most)
+        finally:
+            self._mode_waiters.discard(fut)
+            fut.cancel()
+
+    async def _readable(self, sock: socket.socket, *, or_mode_change: bool) -> bool:
+        """Wait until ``sock`` is readable (True) or, if asked, the mode changes (False).
+
+        Only waits: the caller then reads synchronously. Cancelling a pending
+        ``loop.sock_recv`` can discard bytes it already took from the kernel; this
+        never holds any.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        fd = sock.fileno()
+        loop.add_reader(fd, _resolve, fut, True)
+        if or_mode_change:
+            self._mode_waiters.add(fut)
+        try:
+            return await fut
+        finally:
+            loop.remove_reader(fd)
+            self._mode_waiters.discard(fut)
 
     async def _accept_loop(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            client, _ = await loop.sock_accept(listener)
+            await self._readable(listener, or_mode_change=False)
+            try:
+                client, _ = listener.accept()
+            except BlockingIOError:
+                continue
+            client.setblocking(False)
             self.connections += 1
             link = _Link(client, self._reset_after_bytes)
             self._links.add(link)
@@ -352,9 +385,10 @@ class FaultProxy:
                 task.cancel()
             # Awaiting the pumps lets asyncio unregister their sockets before closing.
             await asyncio.gather(*pumps, return_exceptions=True)
+            # Unregister first: whoever sees the close also sees the count drop.
+            self._links.discard(link)
             _close(link.client, rst=link.rst)
             _close(link.upstream, rst=link.rst)
-            self._links.discard(link)
 
     async def _pump(
         self, link: _Link, src: socket.socket, dst: socket.socket, *, upward: bool
@@ -388,29 +422,15 @@ class FaultProxy:
                     continue
                 # About 20 ms worth per read keeps the proxy's own buffering small.
                 size = max(256, min(16 * 1024, int(self._rate / 50)))
-            got = await self._recv_or_mode_change(src, size)
-            if got is None:
+            if not await self._readable(src, or_mode_change=True):
                 continue
-            data = got
+            try:
+                data = src.recv(size)
+            except BlockingIOError:
+                continue
             if not data:
                 with contextlib.suppress(OSError):
                     dst.shutdown(socket.SHUT_WR)
                 return
             if upward and self._mode == "throttle":
                 link.next_read = max(link.next_read, time.monotonic()) + len(data) / self._rate
-
-    async def _recv_or_mode_change(self, sock: socket.socket, size: int) -> bytes | None:
-        """Read up to ``size`` bytes, or return None if the mode changed first."""
-        loop = asyncio.get_running_loop()
-        assert self._mode_changed is not None
-        recv = loop.create_task(loop.sock_recv(sock, size))
-        changed = loop.create_task(self._mode_changed.wait())
-        try:
-            await asyncio.wait({recv, changed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (recv, changed):
-                task.cancel()
-            await asyncio.gather(recv, changed, return_exceptions=True)
-        if recv.cancelled():
-            return None
-        return recv.result()

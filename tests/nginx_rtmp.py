@@ -1,7 +1,25 @@
-"""nginx with the RTMP module: a platform's ingest, on loopback, for the tests."""
+"""nginx with the RTMP module: a platform's ingest, on loopback, for the tests.
+
+:class:`NginxRtmp` runs a real nginx-rtmp in a temp dir on a free port, with two
+applications: ``live`` (relays, records nothing) and ``rec`` (``record all``: every stream
+published to it is written to ``<root>/rec/<stream>.flv``, so a test can ffprobe what a
+"platform" actually received).
+
+nginx runs as root here and its worker as ``nobody``: the worker must be able to reach
+and write the record dir, so :meth:`NginxRtmp.start` makes ``root`` and the record dir
+world-writable and adds search (x) permission to the parents of ``root`` that lack it
+(pytest's base temp dir is 0700).
+
+Example::
+
+    with NginxRtmp(tmp_path) as nginx:
+        push(nginx.url("rec", "test"))
+        probe(nginx.recording("test"))
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,14 +27,19 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Final
 
-MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+NGINX: Final = "/usr/sbin/nginx"
+MODULE: Final = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+_START_ATTEMPTS: Final = 3  # a free port can be taken between choosing and binding it
 
-CONFIG = """\
+CONFIG: Final = """\
 load_module {module};
 daemon on;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
+pid {pid};
+error_log {error_log} warn;
+# A graceful quit closes what is left after this, so stop() never hangs on a publisher.
+worker_shutdown_timeout 3s;
 events {{ worker_connections 256; }}
 rtmp {{
   server {{
@@ -26,7 +49,7 @@ rtmp {{
     application rec {{
       live on;
       record all;
-      record_path {root}/rec;
+      record_path {record_dir};
       record_unique off;
     }}
   }}
@@ -34,76 +57,198 @@ rtmp {{
 """
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-class NginxRtmp:
-    """Start/stop an nginx-rtmp sink in ``root``; ``rec`` records each stream to a file."""
+def _alive(pid: int) -> bool:
+    """True if ``pid`` runs and is not a zombie (an exited daemon may not be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state follows the parenthesised command name, which may contain spaces.
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = _free_port()
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class NginxRtmp:
+    """An nginx-rtmp sink in ``root``, standing in for a platform's RTMP ingest.
+
+    Args:
+        root: A private directory for the config, pid file, logs and recordings; it is
+            also nginx's prefix, so nothing is written outside it.
+
+    Attributes:
+        root: The directory above.
+        port: The RTMP port on 127.0.0.1 (chosen here, changed by :meth:`start` only if
+            it was taken meanwhile).
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).resolve()
+        self.port = free_port()
+        self._pid: int | None = None
+
+    @property
+    def conf_path(self) -> Path:
+        return self.root / "nginx.conf"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.root / "nginx.pid"
+
+    @property
+    def error_log(self) -> Path:
+        return self.root / "logs" / "error.log"
+
+    @property
+    def record_dir(self) -> Path:
+        return self.root / "rec"
+
+    @property
+    def pid(self) -> int | None:
+        """The master process id while running."""
+        return self._pid
+
+    def url(self, app: str, stream: str) -> str:
+        """The RTMP URL of ``stream`` in ``app`` (``"live"`` or ``"rec"``)."""
+        return f"rtmp://127.0.0.1:{self.port}/{app}/{stream}"
+
+    def recording(self, stream: str) -> Path:
+        """Where the ``rec`` app writes ``stream`` (it exists once publishing started)."""
+        return self.record_dir / f"{stream}.flv"
+
+    def errors(self) -> str:
+        """The error log so far (for assertion messages)."""
+        try:
+            return self.error_log.read_text()
+        except OSError:
+            return ""
+
+    def start(self) -> None:
+        """Write the config, start nginx and wait until the port accepts connections.
+
+        Raises:
+            RuntimeError: If already running, or nginx does not come up (the message
+                carries its error log).
+        """
+        if self._pid is not None:
+            raise RuntimeError("nginx already started")
+        self._prepare_dirs()
+        failure = ""
+        for attempt in range(_START_ATTEMPTS):
+            if attempt:
+                self.port = free_port()
+            self.conf_path.write_text(
+                CONFIG.format(
+                    module=MODULE,
+                    pid=self.pid_path,
+                    error_log=self.error_log,
+                    port=self.port,
+                    record_dir=self.record_dir,
+                )
+            )
+            result = subprocess.run(
+                [*self._command(), "-e", str(self.error_log)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            if result.returncode == 0 and self._wait_listening(10.0):
+                return
+            failure = result.stderr + self.errors()
+            self.stop()
+            if "Address already in use" not in failure:
+                break
+        raise RuntimeError(f"nginx did not start on port {self.port}:\n{failure}")
+
+    def stop(self) -> None:
+        """Quit nginx gracefully (recordings are closed), killing it after 10 s.
+
+        Safe to call when not running.
+        """
+        pid = self._pid if self._pid is not None else self._read_pid()
+        self._pid = None
+        if pid is None or not _alive(pid) or not self._is_ours(pid):
+            return
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            subprocess.run(
+                [*self._command(), "-s", "quit"], capture_output=True, timeout=10, check=False
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return
+            time.sleep(0.05)
+        # Only our own master and its workers, by id.
+        for victim in [*_children(pid), pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
 
     def __enter__(self) -> NginxRtmp:
         self.start()
         return self
 
-    def __exit__(self, *exc: object | TracebackType) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
-    def start(self) -> None:
-        # The worker runs as nobody: it must reach and write the record path.
-        (self.root / "rec").mkdir(parents=True, exist_ok=True)
-        for folder in (self.root, self.root / "rec"):
+    def _command(self) -> list[str]:
+        return [NGINX, "-c", str(self.conf_path), "-p", f"{self.root}/"]
+
+    def _prepare_dirs(self) -> None:
+        self.record_dir.mkdir(parents=True, exist_ok=True)
+        self.error_log.parent.mkdir(parents=True, exist_ok=True)
+        # The worker (nobody) writes recordings here and must traverse down to it.
+        for folder in (self.root, self.record_dir, self.error_log.parent):
             folder.chmod(0o777)
         for parent in self.root.parents:
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)
-        conf = self.root / "nginx.conf"
-        conf.write_text(CONFIG.format(module=MODULE, root=self.root, port=self.port))
-        subprocess.run(
-            ["nginx", "-c", str(conf), "-p", str(self.root), "-e", str(self.root / "error.log")],
-            check=True,
-            timeout=30,
-        )
-        deadline = time.monotonic() + 10
+            mode = parent.stat().st_mode
+            if mode & 0o001 == 0:
+                parent.chmod(mode | 0o001)
+
+    def _is_ours(self, pid: int) -> bool:
+        """Guard against a stale pid file: the master's command line names our config."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return str(self.conf_path).encode() in cmdline
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _wait_listening(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._pid = self._pid or self._read_pid()
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
+                    return self._pid is not None
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"nginx did not listen on {self.port}: {self.errors()}")
-
-    def stop(self) -> None:
-        pid_file = self.root / "nginx.pid"
-        if not pid_file.exists():
-            return
-        pid = int(pid_file.read_text().strip())
-        try:
-            os.kill(pid, signal.SIGQUIT)  # graceful: recordings are closed
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
-
-    def url(self, app: str, stream: str) -> str:
-        return f"rtmp://127.0.0.1:{self.port}/{app}/{stream}"
-
-    def recording(self, stream: str) -> Path:
-        return self.root / "rec" / f"{stream}.flv"
-
-    def errors(self) -> str:
-        log = self.root / "error.log"
-        return log.read_text() if log.exists() else ""
+        return False

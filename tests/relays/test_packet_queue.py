@@ -90,14 +90,33 @@ def test_close_wakes_a_blocked_get_which_returns_none() -> None:
     assert q.closed
 
 
-def test_closed_queue_returns_none_and_ignores_puts() -> None:
+def test_closed_queue_drains_then_returns_none_and_ignores_puts() -> None:
     q = PacketQueue(10, 10_000)
     pkts = stream(4)
     q.put(pkts[0])
+    q.put(pkts[1])
     q.close()
     q.put(pkts[2])
-    assert q.get(timeout=1) is None
-    assert q.stats().queued_packets == 1
+    assert not q.drained
+    start = time.monotonic()
+    assert q.get(timeout=5) is pkts[0]
+    assert q.get(timeout=5) is pkts[1]
+    assert q.drained
+    assert q.get(timeout=5) is None
+    assert time.monotonic() - start < 2  # a closed queue never waits
+    s = q.stats()
+    assert (s.queued_packets, s.dropped_video, s.dropped_audio) == (0, 0, 0)
+
+
+def test_close_with_discard_drops_and_counts_what_is_queued() -> None:
+    q = PacketQueue(10, 10_000)
+    for p in stream(4):
+        q.put(p)
+    q.close(discard=True)
+    assert q.drained
+    assert q.get(timeout=5) is None
+    s = q.stats()
+    assert (s.queued_packets, s.dropped_video, s.dropped_audio) == (0, 2, 2)
 
 
 def test_put_never_blocks_without_a_consumer() -> None:
