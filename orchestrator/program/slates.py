@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 from orchestrator.event import SpeakerSpec
@@ -67,5 +67,3 @@ class SlateCache:
             self._pictures[text] = picture
         return picture
 
-
-Renderer = Callable[[SlateText], Plane]
