@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ class Probe:
     @property
     def largest_video_gap(self) -> float:
         times = sorted(self.video_times)
-        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     @property
     def video_seconds(self) -> float:
