@@ -3,17 +3,29 @@
 Nothing is counted twice: the program, the sources and the destinations keep their own
 counters (for their snapshots, the API and the console) and the collector only reads
 them. A registry is built per app, so tests never share global state.
+
+:class:`ShowCollector` exports the program, on-air and relay series;
+:class:`ListenerCollector` the listener counts; :class:`ProbeCollector` one vantage's
+latest probe round (in ``jalsa run`` and in each ``jalsa probe`` agent);
+:class:`OutageCollector` the classifier's judgement (``jalsa_outage``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitoring.listeners import ListenersSnapshot
+from monitoring.outage_watch import OutagesSnapshot, outage_series
+from monitoring.probe_round import ProbeRound
+from orchestrator.ingest.webrtc import SpeakerSourceSnapshot
 from orchestrator.show import ShowSnapshot
+from relays.destination import RELAY_STATES
+
+_PROBE_LABELS = ["vantage", "city", "isp"]
 
 
 class ShowCollector(Collector):
@@ -56,18 +68,180 @@ def _relay_metrics(show: ShowSnapshot) -> Iterable[Metric]:
     lag = GaugeMetricFamily(
         "jalsa_relay_lag_seconds", "How far the destination is behind the program", labels=labels
     )
+    state = GaugeMetricFamily(
+        "jalsa_relay_state",
+        "1 for the destination's state (connecting/live/retrying/paused/stopped)",
+        labels=[*labels, "state"],
+    )
     for d in show.destinations:
         key = [d.name, d.platform]
+        for name in RELAY_STATES:
+            state.add_metric([*key, name], int(d.state == name))
         up.add_metric(key, int(d.state == "live"))
         sent.add_metric(key, d.sent_bytes)
         reconnects.add_metric(key, d.reconnects)
         dropped.add_metric([*key, "video"], d.dropped_video)
         dropped.add_metric([*key, "audio"], d.dropped_audio)
         lag.add_metric(key, d.lag_seconds)
-    yield from (up, sent, reconnects, dropped, lag)
+    yield from (up, sent, reconnects, dropped, lag, state)
 
 
-def build_registry(snapshot: Callable[[], ShowSnapshot]) -> CollectorRegistry:
+class ListenerCollector(Collector):
+    """jalsa_listeners{platform} and the pollers' health, from a ListenersSnapshot."""
+
+    def __init__(self, snapshot: Callable[[], ListenersSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        listeners = self._snapshot()
+        now = GaugeMetricFamily(
+            "jalsa_listeners",
+            "Concurrent viewers/listeners now (the sum of the platform's destinations)",
+            labels=["platform"],
+        )
+        for platform, value in sorted(listeners.by_platform().items()):
+            now.add_metric([platform], value)
+        yield now
+        age = GaugeMetricFamily(
+            "jalsa_listeners_age_seconds",
+            "Age of the destination's last good listener count",
+            labels=["destination", "platform"],
+        )
+        errors = CounterMetricFamily(
+            "jalsa_listener_poll_errors",
+            "Failed listener-count polls, by reason",
+            labels=["platform", "reason"],
+        )
+        for d in listeners.destinations:
+            if d.age_seconds is not None:
+                age.add_metric([d.destination, d.platform], d.age_seconds)
+        for (platform, reason), count in sorted(listeners.errors_by_platform().items()):
+            errors.add_metric([platform, reason], count)
+        yield age
+        yield errors
+
+
+class ProbeCollector(Collector):
+    """jalsa_probe_* of the latest round of one vantage (nothing before the first)."""
+
+    def __init__(self, snapshot: Callable[[], ProbeRound | None]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        found = self._snapshot()
+        labels = [*_PROBE_LABELS, "platform", "check"]
+        success = GaugeMetricFamily(
+            "jalsa_probe_success", "1 if the check succeeded in the latest round", labels=labels
+        )
+        duration = GaugeMetricFamily(
+            "jalsa_probe_duration_seconds", "Time the check took in the latest round", labels=labels
+        )
+        throughput = GaugeMetricFamily(
+            "jalsa_probe_throughput_bytes_per_second",
+            "Download speed in the latest round",
+            labels=[*_PROBE_LABELS, "platform"],
+        )
+        resolver = GaugeMetricFamily(
+            "jalsa_probe_dns_resolver_success",
+            "1 if the resolver (system or control) answered for the platform's hosts",
+            labels=[*_PROBE_LABELS, "platform", "resolver"],
+        )
+        round_at = GaugeMetricFamily(
+            "jalsa_probe_round_timestamp_seconds",
+            "When the latest round finished (Unix time)",
+            labels=_PROBE_LABELS,
+        )
+        round_took = GaugeMetricFamily(
+            "jalsa_probe_round_duration_seconds",
+            "How long the latest round took",
+            labels=_PROBE_LABELS,
+        )
+        if found is not None:
+            v = [found.vantage.name, found.vantage.city, found.vantage.isp]
+            for (platform, check), (ok, seconds) in sorted(found.outcomes().items()):
+                success.add_metric([*v, platform, check], int(ok))
+                duration.add_metric([*v, platform, check], seconds)
+            for platform, speed in sorted(found.throughput().items()):
+                throughput.add_metric([*v, platform], speed)
+            answered: dict[tuple[str, str], bool] = {}
+            for r in found.resolvers:
+                key = (r.platform, r.resolver)
+                answered[key] = answered.get(key, True) and r.success
+            for (platform, name), ok in sorted(answered.items()):
+                resolver.add_metric([*v, platform, name], int(ok))
+            round_at.add_metric(v, found.finished_at)
+            round_took.add_metric(v, max(0.0, found.finished_at - found.started_at))
+        yield from (success, duration, throughput, resolver, round_at, round_took)
+
+
+class OutageCollector(Collector):
+    """jalsa_outage{scope,platform}: 1 while flagged, 0 for the other watched series."""
+
+    def __init__(self, snapshot: Callable[[], OutagesSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        outage = GaugeMetricFamily(
+            "jalsa_outage",
+            "1 while an outage is flagged; scope = platform / national / throttling / uplink",
+            labels=["scope", "platform"],
+        )
+        for (scope, platform), value in sorted(outage_series(self._snapshot()).items()):
+            outage.add_metric([scope, platform], value)
+        yield outage
+
+
+class SpeakerCollector(Collector):
+    """jalsa_speaker_connected and the live link quality of each browser speaker.
+
+    Every live speaker (no ``source`` in the event) has jalsa_speaker_connected, 0 when
+    absent; the quality gauges exist while their session reports them.
+    """
+
+    def __init__(self, snapshot: Callable[[], ShowSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterable[Metric]:
+        show = self._snapshot()
+        feeds = {s.speaker: s for s in show.sources if isinstance(s, SpeakerSourceSnapshot)}
+        connected = GaugeMetricFamily(
+            "jalsa_speaker_connected", "1 while the speaker's live feed is up", labels=["speaker"]
+        )
+        bitrate = GaugeMetricFamily(
+            "jalsa_speaker_bitrate_bps", "Media bits per second arriving", labels=["speaker"]
+        )
+        loss = GaugeMetricFamily(
+            "jalsa_speaker_packet_loss_ratio",
+            "RTP packets lost / expected over the last interval",
+            labels=["speaker"],
+        )
+        rtt = GaugeMetricFamily(
+            "jalsa_speaker_rtt_seconds",
+            "Round-trip time as the speaker's browser measures it",
+            labels=["speaker"],
+        )
+        for speaker in show.live_speakers:
+            feed = feeds.get(speaker)
+            connected.add_metric([speaker], int(feed is not None and feed.connected))
+            if feed is None:
+                continue
+            for family, value in (
+                (bitrate, feed.bitrate_bps),
+                (loss, feed.packet_loss_ratio),
+                (rtt, feed.rtt_seconds),
+            ):
+                if value is not None:
+                    family.add_metric([speaker], value)
+        yield from (connected, bitrate, loss, rtt)
+
+
+def build_registry(
+    snapshot: Callable[[], ShowSnapshot], extra: Sequence[Collector] = ()
+) -> CollectorRegistry:
+    """The registry of ``jalsa run``: the show's collector and ``extra`` (the Watch's)."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(ShowCollector(snapshot))
+    registry.register(SpeakerCollector(snapshot))
+    for collector in extra:
+        registry.register(collector)
     return registry

@@ -74,6 +74,44 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="revoke this speaker's earlier links first (repeatable)",
     )
+
+    probe = commands.add_parser("probe", help="a probe agent for one vantage point (city, ISP)")
+    probe.add_argument("--vantage", required=True, metavar="NAME", help='e.g. "lahore-1"')
+    probe.add_argument("--city", required=True, metavar="CITY", help='e.g. "Lahore"')
+    probe.add_argument("--isp", required=True, metavar="ISP", help='e.g. "PTCL"')
+    probe.add_argument(
+        "--metrics",
+        default="127.0.0.1:9109",
+        metavar="HOST:PORT",
+        help="serve /metrics here (default 127.0.0.1:9109; 0.0.0.0:9109 for a remote Prometheus)",
+    )
+    probe.add_argument(
+        "--targets", type=Path, metavar="FILE", help="targets file (default: built-in targets)"
+    )
+    probe.add_argument(
+        "--interval", type=float, default=30.0, metavar="SECONDS", help="between rounds (30)"
+    )
+    probe.add_argument(
+        "--control-resolver",
+        metavar="IP[:PORT]",
+        help='resolver asked directly beside the system one (default 1.1.1.1; "" for none)',
+    )
+    probe.add_argument(
+        "--timeout", type=float, default=5.0, metavar="SECONDS", help="per check (default 5)"
+    )
+    probe.add_argument("--once", action="store_true", help="run one round, print it, exit")
+
+    report = commands.add_parser("report", help="post-event figures from the state dir")
+    report.add_argument(
+        "--state",
+        default=Path("jalsa-state"),
+        type=Path,
+        metavar="DIR",
+        help="state directory (default ./jalsa-state)",
+    )
+    report.add_argument(
+        "--out", type=Path, metavar="DIR", help="where to write it (default <state>/report)"
+    )
     return parser
 
 
@@ -91,6 +129,14 @@ def _check(path: Path) -> int:
     event = _load(path)
     if event is None:
         return EXIT_INVALID
+    if event.monitoring.targets is not None:  # [monitoring] targets: a file of its own
+        from monitoring.targets import load_targets
+
+        try:
+            load_targets(event.monitoring.targets)
+        except EventError as error:
+            print(f"{error}\n(from [monitoring] targets in {path})", file=sys.stderr)
+            return EXIT_INVALID
     total = sum(segment.duration for segment in event.rundown)
     print(
         f"{path}: ok — {event.info.name!r}: {len(event.speakers)} speakers, "
@@ -115,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(
             serve(event, http=http, metrics=metrics, state_dir=state_dir, loop_rundown=loop_rundown)
         )
-    except TokenError as error:
+    except (TokenError, EventError) as error:  # EventError: a bad [monitoring] targets file
         print(f"jalsa run: {error}", file=sys.stderr)
         return EXIT_INVALID
 
@@ -134,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
 
         event = _load(args.event)
         return EXIT_INVALID if event is None else print_links(event, args)
+    if args.command == "probe":
+        from monitoring.probe_agent import probe_command
+
+        return probe_command(args)
+    if args.command == "report":
+        from monitoring.report import report_command
+
+        return report_command(args)
     return _run(args)
 
 

@@ -11,6 +11,7 @@ The stream key and any password in the URL are held as :class:`Secret`: ``repr``
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import types
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,14 @@ from pathlib import Path
 from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from orchestrator.event_reader import EnvStr, Table, one_of, resolve_path, show
+from orchestrator.event_reader import (
+    EnvStr,
+    Table,
+    check_readable,
+    one_of,
+    resolve_path,
+    show,
+)
 from orchestrator.listener_spec import read_listeners
 from orchestrator.secret import Secret, sanitize_url
 
@@ -35,6 +43,8 @@ PLATFORM_INGEST: Final[Mapping[str, str]] = types.MappingProxyType(
         "twitch": "rtmp://live.twitch.tv/app",
     }
 )
+# YouTube's backup ingest: the same stream key, sent beside the primary.
+YOUTUBE_BACKUP_INGEST: Final = "rtmp://b.rtmp.youtube.com/live2?backup=1"
 # The variable name suggested in the "needs a key" message, per platform.
 _KEY_VARIABLE: Final = {
     "youtube": "YT_STREAM_KEY",
@@ -44,7 +54,17 @@ _KEY_VARIABLE: Final = {
 }
 RECORDING_SUFFIXES: Final = (".mkv", ".flv", ".mp4", ".ts")
 NAME_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
-_KEYS: Final = ("name", "platform", "url", "key", "audio_only", "verify_tls", "listeners")
+_KEYS: Final = (
+    "name",
+    "platform",
+    "url",
+    "key",
+    "audio_only",
+    "verify_tls",
+    "ca_file",
+    "backup",
+    "listeners",
+)
 _SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SUPPORTED: Final = (
     "rtmp://host/app, rtmps://host/app, icecast://user:password@host:port/mount, a recording "
@@ -70,6 +90,7 @@ class DestinationSpec:
         key: the stream key, appended to an RTMP URL as the stream name.
         audio_only: send only the audio (always true for Icecast).
         verify_tls: check the server certificate for rtmps://.
+        ca_file: an extra CA certificate (PEM) to trust for this rtmps:// destination.
         password: the password taken out of ``url``'s user info (Icecast's source password).
         listeners: the raw ``[destinations.listeners]`` table (``${VAR}`` already resolved).
     """
@@ -83,6 +104,7 @@ class DestinationSpec:
     verify_tls: bool = True
     password: Secret | None = None
     listeners: Mapping[str, Any] = field(default_factory=_no_listeners, hash=False)
+    ca_file: str | None = None
 
     def target_url(self) -> str:
         """The full URL to open, with key and password revealed: for the muxer only."""
@@ -92,7 +114,7 @@ class DestinationSpec:
             return self.url
         url = _with_password(self.url, self.password)
         if self.kind == "rtmp" and self.key is not None:
-            return url.rstrip("/") + "/" + self.key.reveal()
+            return _append_stream(url, self.key.reveal())
         return url
 
     def safe_url(self) -> str:
@@ -101,7 +123,7 @@ class DestinationSpec:
             return self.url
         url = _with_password(self.url, Secret("***") if self.password else None)
         if self.kind == "rtmp" and self.key is not None:
-            url = url.rstrip("/") + "/***"
+            url = _append_stream(url, "***")
         return sanitize_url(url)
 
     def __repr__(self) -> str:
@@ -136,7 +158,35 @@ def parse_destinations(tables: Sequence[Table], base_dir: Path) -> tuple[Destina
                 first_use[name] = table.key
         if spec is not None:
             result.append(spec)
+            backup = _backup(table, spec, first_use)
+            if backup is not None:
+                result.append(backup)
     return tuple(result)
+
+
+def _backup(
+    table: Table, spec: DestinationSpec, first_use: dict[str, str]
+) -> DestinationSpec | None:
+    """YouTube's backup ingest beside the primary, for ``backup = true``."""
+    if table.raw("backup") is not True:
+        return None
+    if spec.platform != "youtube":
+        table.problem(
+            "backup", 'only YouTube has a backup ingest: use it with platform = "youtube"'
+        )
+        return None
+    name = f"{spec.name}-backup"
+    if name in first_use:
+        table.problem(
+            "backup",
+            f"the backup destination would be named {name!r}, which {first_use[name]} already "
+            "uses: rename one of them",
+        )
+        return None
+    first_use[name] = table.at("backup")
+    return dataclasses.replace(
+        spec, name=name, url=YOUTUBE_BACKUP_INGEST, listeners=_no_listeners()
+    )
 
 
 def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
@@ -164,6 +214,7 @@ def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
         _register_password(table, url)
     audio_only = table.boolean("audio_only", False)
     verify_tls = table.boolean("verify_tls", True)
+    table.boolean("backup", False)
     listeners = table.raw("listeners")
     if listeners is not None and not isinstance(listeners, Mapping):
         table.problem("listeners", f"expected a table, got {show(listeners)}")
@@ -190,6 +241,7 @@ def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
     if target is None or name is None:
         return None
     kind, location = target
+    ca_file = _ca_file(table, location if kind == "rtmp" else None, base_dir)
     stripped, password = (location, None) if kind in ("file", "hls") else _split_password(location)
     return DestinationSpec(
         name=str(name),
@@ -201,7 +253,20 @@ def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
         verify_tls=verify_tls,
         password=password,
         listeners=types.MappingProxyType(_plain(listeners or {})),
+        ca_file=ca_file,
     )
+
+
+def _ca_file(table: Table, url: str | None, base_dir: Path) -> str | None:
+    text = table.string("ca_file")
+    if text is None:
+        return None
+    if url is None or _scheme(url) != "rtmps":
+        table.problem("ca_file", "only applies to an rtmps:// url: remove it here")
+        return None
+    path = resolve_path(text, base_dir)
+    check_readable(table, "ca_file", text, path, "the CA file")
+    return str(path)
 
 
 def _preset_target(
@@ -327,6 +392,12 @@ def _split_password(url: str) -> tuple[str, Secret | None]:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), Secret(
         password
     )
+
+
+def _append_stream(url: str, name: str) -> str:
+    """``url`` with the stream name as its last path segment, before any query."""
+    base, mark, query = url.partition("?")
+    return base.rstrip("/") + "/" + name + mark + query
 
 
 def _with_password(url: str, password: Secret | None) -> str:

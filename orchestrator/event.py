@@ -21,6 +21,7 @@ from orchestrator.destination_spec import DestinationSpec, parse_destinations
 from orchestrator.duration import format_duration, parse_duration
 from orchestrator.event_reader import Table, did_you_mean, one_of, show, substitute_env
 from orchestrator.ice_servers import parse_ice_servers
+from orchestrator.monitoring_spec import MonitoringSpec, parse_monitoring
 from orchestrator.problems import EventError, Problem, Problems
 from orchestrator.program_spec import ProgramSpec, parse_program
 from orchestrator.speaker_spec import SpeakerSpec, parse_speakers
@@ -39,7 +40,15 @@ __all__ = [
 ]
 
 MAX_SEGMENT_SECONDS: Final = 24 * 3600.0
-_TOP_KEYS: Final = ("event", "program", "speakers", "rundown", "destinations", "ice_servers")
+_TOP_KEYS: Final = (
+    "event",
+    "program",
+    "speakers",
+    "rundown",
+    "destinations",
+    "ice_servers",
+    "monitoring",
+)
 _SEGMENT_KEYS: Final = ("speaker", "duration", "start")
 _START_EXAMPLE: Final = "2026-12-17T20:30:00+05:00"
 DEFAULT_EVENT_NAME: Final = "Digital Jalsa"
@@ -87,6 +96,7 @@ class Event:
     destinations: tuple[DestinationSpec, ...]
     base_dir: Path
     ice_servers: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec, hash=False)
 
     def speaker(self, speaker_id: str) -> SpeakerSpec:
         """The speaker with this id.
@@ -179,6 +189,7 @@ def parse_event(
     rundown = _parse_rundown(top, declared)
     destinations = parse_destinations(top.tables("destinations"), base_dir)
     ice_servers = parse_ice_servers(top.tables("ice_servers"))
+    monitoring = parse_monitoring(top.table("monitoring"), base_dir, check_files)
     problems.raise_if_any()
     return Event(
         info=info,
@@ -188,6 +199,7 @@ def parse_event(
         destinations=destinations,
         base_dir=base_dir,
         ice_servers=ice_servers,
+        monitoring=monitoring,
     )
 
 

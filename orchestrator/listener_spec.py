@@ -123,7 +123,8 @@ def read_listeners(table: Table, platform: str, kind: str, url: str) -> Listener
         url: the destination's URL without credentials (for Icecast's status page).
     """
     if kind == "hls":
-        table.check_keys(())
+        if table.data:
+            table.problem("", "the HLS mirror counts its own viewers: remove this table")
         return HlsListeners()
     if kind == "icecast":
         return _icecast(table, url)

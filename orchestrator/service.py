@@ -19,6 +19,7 @@ import uvicorn
 from prometheus_client import make_asgi_app
 
 from monitoring.metrics import build_registry
+from monitoring.watch import Watch
 from orchestrator.api.app import create_app
 from orchestrator.api.auth import operator_token
 from orchestrator.event import Event
@@ -82,8 +83,10 @@ async def serve(
     """Run the event until its rundown ends or a signal arrives. Returns the exit code."""
     token, created = operator_token(state_dir)
     show = Show(event, state_dir, loop_rundown=loop_rundown)
-    app = create_app(show, token, state_dir)
-    servers = [_server(app, http), _server(make_asgi_app(build_registry(show.snapshot)), metrics)]
+    watch = Watch(event, state_dir, show.snapshot)  # listeners, probes, outages, samples
+    app = create_app(show, token, state_dir, watch)
+    registry = build_registry(show.snapshot, watch.collectors())
+    servers = [_server(app, http), _server(make_asgi_app(registry), metrics)]
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -104,6 +107,7 @@ async def serve(
     server_tasks = [asyncio.create_task(s.serve(), name="http") for s in servers]
     await asyncio.sleep(0)
     show_task = asyncio.create_task(show.run(), name="show")
+    watch_task = asyncio.create_task(watch.run(), name="watch")
     _announce(event, show, http, metrics, state_dir, token.reveal() if created else None)
     stopper = asyncio.create_task(stop.wait(), name="signal")
     try:
@@ -117,8 +121,12 @@ async def serve(
     finally:
         stopper.cancel()
         show_task.cancel()
+        watch_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await show_task
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch_task
+        await watch.close()
         await show.close(STOP_SECONDS)
         for server in servers:
             server.should_exit = True

@@ -8,22 +8,27 @@ import io
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from orchestrator.api.auth import RequireOperator
+from orchestrator.api.destinations import add_destination_routes
+from orchestrator.api.whip import add_speaker_routes
 from orchestrator.secret import Secret
 from orchestrator.show import Show
 from relays.output import hls_dir
+
+if TYPE_CHECKING:
+    from monitoring.watch import Watch
 
 _HLS_FILE = re.compile(r"[A-Za-z0-9_-]{1,64}\.(m3u8|ts)")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _HLS_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"}
 
 
-def create_app(show: Show, token: Secret, state_dir: Path) -> FastAPI:
+def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None = None) -> FastAPI:
     app = FastAPI(title="jalsa", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     operator = Depends(RequireOperator(token))
     console = resources.files("orchestrator.api").joinpath("static/console.html").read_text()
@@ -41,6 +46,11 @@ def create_app(show: Show, token: Secret, state_dir: Path) -> FastAPI:
     async def state() -> dict[str, Any]:
         return dataclasses.asdict(show.snapshot())
 
+    @app.get("/api/monitoring", dependencies=[operator])
+    async def monitoring() -> dict[str, Any]:
+        """Listener counts, the latest probe round, active and recent outages."""
+        return dataclasses.asdict(watch.snapshot()) if watch is not None else {}
+
     @app.get("/api/preview.jpg", dependencies=[operator], response_class=Response)
     async def preview() -> Response:
         frame = show.program.preview
@@ -50,18 +60,24 @@ def create_app(show: Show, token: Secret, state_dir: Path) -> FastAPI:
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @app.get("/hls/{name}/{file}", include_in_schema=False)
-    async def hls(name: str, file: str) -> FileResponse:
+    async def hls(name: str, file: str, request: Request) -> FileResponse:
         match = _HLS_FILE.fullmatch(file)
         if name not in hls_names or not _NAME.fullmatch(name) or match is None:
             raise HTTPException(404, "no such HLS stream")
         path = hls_dir(state_dir, name) / file
         if not path.is_file():
             raise HTTPException(404, "not yet available" if file.endswith("m3u8") else "gone")
+        if watch is not None:  # a viewer's session, for jalsa_listeners{platform="hls"}
+            watch.hls_viewers.seen(
+                name, request.client and request.client.host, request.headers.get("user-agent")
+            )
         cache = "no-cache" if match.group(1) == "m3u8" else "max-age=60"
         return FileResponse(
             path, media_type=_HLS_TYPES[match.group(1)], headers={"Cache-Control": cache}
         )
 
+    add_speaker_routes(app, show, state_dir)  # WHIP, the join page, message upload
+    add_destination_routes(app, show, operator)  # live add/remove/pause/resume
     return app
 
 

@@ -24,6 +24,7 @@ from orchestrator.secret import Secret
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "yt-SECRET-key-9f8e7d"
+VIDEO = "dQw4w9WgXcQ"
 PLUS5 = timezone(timedelta(hours=5))
 
 
@@ -525,21 +526,21 @@ def test_substitution_applies_to_every_string() -> None:
     data = minimal()
     data["event"] = {"name": "${CITY} rally"}
     data["speakers"][1]["title"] = "From ${CITY}"
-    data["destinations"][0]["listeners"] = {"api": {"token": "${YT_API}"}, "ids": ["${VID}"]}
+    data["destinations"][0]["listeners"] = {"video_id": "${VID}", "api_key": "${YT_API}"}
     data["ice_servers"] = [{"urls": ["stun:${STUN}:3478"]}]
-    env = {"YT_STREAM_KEY": KEY, "CITY": "Lahore", "YT_API": "tok", "VID": "v1", "STUN": "s"}
+    env = {"YT_STREAM_KEY": KEY, "CITY": "Lahore", "YT_API": "tok", "VID": VIDEO, "STUN": "s"}
     event = parse(data, env=env)
     assert event.info.name == "Lahore rally"
     assert event.speakers[1].title == "From Lahore"
-    assert event.destinations[0].listeners == {"api": {"token": "tok"}, "ids": ["v1"]}
+    assert event.destinations[0].listeners == {"video_id": VIDEO, "api_key": "tok"}
     assert event.ice_servers[0]["urls"] == ("stun:s:3478",)
     assert type(event.info.name) is str
 
 
 def test_missing_variable_inside_listeners() -> None:
     data = minimal()
-    data["destinations"][0]["listeners"] = {"api": {"token": "${YT_API}"}}
-    only_problem(data, "destinations[0].listeners.api.token", "YT_API is not set")
+    data["destinations"][0]["listeners"] = {"video_id": VIDEO, "api_key": "${YT_API}"}
+    only_problem(data, "destinations[0].listeners.api_key", "YT_API is not set")
 
 
 @pytest.mark.parametrize(
@@ -754,11 +755,13 @@ def test_listeners_must_be_a_table() -> None:
 
 
 def test_destination_repr_hides_listener_values() -> None:
-    spec = parse(dest(url="hls", listeners={"token": "listen-Secret-1"})).destinations[0]
-    assert spec.listeners["token"] == "listen-Secret-1"
+    listeners = {"video_id": VIDEO, "api_key": "listen-Secret-1"}
+    data = dest(platform="youtube", key=KEY, listeners=listeners)
+    spec = parse(data).destinations[0]
+    assert spec.listeners["api_key"] == "listen-Secret-1"
     assert "listen-Secret-1" not in repr(spec)
     with pytest.raises(TypeError):
-        spec.listeners["token"] = "x"  # type: ignore[index]
+        spec.listeners["api_key"] = "x"  # type: ignore[index]
 
 
 def test_key_value_never_in_errors_even_as_wrong_type() -> None:

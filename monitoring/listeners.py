@@ -1,0 +1,291 @@
+"""Listener counts per destination: platform APIs and Icecast polled, the HLS mirror counted.
+
+Each polled destination has its own :class:`ListenerPoller`: it asks, judges the answer
+(:mod:`monitoring.platform_apis`), keeps the last good value with its time, counts
+errors by reason, and waits as :class:`~monitoring.poll_schedule.PollSchedule` says
+(429 + Retry-After and quota errors back off). :class:`Listeners` owns the pollers, the
+HTTP session and their tasks; its :meth:`Listeners.snapshot` is what /metrics, the
+sampler and the console read.
+
+Credentials never leave :func:`~monitoring.platform_apis.request_for`: log lines and
+snapshots carry the URL without its query, and error details are built from the error's
+kind (never an exception's text, which may quote the URL) and scrubbed of every secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Final
+
+import aiohttp
+
+from monitoring.hls_viewers import HlsViewers
+from monitoring.platform_apis import (
+    REASONS,
+    ApiRequest,
+    Count,
+    Failure,
+    Outcome,
+    PolledSpec,
+    Reason,
+    icecast_html_url,
+    parse_icecast_html,
+    parse_response,
+    request_for,
+    scrub,
+    secrets_of,
+)
+from monitoring.poll_schedule import PollSchedule
+from orchestrator.destination_spec import DestinationSpec
+from orchestrator.listener_spec import (
+    FacebookListeners,
+    HlsListeners,
+    IcecastListeners,
+    ListenerSpec,
+    TwitchListeners,
+    XListeners,
+    YouTubeListeners,
+    listener_spec,
+)
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT: Final = 10.0
+MAX_BODY: Final = 1 << 20  # a listener count never needs more; a bigger body is cut
+USER_AGENT: Final = "jalsa-listeners/0.1"
+
+
+def listener_platform(spec: ListenerSpec) -> str:
+    """The ``platform`` label of a listener source (``hls`` and ``icecast`` for our own)."""
+    if isinstance(spec, YouTubeListeners):
+        return "youtube"
+    if isinstance(spec, FacebookListeners):
+        return "facebook"
+    if isinstance(spec, TwitchListeners):
+        return "twitch"
+    if isinstance(spec, XListeners):
+        return "x"
+    if isinstance(spec, IcecastListeners):
+        return "icecast"
+    return "hls"
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationListeners:
+    """One destination's listener count.
+
+    Attributes:
+        value: the last good count; None until the first one.
+        updated_at: wall-clock time of ``value``.
+        age_seconds: how old ``value`` is now.
+        errors: failed polls so far, by reason.
+        last_error: what the last failure was (no secrets), cleared by a success.
+    """
+
+    destination: str
+    platform: str
+    value: int | None
+    updated_at: float | None
+    age_seconds: float | None
+    polls: int
+    errors: tuple[tuple[Reason, int], ...]
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenersSnapshot:
+    destinations: tuple[DestinationListeners, ...] = ()
+
+    def by_platform(self) -> dict[str, int]:
+        """Listeners now per platform label: the sum of its destinations' known values."""
+        totals: dict[str, int] = {}
+        for d in self.destinations:
+            if d.value is not None:
+                totals[d.platform] = totals.get(d.platform, 0) + d.value
+        return totals
+
+    def errors_by_platform(self) -> dict[tuple[str, Reason], int]:
+        totals: Counter[tuple[str, Reason]] = Counter()
+        for d in self.destinations:
+            for reason, count in d.errors:
+                totals[d.platform, reason] += count
+        return dict(totals)
+
+
+class ListenerPoller:
+    """Polls one destination's count until cancelled.
+
+    Args:
+        destination: the destination's name.
+        spec: where its count comes from.
+        clock: wall-clock time (epoch seconds).
+        timeout: the limit for one request, connect to last byte.
+        schedule: the poll timing (default: every ``spec.poll_seconds``).
+    """
+
+    def __init__(
+        self,
+        destination: str,
+        spec: PolledSpec,
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = REQUEST_TIMEOUT,
+        schedule: PollSchedule | None = None,
+    ) -> None:
+        self.destination = destination
+        self.spec = spec
+        self.platform = listener_platform(spec)
+        self._clock = clock
+        self._timeout = timeout
+        self._schedule = schedule or PollSchedule(spec.poll_seconds)
+        self._secrets = secrets_of(spec)
+        self._value: int | None = None
+        self._updated_at: float | None = None
+        self._polls = 0
+        self._errors: Counter[Reason] = Counter()
+        self._last_error: str | None = None
+        self._failing: Reason | None = None
+
+    async def run(self, session: aiohttp.ClientSession) -> None:
+        while True:
+            try:
+                outcome = await self.poll(session)
+            except Exception as error:  # a bug here must not stop the other pollers
+                log.error("listeners: %s: %s", self.destination, type(error).__name__)
+                outcome = Failure("bad_response", type(error).__name__)
+            await asyncio.sleep(self._schedule.next_delay(outcome))
+
+    async def poll(self, session: aiohttp.ClientSession) -> Outcome:
+        """Ask once and record the outcome."""
+        request = request_for(self.spec)
+        outcome = await self._get(session, request, partial(parse_response, self.spec))
+        if (
+            isinstance(outcome, Failure)
+            and outcome.reason == "bad_response"
+            and isinstance(self.spec, IcecastListeners)
+            and (page := icecast_html_url(self.spec)) is not None
+        ):
+            # Icecast 2.4's status-json.xsl is malformed with some libxslt versions (and
+            # now and then anyway): its HTML status page says the same.
+            mount = self.spec.mount
+            html = partial(_html_outcome, mount)
+            outcome = await self._get(session, ApiRequest(page), html)
+        self._record(outcome, request.describe())
+        return outcome
+
+    async def _get(
+        self,
+        session: aiohttp.ClientSession,
+        request: ApiRequest,
+        judge: Callable[[int, Mapping[str, str], bytes, float], Outcome],
+    ) -> Outcome:
+        try:
+            async with session.get(
+                request.url,
+                params=dict(request.params),
+                headers=dict(request.headers),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                allow_redirects=False,
+            ) as response:
+                body = await response.content.read(MAX_BODY)
+                return judge(response.status, response.headers, body, self._clock())
+        except TimeoutError:
+            return Failure("timeout", f"no answer within {self._timeout:g}s")
+        except aiohttp.ClientConnectorError as error:
+            return Failure("network", f"cannot connect to {error.host}:{error.port}")
+        except aiohttp.ClientError as error:
+            return Failure("network", type(error).__name__)
+
+    def _record(self, outcome: Outcome, where: str) -> None:
+        self._polls += 1
+        name = f"{self.destination} ({self.platform})"
+        if isinstance(outcome, Count):
+            if self._failing is not None or self._value is None:
+                log.info("listeners: %s: %d", name, outcome.value)
+            self._value, self._updated_at = outcome.value, self._clock()
+            self._failing = self._last_error = None
+            return
+        detail = scrub(f"{outcome.reason}: {outcome.detail}", self._secrets)
+        self._errors[outcome.reason] += 1
+        self._last_error = detail
+        if self._failing != outcome.reason:
+            # One line per change of trouble, not one per poll.
+            log.warning("listeners: %s: %s (%s); keeping the last value", name, detail, where)
+        self._failing = outcome.reason
+
+    def snapshot(self) -> DestinationListeners:
+        age = None if self._updated_at is None else max(0.0, self._clock() - self._updated_at)
+        return DestinationListeners(
+            destination=self.destination,
+            platform=self.platform,
+            value=self._value,
+            updated_at=self._updated_at,
+            age_seconds=age,
+            polls=self._polls,
+            errors=tuple((r, self._errors[r]) for r in REASONS if self._errors[r]),
+            last_error=self._last_error,
+        )
+
+
+class Listeners:
+    """Every destination's listener count: pollers for platforms and Icecast, and the
+    HLS mirror's own viewers.
+
+    Args:
+        destinations: the event's destinations; those without a listener source are skipped.
+        hls: the mirror's viewer counter (fed by the /hls route).
+        clock: wall-clock time.
+        timeout: per request.
+    """
+
+    def __init__(
+        self,
+        destinations: Sequence[DestinationSpec],
+        hls: HlsViewers,
+        *,
+        clock: Callable[[], float] = time.time,
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
+        self.hls = hls
+        self._clock = clock
+        self.pollers: list[ListenerPoller] = []
+        self._hls_streams: list[str] = []
+        for d in destinations:
+            spec = listener_spec(d.listeners, d.platform, d.kind, d.url)
+            if isinstance(spec, HlsListeners):
+                self._hls_streams.append(d.name)
+            elif spec is not None:
+                self.pollers.append(ListenerPoller(d.name, spec, clock=clock, timeout=timeout))
+
+    async def run(self) -> None:
+        """Poll until cancelled; the HTTP session is closed on the way out."""
+        if not self.pollers:
+            return
+        async with (
+            aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session,
+            asyncio.TaskGroup() as group,
+        ):
+            for poller in self.pollers:
+                group.create_task(poller.run(session), name=f"listeners-{poller.destination}")
+
+    def snapshot(self) -> ListenersSnapshot:
+        now = self._clock()
+        hls = tuple(
+            DestinationListeners(name, "hls", self.hls.count(name), now, 0.0, 0, (), None)
+            for name in self._hls_streams
+        )
+        return ListenersSnapshot(tuple(p.snapshot() for p in self.pollers) + hls)
+
+
+def _html_outcome(
+    mount: str, status: int, headers: Mapping[str, str], body: bytes, now: float
+) -> Outcome:
+    if status != 200:
+        return Failure("bad_response", f"status.xsl: HTTP {status}")
+    return parse_icecast_html(body.decode("utf-8", "replace"), mount)

@@ -1,0 +1,192 @@
+"""Everything ``jalsa run`` watches beside the show: listeners, probes, outages, samples.
+
+One object for the service to start beside the show and cancel on shutdown::
+
+    watch = Watch(event, state_dir, show.snapshot)
+    registry = build_registry(show.snapshot, watch.collectors())
+    task = asyncio.create_task(watch.run())
+    ...
+    task.cancel(); await watch.close()
+
+What runs depends on the event file (``[monitoring]``, ``[destinations.listeners]``):
+listener pollers for destinations that have a source of counts; the sampler always;
+probes from this machine only with ``probes = true`` (so an offline laptop running the
+demo sends nothing to the internet); the classifier when there are probes or agents;
+the webhook when one is set. A component that fails is logged and restarted; it never
+stops the others or the show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+from prometheus_client.registry import Collector
+
+from monitoring.agent_feed import AgentFeed
+from monitoring.hls_viewers import HlsViewers
+from monitoring.listeners import Listeners, ListenersSnapshot
+from monitoring.metrics import ListenerCollector, OutageCollector, ProbeCollector
+from monitoring.outage import Classifier
+from monitoring.outage_watch import OutageEvent, OutagesSnapshot, OutageWatch
+from monitoring.probe_round import ProbeRound, Vantage, log_changes
+from monitoring.probes import Prober
+from monitoring.samples import SampleLog, Sampler
+from monitoring.targets import DEFAULT_TARGETS, Targets, load_targets
+from monitoring.webhook import Webhook
+from orchestrator.event import Event
+from orchestrator.show import ShowSnapshot
+
+log = logging.getLogger(__name__)
+
+RESTART_SECONDS: Final = 5.0
+EVALUATE_SECONDS: Final = 5.0  # cheap: the classifier, and reading the agents
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSnapshot:
+    listeners: ListenersSnapshot
+    probes: ProbeRound | None
+    outages: OutagesSnapshot
+
+
+class Watch:
+    """Args:
+        event: the validated event (its ``monitoring`` and destinations).
+        state_dir: samples go to ``<state_dir>/samples``.
+        show: the show's snapshot, for the samples.
+        clock: wall-clock time.
+
+    Raises:
+        EventError: the ``[monitoring] targets`` file is invalid.
+    """
+
+    def __init__(
+        self,
+        event: Event,
+        state_dir: Path,
+        show: Callable[[], ShowSnapshot],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        spec = event.monitoring
+        self.spec = spec
+        self.hls_viewers = HlsViewers()
+        self.listeners = Listeners(event.destinations, self.hls_viewers, clock=clock)
+        self.sampler = Sampler(
+            SampleLog(state_dir / "samples", clock=clock),
+            show,
+            self.listeners.snapshot,
+            every=spec.sample_seconds,
+            clock=clock,
+        )
+        self.prober: Prober | None = None
+        targets: Targets | None = None
+        if spec.probes:
+            if spec.targets is not None:
+                targets = load_targets(spec.targets)
+            else:
+                targets = replace(DEFAULT_TARGETS, control_resolver=spec.control_resolver)
+            vantage = Vantage(spec.vantage, spec.city, spec.isp)
+            self.prober = Prober(vantage, targets, clock=clock)
+        self.agents = AgentFeed(spec.agents) if spec.agents else None
+        self.webhook = Webhook(spec.webhook) if spec.webhook is not None else None
+        classifier = Classifier(
+            for_seconds=spec.outage_for_seconds, clear_seconds=spec.outage_clear_seconds
+        )
+        self.outages = OutageWatch(
+            classifier,
+            targets.platforms if targets is not None else (),
+            on_event=self._on_outage,
+            clock=clock,
+        )
+        self._round: ProbeRound | None = None
+        self._platform_ok: dict[str, bool] = {}
+
+    @property
+    def judging(self) -> bool:
+        """Whether the classifier has anything to judge (own probes or agents)."""
+        return self.prober is not None or self.agents is not None
+
+    def collectors(self) -> list[Collector]:
+        found: list[Collector] = [ListenerCollector(self.listeners.snapshot)]
+        if self.prober is not None:
+            found.append(ProbeCollector(lambda: self._round))
+        if self.judging:
+            found.append(OutageCollector(self.outages.snapshot))
+        return found
+
+    def snapshot(self) -> WatchSnapshot:
+        return WatchSnapshot(self.listeners.snapshot(), self._round, self.outages.snapshot())
+
+    async def run(self) -> None:
+        """Run every component until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._guard("listeners", self.listeners.run))
+            group.create_task(self._guard("samples", self.sampler.run))
+            if self.prober is not None:
+                group.create_task(self._guard("probes", self._probe))
+            if self.judging:
+                group.create_task(self._guard("outages", self._evaluate))
+            if self.webhook is not None:
+                group.create_task(self._guard("webhook", self.webhook.run))
+
+    async def close(self) -> None:
+        """After :meth:`run` is cancelled: write the last samples."""
+        await self.sampler.close()
+
+    # -- components --------------------------------------------------------------------------
+    async def _guard(self, name: str, component: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await component()
+                return
+            except Exception as error:
+                log.error(
+                    "monitoring: %s failed (%s); restarting in %gs",
+                    name,
+                    type(error).__name__,
+                    RESTART_SECONDS,
+                )
+                log.debug("monitoring: %s failed", name, exc_info=True)
+                await asyncio.sleep(RESTART_SECONDS)
+
+    async def _probe(self) -> None:
+        assert self.prober is not None
+        v = self.prober.vantage
+        log.info(
+            "probes: from vantage %s (%s, %s) every %gs",
+            v.name,
+            v.city,
+            v.isp,
+            self.spec.probe_seconds,
+        )
+        while True:
+            started = time.monotonic()
+            found = await self.prober.round()
+            self._round = found
+            self.outages.add(found.probe_results(), found.throughput_samples())
+            log_changes(found, self._platform_ok)
+            self.outages.evaluate()  # at once, not at the next tick of _evaluate
+            await asyncio.sleep(max(0.0, self.spec.probe_seconds - (time.monotonic() - started)))
+
+    async def _evaluate(self) -> None:
+        every = min(EVALUATE_SECONDS, self.spec.probe_seconds)
+        async with aiohttp.ClientSession() as session:
+            while True:
+                if self.agents is not None:
+                    results, samples = await self.agents.read(session, time.time())
+                    self.outages.add(results, samples)
+                self.outages.evaluate()
+                await asyncio.sleep(every)
+
+    def _on_outage(self, event: OutageEvent) -> None:
+        self.sampler.outage(event)
+        if self.webhook is not None:
+            self.webhook.notify(event)

@@ -1,0 +1,208 @@
+"""Probes against local servers that refuse, hang, serve bad certificates and throttle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from probe_servers import Pki, ProbeServers, make_pki
+
+from monitoring.outage import ProbeResult, ThroughputSample
+from monitoring.probe_round import CheckResult, Download, ProbeRound, Vantage
+from monitoring.probes import Prober
+from monitoring.targets import Target, Targets
+
+VANTAGE = Vantage("lab-1", "lahore", "ptcl")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def servers(pki: Pki) -> Iterator[ProbeServers]:
+    with ProbeServers(pki, rate=40_000) as running:
+        yield running
+
+
+def prober(servers: ProbeServers, *targets: Target, **options: float) -> Prober:
+    return Prober(
+        VANTAGE,
+        Targets(targets, ("127.0.0.1", servers.dns)),
+        ssl_context=servers.pki.client_context(),
+        timeout=options.pop("timeout", 1.0),
+        download_seconds=options.pop("download_seconds", 1.0),
+        concurrency=int(options.pop("concurrency", 8)),
+    )
+
+
+def by_check(found: ProbeRound, platform: str) -> dict[str, tuple[bool, str | None]]:
+    return {c.check: (c.success, c.error) for c in found.checks if c.platform == platform}
+
+
+async def test_a_healthy_platform_passes_every_check(servers: ProbeServers) -> None:
+    good = f"https://localhost:{servers.good}"
+    found = await prober(
+        servers,
+        Target("control", "web", f"http://localhost:{servers.plain}/"),
+        Target("youtube", "web", f"{good}/generate_204", f"{good}/big"),
+        Target("youtube", "ingest", f"tcp://localhost:{servers.good}"),
+    ).round()
+    assert found.outcomes() == {
+        ("control", "dns"): (True, found.outcomes()["control", "dns"][1]),
+        ("control", "tcp"): (True, found.outcomes()["control", "tcp"][1]),
+        ("control", "http"): (True, found.outcomes()["control", "http"][1]),
+        ("youtube", "dns"): (True, found.outcomes()["youtube", "dns"][1]),
+        ("youtube", "tcp"): (True, found.outcomes()["youtube", "tcp"][1]),
+        ("youtube", "tls"): (True, found.outcomes()["youtube", "tls"][1]),
+        ("youtube", "http"): (True, found.outcomes()["youtube", "http"][1]),
+    }
+    assert all(0 <= seconds < 1 for _, seconds in found.outcomes().values())
+    assert {(r.resolver, r.success) for r in found.resolvers} == {
+        ("system", True),
+        ("control", True),
+    }
+    (download,) = found.downloads
+    assert download.error is None and download.bytes > 100_000
+    assert found.throughput()["youtube"] > 1_000_000
+    results = found.probe_results()
+    assert (
+        ProbeResult("lab-1", "lahore", "ptcl", "youtube", "tls", True, found.finished_at) in results
+    )
+    assert found.throughput_samples() == [
+        ThroughputSample(
+            "lab-1", "lahore", "ptcl", "youtube", download.bytes_per_second, found.finished_at
+        )
+    ]
+
+
+async def test_refused_hanging_and_bad_certificates(servers: ProbeServers) -> None:
+    found = await prober(
+        servers,
+        Target("refused", "web", f"https://localhost:{servers.refused}/"),
+        Target("hang", "web", f"https://localhost:{servers.hang}/"),
+        Target("selfsigned", "web", f"https://localhost:{servers.self_signed}/"),
+        Target("wronghost", "web", f"https://localhost:{servers.wrong_host}/"),
+        Target("legal", "web", f"https://localhost:{servers.good}/legal"),
+        timeout=0.5,
+    ).round()
+    assert by_check(found, "refused") == {
+        "dns": (True, None),
+        "tcp": (False, "refused"),
+        "tls": (False, "not tried: tcp failed"),
+        "http": (False, "not tried: tcp failed"),
+    }
+    hang = by_check(found, "hang")
+    assert hang["tcp"] == (True, None) and hang["tls"] == (False, "timeout")
+    self_signed = by_check(found, "selfsigned")["tls"]
+    assert not self_signed[0] and "certificate: self-signed certificate" in str(self_signed[1])
+    wrong = by_check(found, "wronghost")["tls"]
+    assert not wrong[0] and "certificate: Hostname mismatch" in str(wrong[1])
+    assert by_check(found, "legal")["http"] == (False, "HTTP 451")
+    assert by_check(found, "legal")["tls"] == (True, None)
+
+
+async def test_throttled_download_is_measured(servers: ProbeServers) -> None:
+    started = time.monotonic()
+    found = await prober(
+        servers,
+        Target(
+            "slow",
+            "web",
+            f"https://localhost:{servers.throttled}/",
+            f"https://localhost:{servers.throttled}/big",
+        ),
+        Target(
+            "fast",
+            "web",
+            f"https://localhost:{servers.good}/",
+            f"https://localhost:{servers.good}/big",
+        ),
+        download_seconds=1.0,
+    ).round()
+    assert time.monotonic() - started < 3
+    speed = found.throughput()
+    assert 20_000 < speed["slow"] < 60_000  # served at 40 kB/s
+    assert speed["fast"] > 10 * speed["slow"]
+
+
+async def test_blocked_name_falls_back_to_the_control_resolver(servers: ProbeServers) -> None:
+    found = await prober(
+        servers,
+        Target("blocked", "ingest", f"tcp://jalsa-blocked.invalid:{servers.good}"),
+        Target("gone", "ingest", f"tcp://nx.test.invalid:{servers.good}"),
+    ).round()
+    blocked = by_check(found, "blocked")
+    assert blocked["dns"][0] is False
+    assert blocked["tcp"] == (True, None)  # reachable by address: blocked at DNS only
+    control = next(
+        r for r in found.resolvers if r.platform == "blocked" and r.resolver == "control"
+    )
+    assert control.success and control.addresses == ("127.0.0.1",)
+    assert servers.dns_queries >= 2
+
+
+async def test_control_resolver_failures(servers: ProbeServers) -> None:
+    found = await prober(servers, Target("x", "ingest", f"tcp://nx.test:{servers.good}")).round()
+    control = next(r for r in found.resolvers if r.resolver == "control")
+    assert (control.success, control.error) == (False, "NXDOMAIN")
+    silent = Prober(
+        VANTAGE,
+        Targets(
+            (Target("x", "ingest", f"tcp://localhost:{servers.good}"),),
+            ("127.0.0.1", servers.refused),
+        ),
+        timeout=0.3,
+    )
+    found = await silent.round()
+    control = next(r for r in found.resolvers if r.resolver == "control")
+    assert not control.success and control.error in ("timeout", "Connection refused")
+    assert by_check(found, "x") == {"dns": (True, None), "tcp": (True, None)}
+
+
+async def test_concurrency_is_limited(servers: ProbeServers) -> None:
+    targets = [Target(f"p{i}", "ingest", f"tls://127.0.0.1:{servers.hang}") for i in range(6)]
+    servers.max_hanging = 0
+    started = time.monotonic()
+    found = await prober(servers, *targets, timeout=0.3, concurrency=2).round()
+    elapsed = time.monotonic() - started
+    assert servers.max_hanging <= 2
+    assert 0.8 < elapsed < 3  # three waves of a 0.3 s handshake timeout
+    assert all(not ok for (_, check), (ok, _) in found.outcomes().items() if check == "tls")
+
+
+def test_aggregation_any_control_every_platform_target() -> None:
+    def check(platform: str, role: str, ok: bool, seconds: float) -> CheckResult:
+        return CheckResult(platform, role, "h", "tcp", ok, seconds, None if ok else "refused")
+
+    found = ProbeRound(
+        VANTAGE,
+        0.0,
+        10.0,
+        (
+            check("control", "a", False, 3.0),
+            check("control", "b", True, 0.2),
+            check("youtube", "web", True, 0.1),
+            check("youtube", "ingest", False, 2.0),
+            check("x", "web", True, 0.4),
+        ),
+        (),
+        (
+            Download("x", "h", 1000, 2.0),
+            Download("x", "h", 10, 1.0),
+            Download("x", "h", 0, 1.0, "timeout"),
+        ),
+    )
+    assert found.outcomes() == {
+        ("control", "tcp"): (True, 0.2),
+        ("youtube", "tcp"): (False, 2.0),
+        ("x", "tcp"): (True, 0.4),
+    }
+    assert found.throughput() == {"x": 500.0}
+
+
+def test_pki_files_exist(pki: Pki) -> None:
+    assert all(Path(p).exists() for p in (pki.ca, *pki.good, *pki.self_signed))

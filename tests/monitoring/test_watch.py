@@ -1,0 +1,180 @@
+"""The Watch: what runs for which event, restarts, shutdown, and the probe agent."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from probe_servers import ProbeServers, make_pki
+
+from monitoring import watch as watch_module
+from monitoring.metrics import ListenerCollector, OutageCollector, ProbeCollector
+from monitoring.probe_agent import ProbeAgent, format_round, probe_command
+from monitoring.probe_round import Vantage
+from monitoring.probes import Prober
+from monitoring.samples import read_records
+from monitoring.targets import Target, Targets
+from monitoring.watch import Watch
+from orchestrator.event import Event, parse_event
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbeServers]:
+    with ProbeServers(make_pki(tmp_path_factory.mktemp("pki"))) as running:
+        yield running
+
+
+def make_event(tmp_path: Path, monitoring: dict[str, Any] | None = None) -> Event:
+    data: dict[str, Any] = {
+        "speakers": [{"id": "host", "name": "Host", "source": "testsrc"}],
+        "rundown": [{"speaker": "host", "duration": "1m"}],
+        "destinations": [{"name": "mirror", "url": "hls"}],
+    }
+    if monitoring:
+        data["monitoring"] = monitoring
+    return parse_event(data, base_dir=tmp_path, env={})
+
+
+def fake_show() -> Any:
+    return SimpleNamespace(
+        event="E", speakers=("host",), on_air="host", on_air_kind="speaker",
+        destinations=[SimpleNamespace(name="mirror", platform="custom", kind="hls", state="live")],
+    )  # fmt: skip
+
+
+async def test_without_monitoring_only_listeners_and_samples(tmp_path: Path) -> None:
+    watch = Watch(make_event(tmp_path), tmp_path / "state", fake_show)
+    assert [type(c) for c in watch.collectors()] == [ListenerCollector]
+    assert watch.prober is None and not watch.judging
+    task = asyncio.create_task(watch.run())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await watch.close()
+    types = [r["type"] for r in read_records(tmp_path / "state" / "samples")]
+    assert types[0] == "start" and types[-2:] == ["sample", "stop"]
+
+
+async def test_own_probes_flag_a_lost_uplink(
+    tmp_path: Path, servers: ProbeServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    targets = tmp_path / "targets.toml"
+    targets.write_text(
+        textwrap.dedent(f"""
+            control_resolver = ""
+            [[targets]]
+            platform = "control"
+            url = "tcp://127.0.0.1:{servers.refused}"
+            [[targets]]
+            platform = "youtube"
+            url = "tcp://127.0.0.1:{servers.good}"
+        """)
+    )
+    monitoring = {
+        "probes": True,
+        "city": "Lahore",
+        "isp": "PTCL",
+        "targets": str(targets),
+        "probe_seconds": 5,
+        "outage_for_seconds": 0,
+    }
+    watch = Watch(make_event(tmp_path, monitoring), tmp_path / "state", fake_show)
+    assert [type(c) for c in watch.collectors()] == [
+        ListenerCollector,
+        ProbeCollector,
+        OutageCollector,
+    ]
+    task = asyncio.create_task(watch.run())
+    for _ in range(100):
+        if watch.snapshot().outages.active:
+            break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await watch.close()
+    (outage,) = watch.snapshot().outages.active
+    assert (outage.scope, outage.platform, outage.vantages) == ("uplink", "control", {"jalsa"})
+    assert "OUTAGE: uplink down at vantage jalsa (Lahore)" in caplog.text
+    assert "probes from jalsa: control failing: tcp refused" in caplog.text
+    records = list(read_records(tmp_path / "state" / "samples"))
+    assert any(r["type"] == "outage" and r["scope"] == "uplink" for r in records)
+
+
+async def test_a_failing_component_is_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(watch_module, "RESTART_SECONDS", 0.01)
+    watch = Watch(make_event(tmp_path), tmp_path / "state", fake_show)
+    calls = 0
+
+    async def flaky() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(watch.listeners, "run", flaky)
+    task = asyncio.create_task(watch.run())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert calls == 2
+    assert "monitoring: listeners failed (RuntimeError); restarting" in caplog.text
+
+
+async def test_probe_agent_rounds_and_table(servers: ProbeServers) -> None:
+    targets = Targets(
+        (
+            Target("control", "web", f"http://127.0.0.1:{servers.plain}/"),
+            Target("x", "ingest", f"tcp://127.0.0.1:{servers.refused}"),
+        ),
+        None,
+    )
+    agent = ProbeAgent(Prober(Vantage("v", "c", "i"), targets, timeout=1), interval=0.1)
+    task = asyncio.create_task(agent.run())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert agent.latest is not None
+    table = format_round(agent.latest)
+    assert "x          ingest  tcp   NO" in table and "127.0.0.1: refused" in table
+    text = agent.registry.get_sample_value(
+        "jalsa_probe_success",
+        {"vantage": "v", "city": "c", "isp": "i", "platform": "control", "check": "http"},
+    )
+    assert text == 1.0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"vantage": "a/b"}, "--vantage"),
+        ({"interval": 0.0}, "--interval"),
+        ({"metrics": "nowhere"}, "HOST:PORT"),
+        ({"control_resolver": "dns.google"}, "not an IP address"),
+        ({"targets": Path("/nonexistent/targets.toml")}, "cannot be read"),
+    ],
+)
+def test_probe_command_rejects_bad_arguments(
+    change: dict[str, Any], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = argparse.Namespace(
+        vantage="v", city="c", isp="i", metrics="127.0.0.1:9109", targets=None,
+        interval=30.0, control_resolver=None, timeout=5.0, once=False,
+    )  # fmt: skip
+    for key, value in change.items():
+        setattr(args, key, value)
+    assert probe_command(args) == 2
+    assert message in capsys.readouterr().err
