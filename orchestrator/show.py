@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +72,7 @@ class ShowSnapshot:
     destinations: tuple[DestinationSnapshot, ...]
     sources: tuple[SourceSnapshot, ...]
     speakers: tuple[str, ...] = field(default=())
+    live_speakers: tuple[str, ...] = field(default=())  # those who join from the browser
 
 
 class Show:
@@ -100,7 +101,15 @@ class Show:
         self.green_room = GreenRoom()
         # Live speakers seen connected during the current slot: a later absence is a drop.
         self._seen_live: set[tuple[int, float]] = set()
+        # Recorded messages uploaded by live speakers (speaker id -> file): their fallback.
+        self.messages: dict[str, str] = {}
+        # Closed first by close(): what feeds the green room (the WHIP sessions).
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.finished = asyncio.Event()
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Have :meth:`close` await ``closer()`` before it stops the program."""
+        self._closers.append(closer)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -122,6 +131,12 @@ class Show:
     async def close(self, within: float = 4.0) -> None:
         """Stop the program and the sources, then close every output with its trailer."""
         deadline = time.monotonic() + within
+        for closer in self._closers:
+            try:
+                async with asyncio.timeout(within * 0.25):
+                    await closer()
+            except Exception:
+                log.exception("closing the green room failed")
         await asyncio.to_thread(self.program.stop, within * 0.4)
         for media in self._media.values():
             for source in media.sources():
@@ -215,9 +230,11 @@ class Show:
             armed = not is_pull(speaker.source)
             main = MediaSource(speaker.id, speaker.source, armed=armed, width=width, height=height)
         fallback = None
-        if speaker.fallback is not None:
+        # A message the speaker uploaded is newer than the event file's fallback clip.
+        fallback_clip = self.messages.get(speaker.id) or speaker.fallback
+        if fallback_clip is not None:
             fallback = MediaSource(
-                f"{speaker.id}-fallback", speaker.fallback, armed=True, width=width, height=height
+                f"{speaker.id}-fallback", fallback_clip, armed=True, width=width, height=height
             )
         media = _SlotMedia(main, fallback)
         for source in media.sources():
@@ -273,6 +290,7 @@ class Show:
             destinations=tuple(self.relay.snapshots()),
             sources=sources,
             speakers=tuple(self._speakers),
+            live_speakers=tuple(s for s, spec in self._speakers.items() if spec.live),
         )
 
     def _view(self, slot: Slot | None) -> SlotView | None:

@@ -66,4 +66,3 @@ class SlateCache:
                 self._pictures.pop(next(iter(self._pictures)))
             self._pictures[text] = picture
         return picture
-

@@ -235,7 +235,9 @@ def read_generations(state_dir: Path) -> dict[str, int]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{state_dir / REVOKED_FILE} is unreadable ({exc}): fix or delete it")
+        raise ValueError(
+            f"{state_dir / REVOKED_FILE} is unreadable ({exc}): fix or delete it"
+        ) from None
     speakers = data.get("speakers", {}) if isinstance(data, dict) else {}
     return {
         str(k): int(v)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from jalsa_run import JalsaRun, jalsa
 from media import dominant, ffprobe
 from PIL import Image
@@ -30,17 +31,6 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 pytestmark = pytest.mark.media
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 HOST_SECONDS, GUEST_SECONDS, RADIO_SECONDS = 6, 30, 10
 
 
@@ -187,7 +177,7 @@ def _scenario(seen: Seen, context: Any, run: JalsaRun, message: Path) -> None:
     seen.guest_on_air = metric("jalsa_on_air", speaker="guest")
     seen.guest_connected = metric("jalsa_speaker_connected", speaker="guest")
     time.sleep(2)
-    seen.debug.append(run.http("/api/state", token=run.token())[1].decode()[-900:])
+    seen.debug.append(run.http("/api/state", token=run.token())[1].decode())
     seen.mid_guest = _program_seconds(run) - 0.5
 
     # Close the tab mid-speech.
@@ -266,7 +256,7 @@ def test_a_forged_link_gets_a_page_that_says_what_to_do(seen: Seen) -> None:
 def test_the_speaker_goes_on_air_in_their_slot(seen: Seen) -> None:
     assert seen.guest_live_text == "LIVE"
     assert (seen.guest_on_air, seen.guest_connected) == (1, 1)
-    assert _colour(seen.recording, seen.mid_guest) == "green", seen.debug
+    assert _colour(seen.recording, seen.mid_guest) == "green", seen.debug[-1][-900:]
 
 
 def test_closing_the_tab_is_covered_at_once_without_a_gap(seen: Seen) -> None:

@@ -1,0 +1,147 @@
+"""The speaker's join page ``GET /join/<token>``, its status endpoint and its assets.
+
+The page is plain HTML, CSS and JavaScript (no build step, nothing from a CDN). What it
+needs is embedded as JSON: the speaker's name and slot, the WHIP URL and the event's
+ICE servers (TURN credentials included: the page is only served for a valid link).
+``POST /join/<token>/status`` answers where the speaker stands (waiting / on air in N s
+/ LIVE) and how their session is (live, replaced by another tab, …); the page sends its
+own measurements with it (RTT, outgoing bitrate).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from importlib import resources
+from typing import Any, Final
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from orchestrator.api.speaker_access import (
+    MAX_SPEAKER_BODY,
+    PRIVATE,
+    BodyTooLarge,
+    SpeakerAccess,
+    read_body,
+    refused_page,
+)
+from orchestrator.secret import Secret
+from orchestrator.show import Show
+from orchestrator.speakers.links import LinkRefused
+from orchestrator.speakers.whip_ingest import WhipIngest
+
+ASSETS: Final = {
+    "join.js": "text/javascript; charset=utf-8",
+    "join.css": "text/css; charset=utf-8",
+}
+_CSP: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+
+def _browser_ice(servers: tuple[Any, ...]) -> list[dict[str, Any]]:
+    result = []
+    for server in servers:
+        entry: dict[str, Any] = {"urls": list(server["urls"])}
+        if "username" in server:
+            entry["username"] = server["username"]
+        credential = server.get("credential")
+        if isinstance(credential, Secret):
+            entry["credential"] = credential.reveal()
+        result.append(entry)
+    return result
+
+
+def _json_script(data: object) -> str:
+    # Safe inside <script type="application/json">: no "</script>" can close it early.
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: WhipIngest) -> None:
+    folder = resources.files("orchestrator.api").joinpath("static")
+    template = folder.joinpath("join.html").read_text()
+    assets = {name: folder.joinpath(name).read_bytes() for name in ASSETS}
+    event_name = show.event.info.name
+    speakers = {s.id: s for s in show.event.speakers}
+    ice = _browser_ice(show.event.ice_servers)
+
+    @app.get("/join-assets/{name}", include_in_schema=False)
+    async def join_asset(name: str) -> Response:
+        if name not in assets:
+            raise HTTPException(404, "no such file")
+        return Response(
+            assets[name], media_type=ASSETS[name], headers={"Cache-Control": "max-age=300"}
+        )
+
+    @app.get("/join/{token}", response_class=HTMLResponse, include_in_schema=False)
+    async def join_page(token: str) -> HTMLResponse:
+        try:
+            claims = await access.check(token)
+        except LinkRefused as refused:
+            return refused_page(refused, event_name)
+        speaker = speakers[claims.speaker]
+        config = {
+            "event": event_name,
+            "speaker": {"id": speaker.id, "name": speaker.name, "title": speaker.title},
+            "whip": f"/whip/{token}",
+            "status": f"/join/{token}/status",
+            "upload": f"/join/{token}/message",
+            "iceServers": ice,
+            "status_seconds": 2,
+        }
+        page = (
+            template.replace("{{event}}", html.escape(event_name))
+            .replace("{{name}}", html.escape(speaker.name))
+            .replace("{{title}}", html.escape(speaker.title))
+            .replace("{{config}}", _json_script(config))
+        )
+        headers = {
+            **PRIVATE,
+            "Content-Security-Policy": _CSP,
+            "Permissions-Policy": "camera=(self), microphone=(self)",
+            "X-Content-Type-Options": "nosniff",
+        }
+        return HTMLResponse(page, headers=headers)
+
+    @app.api_route("/join/{token}/status", methods=["GET", "POST"], include_in_schema=False)
+    async def join_status(token: str, request: Request) -> Response:
+        try:
+            claims = await access.check(token)
+        except LinkRefused as refused:
+            problem = refused.problem
+            return JSONResponse(
+                {"error": problem.value, "advice": problem.advice},
+                problem.status,
+                headers=PRIVATE,
+            )
+        report: dict[str, Any] = {}
+        if request.method == "POST":
+            try:
+                body = await read_body(request, MAX_SPEAKER_BODY)
+                parsed = json.loads(body) if body.strip() else {}
+            except (BodyTooLarge, ValueError):
+                return JSONResponse({"error": "a small JSON object, please"}, 400)
+            report = parsed if isinstance(parsed, dict) else {}
+        session = report.get("session") or request.query_params.get("session") or ""
+        speaker = claims.speaker
+        if isinstance(session, str) and session:
+            ingest.report_rtt(speaker, session, report.get("rtt"))
+        status = ingest.status(speaker)
+        return JSONResponse(
+            {
+                "speaker": speaker,
+                "standing": status.standing,
+                "live": status.live,
+                "starts_in": status.starts_in,
+                "ends_in": status.ends_in,
+                "slot_start": status.slot_start,
+                "slot_end": status.slot_end,
+                "quality": "full" if status.full_rate else "preview",
+                "connected": ingest.connected(speaker),
+                "session": ingest.phase(speaker, session) if isinstance(session, str) else "",
+            },
+            headers=PRIVATE,
+        )

@@ -1,0 +1,126 @@
+"""Recorded-message upload from the join page: resumable chunks, in the manner of tus.
+
+- ``POST /join/<token>/message`` with ``Upload-Length`` (and ``Upload-Name``): 201 +
+  ``Location: /join/<token>/message/<id>``;
+- ``HEAD`` on the Location: 200 + ``Upload-Offset`` (where to continue);
+- ``PATCH`` on the Location with ``Upload-Offset`` and
+  ``Content-Type: application/offset+octet-stream``: 204 + the new ``Upload-Offset``;
+  409 + the real offset when the client is out of step. The last chunk is probed with
+  PyAV (in a thread) before acceptance: 204 + ``Upload-Result: accepted``, or 422 with
+  the reason. The accepted message becomes the speaker's fallback for their slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from orchestrator.api.speaker_access import PRIVATE, BodyTooLarge, SpeakerAccess, read_body
+from orchestrator.show import Show
+from orchestrator.speakers.links import LinkRefused
+from orchestrator.speakers.messages import (
+    MAX_CHUNK_BYTES,
+    MessageRefused,
+    MessageStore,
+    OffsetMismatch,
+    Upload,
+)
+
+
+def _text(message: str, status: int, **headers: str) -> Response:
+    return PlainTextResponse(message + "\n", status, headers={**PRIVATE, **headers})
+
+
+def _number(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() and len(value) < 16 else None
+
+
+def add_upload_routes(app: FastAPI, show: Show, access: SpeakerAccess, state_dir: Path) -> None:
+    store = MessageStore(state_dir)
+    live = frozenset(s.id for s in show.event.speakers if s.live)
+    show.messages.update(store.accepted(live))  # messages from an earlier run
+    locks: set[str] = set()  # uploads receiving a chunk: one at a time each
+
+    def offsets(upload: Upload) -> dict[str, str]:
+        return {"Upload-Offset": str(upload.offset), "Upload-Length": str(upload.length)}
+
+    @app.post("/join/{token}/message", include_in_schema=False)
+    async def create(token: str, request: Request) -> Response:
+        try:
+            claims = await access.check(token)
+        except LinkRefused as refused:
+            return _text(refused.problem.advice, refused.problem.status)
+        length = _number(request.headers.get("upload-length"))
+        if length is None:
+            return _text("send Upload-Length: the file's size in bytes", 400)
+        name = request.headers.get("upload-name", "message.mp4")[:200]
+        try:
+            upload = await asyncio.to_thread(store.create, claims.speaker, length, name)
+        except MessageRefused as refused:
+            return _text(str(refused), 413)
+        return _text(
+            "created",
+            201,
+            Location=f"/join/{token}/message/{upload.id}",
+            **offsets(upload),
+        )
+
+    @app.head("/join/{token}/message/{upload_id}", include_in_schema=False)
+    async def offset(token: str, upload_id: str) -> Response:
+        try:
+            claims = await access.check(token)
+        except LinkRefused as refused:
+            return Response(status_code=refused.problem.status, headers=PRIVATE)
+        upload = await asyncio.to_thread(store.get, upload_id, claims.speaker)
+        if upload is None:
+            return Response(status_code=404, headers=PRIVATE)
+        return Response(status_code=200, headers={**PRIVATE, **offsets(upload)})
+
+    @app.patch("/join/{token}/message/{upload_id}", include_in_schema=False)
+    async def append(token: str, upload_id: str, request: Request) -> Response:
+        try:
+            claims = await access.check(token)
+        except LinkRefused as refused:
+            return _text(refused.problem.advice, refused.problem.status)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if content_type != "application/offset+octet-stream":
+            return _text("send chunks as Content-Type: application/offset+octet-stream", 415)
+        at = _number(request.headers.get("upload-offset"))
+        if at is None:
+            return _text("send Upload-Offset: where this chunk starts", 400)
+        if upload_id in locks:
+            return _text("this upload is already receiving a chunk", 409)
+        locks.add(upload_id)
+        try:
+            return await _append(claims.speaker, upload_id, at, request)
+        finally:
+            locks.discard(upload_id)
+
+    async def _append(speaker: str, upload_id: str, at: int, request: Request) -> Response:
+        try:
+            data = await read_body(request, MAX_CHUNK_BYTES)
+            upload = await asyncio.to_thread(store.append, upload_id, speaker, at, data)
+        except BodyTooLarge:
+            return _text(f"chunks are at most {MAX_CHUNK_BYTES // (1024 * 1024)} MiB", 413)
+        except KeyError:
+            return _text("no such upload: start again", 404)
+        except OffsetMismatch as mismatch:
+            return _text(
+                "continue from Upload-Offset", 409, **{"Upload-Offset": str(mismatch.offset)}
+            )
+        except MessageRefused as refused:
+            return _text(str(refused), 413)
+        if upload.offset < upload.length:
+            return Response(status_code=204, headers={**PRIVATE, **offsets(upload)})
+        try:
+            path, _ = await asyncio.to_thread(store.finish, upload)
+        except MessageRefused as refused:
+            return _text(f"the file was not accepted: {refused}", 422)
+        show.messages[speaker] = str(path)
+        return Response(
+            status_code=204,
+            headers={**PRIVATE, **offsets(upload), "Upload-Result": "accepted"},
+        )

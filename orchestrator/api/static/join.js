@@ -1,0 +1,451 @@
+// The speaker's join page: camera and mic preview, WHIP to jalsa, status, auto re-join.
+// Plain browser JavaScript (Android Chrome, iOS Safari), no build step, no dependencies.
+"use strict";
+
+const cfg = JSON.parse(document.getElementById("config").textContent);
+const $ = (id) => document.getElementById(id);
+const ui = {
+  slot: $("slot"), status: $("status"), preview: $("preview"), noCamera: $("no-camera"),
+  meter: $("meter-level"), problem: $("problem"), join: $("join"), leave: $("leave"),
+  audioOnly: $("audio-only"), quality: $("quality"),
+  file: $("message-file"), send: $("message-send"), progress: $("message-progress"),
+  sent: $("message-status"),
+};
+
+const BACKOFF = [1, 2, 4, 8, 15]; // seconds between re-join attempts (with jitter)
+const GATHER_MS = 2500; // ICE gathering cap: send what we have (WHIP has no trickle here)
+const DISCONNECTED_MS = 3000; // "disconnected" this long: the path is gone, re-join
+
+const state = {
+  stream: null, pc: null, resource: null, session: "", wanted: false, attempt: 0,
+  retryTimer: null, connectedAt: 0, quality: "full", replaced: false, status: null,
+  statusAt: 0, stats: { bytes: 0, at: 0, rtt: null, loss: null, kbps: null },
+};
+
+function show(el, visible) { el.hidden = !visible; }
+function problem(text) { ui.problem.textContent = text || ""; show(ui.problem, !!text); }
+function clock(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return (h ? h + ":" : "") + mm + ":" + String(r).padStart(2, "0");
+}
+function hhmm(epoch) {
+  return new Date(epoch * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// -- camera and microphone ------------------------------------------------------------------
+let meterContext = null;
+let mediaReady = null; // the latest request for the camera/mic: requests run one at a time
+
+// Open the camera and mic (again). Requests are chained, so a slow earlier request can
+// never hand back a stream after a later one (which would leave a capture running).
+function openMedia() {
+  const previous = mediaReady || Promise.resolve();
+  mediaReady = previous.catch(() => {}).then(openMediaNow);
+  return mediaReady;
+}
+
+async function currentStream() {
+  if (mediaReady) await mediaReady.catch(() => {});
+  return state.stream || openMedia();
+}
+
+async function openMediaNow() {
+  const audioOnly = ui.audioOnly.checked;
+  const constraints = {
+    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    video: audioOnly ? false : {
+      facingMode: "user", width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 },
+    },
+  };
+  if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
+  state.stream = null;
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia(constraints);
+  } catch (err) {
+    if (!audioOnly && err && err.name !== "NotAllowedError") {
+      // No camera (or it is busy): carry on with the microphone alone.
+      ui.audioOnly.checked = true;
+      return openMediaNow();
+    }
+    problem("Allow the microphone" + (audioOnly ? "" : " and camera") +
+      " for this page (the lock or camera icon next to the address), then reload it.");
+    throw err;
+  }
+  ui.preview.srcObject = state.stream;
+  show(ui.noCamera, state.stream.getVideoTracks().length === 0);
+  startMeter(state.stream);
+  problem("");
+  return state.stream;
+}
+
+function startMeter(stream) {
+  const Ctx = window.AudioContext || window.webkitAudioContext;
+  if (!Ctx || stream.getAudioTracks().length === 0) return;
+  if (meterContext) meterContext.close();
+  meterContext = new Ctx();
+  const analyser = meterContext.createAnalyser();
+  analyser.fftSize = 512;
+  meterContext.createMediaStreamSource(stream).connect(analyser);
+  const data = new Float32Array(analyser.fftSize);
+  const context = meterContext;
+  const draw = () => {
+    if (context !== meterContext) return;
+    analyser.getFloatTimeDomainData(data);
+    let peak = 0;
+    for (const v of data) peak = Math.max(peak, Math.abs(v));
+    ui.meter.style.width = Math.min(100, Math.round(peak * 140)) + "%";
+    requestAnimationFrame(draw);
+  };
+  draw();
+}
+
+// -- WHIP -------------------------------------------------------------------------------------
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); resolve(); };
+    const timer = setTimeout(done, GATHER_MS);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") done();
+    });
+  });
+}
+
+function applyQuality(pc) {
+  // In the green room jalsa needs only a preview: send less (saves the speaker's data and
+  // jalsa's CPU); shortly before the slot, full quality.
+  for (const sender of pc.getSenders()) {
+    if (!sender.track || sender.track.kind !== "video") continue;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length === 0) continue;
+    const preview = state.quality === "preview";
+    params.encodings[0].scaleResolutionDownBy = preview ? 4 : 1;
+    params.encodings[0].maxBitrate = preview ? 150000 : 1500000;
+    sender.setParameters(params).catch(() => {});
+  }
+}
+
+async function connect() {
+  clearTimeout(state.retryTimer);
+  state.retryTimer = null;
+  if (state.pc) closePeer(true);
+  const stream = await currentStream();
+  const pc = new RTCPeerConnection({ iceServers: cfg.iceServers, bundlePolicy: "max-bundle" });
+  state.pc = pc;
+  for (const track of stream.getTracks()) {
+    pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+  }
+  pc.addEventListener("connectionstatechange", () => onConnectionState(pc));
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  setStatus("Connecting…", "idle");
+  const response = await fetch(cfg.whip, {
+    method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
+  });
+  const body = await response.text();
+  if (pc !== state.pc) return; // left or replaced meanwhile
+  if (response.status === 201) {
+    state.resource = response.headers.get("Location");
+    state.session = state.resource ? state.resource.split("/").pop() : "";
+    await pc.setRemoteDescription({ type: "answer", sdp: body });
+    applyQuality(pc);
+    return;
+  }
+  closePeer(false);
+  if (response.status === 401 || response.status === 403) {
+    state.wanted = false;
+    problem(body.replace(/^[a-z_]+: /, ""));
+    setButtons();
+    setStatus("Cannot join with this link", "trouble");
+    return;
+  }
+  const retry = Number(response.headers.get("Retry-After")) || 0;
+  throw Object.assign(new Error(body.trim() || "HTTP " + response.status), { retry });
+}
+
+function onConnectionState(pc) {
+  if (pc !== state.pc) return;
+  const s = pc.connectionState;
+  if (s === "connected") {
+    state.connectedAt = Date.now();
+    state.attempt = 0;
+    problem("");
+  } else if (s === "failed" || s === "closed") {
+    rejoinSoon("The connection dropped.");
+  } else if (s === "disconnected") {
+    setTimeout(() => {
+      if (pc === state.pc && pc.connectionState !== "connected") rejoinSoon("The connection dropped.");
+    }, DISCONNECTED_MS);
+  }
+}
+
+function closePeer(hangUp) {
+  const pc = state.pc, resource = state.resource;
+  state.pc = null; state.resource = null;
+  if (pc) pc.close();
+  if (hangUp && resource) {
+    fetch(resource, { method: "DELETE", keepalive: true }).catch(() => {});
+  }
+}
+
+async function join() {
+  state.wanted = true; state.replaced = false;
+  setButtons();
+  if (meterContext && meterContext.state === "suspended") meterContext.resume();
+  try {
+    await connect();
+  } catch (err) {
+    rejoinSoon(err && err.message ? err.message : "Could not connect.", err && err.retry);
+  }
+}
+
+function rejoinSoon(reason, retryAfter) {
+  if (!state.wanted || state.replaced) return;
+  closePeer(true);
+  const base = BACKOFF[Math.min(state.attempt, BACKOFF.length - 1)];
+  const delay = Math.max(retryAfter || 0, base * (0.75 + Math.random() * 0.5));
+  state.attempt += 1;
+  setStatus("Reconnecting in " + Math.ceil(delay) + " s…", "trouble");
+  problem(reason + " Re-joining by itself; keep this page open.");
+  clearTimeout(state.retryTimer);
+  state.retryTimer = setTimeout(() => { if (state.wanted) join(); }, delay * 1000);
+}
+
+function leave() {
+  state.wanted = false;
+  clearTimeout(state.retryTimer);
+  closePeer(true);
+  state.session = "";
+  setButtons();
+  setStatus("You left. Press Join to come back.", "idle");
+}
+
+function setButtons() {
+  show(ui.join, !state.wanted);
+  show(ui.leave, state.wanted);
+  ui.join.textContent = state.replaced ? "Join here instead" : "Join";
+}
+
+// -- status from jalsa, quality from the browser -------------------------------------------
+function setStatus(text, kind) {
+  ui.status.textContent = text;
+  ui.status.className = "status " + kind;
+}
+
+function render() {
+  const st = state.status;
+  if (!st) return;
+  const drift = (Date.now() - state.statusAt) / 1000;
+  if (st.slot_start) {
+    const range = hhmm(st.slot_start) + "–" + hhmm(st.slot_end);
+    ui.slot.textContent = st.standing === "on_now" ? "Your slot: now, until " + hhmm(st.slot_end)
+      : "Your slot: " + range;
+  } else {
+    ui.slot.textContent = st.standing === "done" ? "Your slot is over. Thank you!" : "No slot in the rundown yet";
+  }
+  if (state.replaced) {
+    setStatus("You joined from another tab or device", "trouble");
+    return;
+  }
+  if (!state.wanted) return;
+  // The local connection first: a stale "LIVE" from jalsa must not hide a dead link.
+  const pc = state.pc;
+  if (!pc) {
+    if (!state.retryTimer) setStatus("Connecting…", "idle");
+    return; // else "Reconnecting in N s…" stays up
+  }
+  if (pc.connectionState === "disconnected") {
+    setStatus("Connection unstable…", "trouble");
+    return;
+  }
+  if (pc.connectionState !== "connected" || !st.connected) {
+    setStatus("Connecting…", "idle");
+    return;
+  }
+  if (st.live) {
+    setStatus("LIVE", "live");
+  } else if (st.standing === "waiting") {
+    const left = Math.max(0, st.starts_in - drift);
+    setStatus("Waiting in the green room — on air in " + clock(left), left <= 30 ? "soon" : "waiting");
+  } else if (st.standing === "on_now") {
+    setStatus("Going on air…", "soon");
+  } else {
+    setStatus("Waiting in the green room", "waiting");
+  }
+}
+
+async function pollStatus() {
+  try {
+    const response = await fetch(cfg.status, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ session: state.session, rtt: state.stats.rtt }),
+    });
+    const st = await response.json();
+    if (!response.ok) {
+      problem(st.advice || "This link no longer works.");
+      return;
+    }
+    state.status = st; state.statusAt = Date.now();
+    if (st.session === "replaced" && state.wanted) {
+      // Another tab or phone took over this link: stop here, do not fight it.
+      state.replaced = true; state.wanted = false;
+      closePeer(false);
+      setButtons();
+      problem("This link is now live in another tab or on another device.");
+    }
+    if (st.quality !== state.quality) {
+      state.quality = st.quality;
+      if (state.pc) applyQuality(state.pc);
+    }
+    render();
+  } catch (err) {
+    // Offline: the connection handler re-joins; keep polling.
+  }
+}
+
+async function measure() {
+  const pc = state.pc;
+  if (!pc || pc.connectionState !== "connected") {
+    ui.quality.textContent = "Connection: " + (state.wanted ? "connecting" : "not connected");
+    ui.quality.className = "quality";
+    return;
+  }
+  const report = await pc.getStats();
+  let bytes = 0, rtt = null, lost = 0, sent = 0;
+  report.forEach((s) => {
+    if (s.type === "outbound-rtp") { bytes += s.bytesSent || 0; sent += s.packetsSent || 0; }
+    if (s.type === "remote-inbound-rtp") {
+      if (typeof s.roundTripTime === "number") rtt = s.roundTripTime;
+      lost += s.packetsLost || 0;
+    }
+    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" &&
+        typeof s.currentRoundTripTime === "number" && rtt === null) rtt = s.currentRoundTripTime;
+  });
+  const now = performance.now();
+  const prev = state.stats;
+  const kbps = prev.at && now > prev.at ? ((bytes - prev.bytes) * 8) / (now - prev.at) : null;
+  const loss = sent + lost > 0 ? lost / (sent + lost) : 0;
+  state.stats = { bytes, at: now, rtt, loss, kbps };
+  const grade = (rtt !== null && rtt > 0.6) || loss > 0.08 ? "poor"
+    : (rtt !== null && rtt > 0.25) || loss > 0.02 ? "fair" : "good";
+  const parts = [
+    rtt === null ? "RTT –" : "RTT " + Math.round(rtt * 1000) + " ms",
+    "loss " + (loss * 100).toFixed(1) + "%",
+    kbps === null ? "" : Math.round(kbps) + " kbps out",
+  ].filter(Boolean);
+  ui.quality.textContent = "Connection " + grade + ": " + parts.join(" · ");
+  ui.quality.className = "quality " + grade;
+}
+
+// -- recorded message upload (resumable) -----------------------------------------------------
+const CHUNK = 256 * 1024;
+async function upload() {
+  const file = ui.file.files && ui.file.files[0];
+  if (!file) { ui.sent.textContent = "Choose a video or audio file first."; return; }
+  ui.send.disabled = true;
+  show(ui.progress, true);
+  const key = "jalsa-upload:" + cfg.upload + ":" + file.name + ":" + file.size;
+  let location = localStorage.getItem(key);
+  try {
+    let offset = 0;
+    if (location) {
+      const head = await fetch(location, { method: "HEAD" });
+      if (head.ok) offset = Number(head.headers.get("Upload-Offset")) || 0;
+      else location = null;
+    }
+    if (!location) {
+      const created = await fetch(cfg.upload, {
+        method: "POST",
+        headers: { "Upload-Length": String(file.size), "Upload-Name": encodeURIComponent(file.name) },
+      });
+      if (created.status !== 201) throw new Error(await created.text());
+      location = created.headers.get("Location");
+      localStorage.setItem(key, location);
+    }
+    let failures = 0;
+    while (offset < file.size) {
+      ui.progress.value = Math.floor((offset / file.size) * 100);
+      ui.sent.textContent = "Uploading… " + ui.progress.value + "%";
+      try {
+        const response = await fetch(location, {
+          method: "PATCH",
+          headers: { "Upload-Offset": String(offset), "Content-Type": "application/offset+octet-stream" },
+          body: file.slice(offset, offset + CHUNK),
+        });
+        if (response.status === 409 || response.status === 204) {
+          offset = Number(response.headers.get("Upload-Offset")) || offset;
+          failures = 0;
+          if (response.status === 204 && offset >= file.size) {
+            const verdict = response.headers.get("Upload-Result") || "";
+            if (verdict !== "accepted") throw new Error(decodeURIComponent(verdict) || "refused");
+          }
+        } else {
+          throw new Error((await response.text()).trim() || "HTTP " + response.status);
+        }
+      } catch (err) {
+        if (err instanceof TypeError && failures < 30) {
+          // The network dropped: wait and continue from the last offset jalsa confirms.
+          failures += 1;
+          ui.sent.textContent = "Connection lost; resuming…";
+          await new Promise((r) => setTimeout(r, Math.min(15, 2 ** failures) * 1000));
+          const head = await fetch(location, { method: "HEAD" }).catch(() => null);
+          if (head && head.ok) offset = Number(head.headers.get("Upload-Offset")) || offset;
+          continue;
+        }
+        throw err;
+      }
+    }
+    localStorage.removeItem(key);
+    ui.progress.value = 100;
+    ui.sent.textContent = "Uploaded. It will play in your slot if you are not connected.";
+  } catch (err) {
+    localStorage.removeItem(key);
+    ui.sent.textContent = "Upload failed: " + (err && err.message ? err.message : err);
+  } finally {
+    ui.send.disabled = false;
+  }
+}
+
+// -- wiring ---------------------------------------------------------------------------------
+ui.join.addEventListener("click", join);
+ui.leave.addEventListener("click", leave);
+ui.send.addEventListener("click", upload);
+ui.audioOnly.addEventListener("change", async () => {
+  try {
+    await openMedia();
+  } catch (err) {
+    return;
+  }
+  // WHIP cannot renegotiate: a new session with the new tracks replaces the old one.
+  if (state.wanted && !state.replaced) {
+    closePeer(true);
+    state.attempt = 0;
+    join();
+  }
+});
+window.addEventListener("online", () => {
+  if (state.wanted && (!state.pc || state.pc.connectionState !== "connected")) {
+    state.attempt = 0;
+    join();
+  }
+});
+if (navigator.connection && navigator.connection.addEventListener) {
+  navigator.connection.addEventListener("change", () => {
+    // A new network (Wi-Fi to 4G): the old ICE path is probably gone; check shortly.
+    const pc = state.pc;
+    setTimeout(() => {
+      if (state.wanted && pc === state.pc && (!pc || pc.connectionState !== "connected")) {
+        rejoinSoon("The network changed.");
+      }
+    }, DISCONNECTED_MS);
+  });
+}
+window.addEventListener("pagehide", () => { if (state.wanted) closePeer(true); });
+
+setButtons();
+openMedia().catch(() => {});
+pollStatus();
+setInterval(pollStatus, (cfg.status_seconds || 2) * 1000);
+setInterval(() => { measure().catch(() => {}); render(); }, 1000);

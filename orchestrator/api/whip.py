@@ -1,0 +1,143 @@
+"""WHIP (RFC 9725) for speakers: ``POST /whip/<token>`` and ``DELETE`` on the Location.
+
+Also the one entry point :func:`add_speaker_routes` that ``create_app`` calls: the
+speaker's link secret, the WHIP sessions, the join page and the message upload.
+
+Answers: 201 + SDP answer + ``Location: /whip/<token>/<session>`` + the event's ICE
+servers as ``Link: <stun:…>; rel="ice-server"`` headers; 400 for an offer that cannot be
+answered (with the reason), 413 over 64 KiB, 415 for another content type, 401/403 for
+a refused link (with what to do), 429/503 with ``Retry-After`` when sessions are full.
+PATCH (trickle ICE, ICE restart) is not supported: 405. A rejoin is a new POST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from orchestrator.api.auth import TokenError
+from orchestrator.api.speaker_access import (
+    PRIVATE,
+    BodyTooLarge,
+    SpeakerAccess,
+    read_body,
+    refused_text,
+)
+from orchestrator.api.speaker_page import add_join_routes
+from orchestrator.api.speaker_upload import add_upload_routes
+from orchestrator.secret import Secret
+from orchestrator.show import Show
+from orchestrator.speakers.links import LinkRefused, Links, SecretError
+from orchestrator.speakers.offer import MAX_OFFER_BYTES, OfferRefused, check_offer
+from orchestrator.speakers.sessions import SessionsFull
+from orchestrator.speakers.whip_ingest import WhipIngest
+
+_CORS = {
+    # WHIP clients on other origins (a browser tool, a studio app) authenticate with the
+    # token in the path, never with cookies: any origin may call.
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Location, Link, Retry-After",
+}
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def link_header(servers: tuple[Mapping[str, Any], ...]) -> str:
+    """RFC 9725 §4.6: one ``Link`` value per ICE server URL, TURN credentials included."""
+    values = []
+    for server in servers:
+        for url in server["urls"]:
+            value = f'<{url}>; rel="ice-server"'
+            credential = server.get("credential")
+            if url.startswith(("turn:", "turns:")) and isinstance(credential, Secret):
+                value += f"; username={_quote(server.get('username', ''))}"
+                value += f"; credential={_quote(credential.reveal())}"
+                value += '; credential-type="password"'
+            values.append(value)
+    return ", ".join(values)
+
+
+def _text(message: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    headers = {**PRIVATE, **_CORS, **(headers or {})}
+    return PlainTextResponse(message + "\n", status, headers=headers)
+
+
+def add_whip_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: WhipIngest) -> None:
+    speakers = {s.id: s for s in show.event.speakers}
+    links = link_header(show.event.ice_servers)
+
+    @app.options("/whip/{token}", include_in_schema=False)
+    async def whip_options(token: str) -> Response:
+        headers = {
+            **_CORS,
+            "Accept-Post": "application/sdp",
+            "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type, Authorization",
+        }
+        return Response(status_code=204, headers=headers)
+
+    @app.post("/whip/{token}", include_in_schema=False)
+    async def whip_post(token: str, request: Request) -> Response:
+        try:
+            claims = await access.check(token)
+        except LinkRefused as refused:
+            response = refused_text(refused)
+            response.headers.update(_CORS)
+            return response
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/sdp":
+            return _text("send the SDP offer with Content-Type: application/sdp", 415)
+        try:
+            offer = check_offer(await read_body(request, MAX_OFFER_BYTES))
+        except BodyTooLarge:
+            return _text(f"the offer is larger than {MAX_OFFER_BYTES // 1024} KiB", 413)
+        except OfferRefused as refused:
+            return _text(str(refused), 400)
+        try:
+            session, answer = await ingest.open(speakers[claims.speaker], offer)
+        except OfferRefused as refused:
+            return _text(str(refused), 400)
+        except SessionsFull as full:
+            return _text(str(full), full.status, {"Retry-After": str(full.retry_after)})
+        headers = {**PRIVATE, **_CORS, "Location": f"/whip/{token}/{session}"}
+        if links:
+            headers["Link"] = links
+        return Response(answer, 201, headers=headers, media_type="application/sdp")
+
+    @app.delete("/whip/{token}/{session}", include_in_schema=False)
+    async def whip_delete(token: str, session: str) -> Response:
+        try:
+            # Leaving needs only an authentic link: an expired one may still hang up.
+            claims = access.links.authentic(token)
+        except LinkRefused as refused:
+            return refused_text(refused)
+        if not await ingest.end(claims.speaker, session):
+            return _text("no such session (it may have ended already)", 404)
+        return Response(status_code=200, headers={**PRIVATE, **_CORS})
+
+    @app.patch("/whip/{token}/{session}", include_in_schema=False)
+    async def whip_patch(token: str, session: str) -> Response:
+        return _text(
+            "trickle ICE and ICE restarts are not supported: POST a new offer",
+            405,
+            {"Allow": "DELETE"},
+        )
+
+
+def add_speaker_routes(app: FastAPI, show: Show, state_dir: Path) -> None:
+    """Everything a remote speaker uses: WHIP, the join page, status, message upload."""
+    try:
+        access = SpeakerAccess(Links(show.event, state_dir))
+    except SecretError as error:
+        raise TokenError(str(error)) from None
+    ingest = WhipIngest(show)
+    show.on_close(ingest.close)
+    add_whip_routes(app, show, access, ingest)
+    add_join_routes(app, show, access, ingest)
+    add_upload_routes(app, show, access, state_dir)

@@ -1,0 +1,262 @@
+"""WHIP against a real ``jalsa run``, with aiortc as the speaker's client.
+
+One jalsa run for the module: a live speaker's long slot. Each test joins, drops,
+rejoins or misbehaves and reads the outcome from /metrics, the status endpoint and the
+HTTP answers; the last test stops jalsa with live sessions and expects a clean exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from jalsa_run import JalsaRun, jalsa
+from whip_client import WhipClient
+
+from orchestrator.event import load_event
+from orchestrator.speakers.links import Links
+
+pytestmark = pytest.mark.media
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JalsaRun]:
+    work = tmp_path_factory.mktemp("whip")
+    event = work / "event.toml"
+    event.write_text(
+        textwrap.dedent("""
+        [event]
+        name = "WHIP Test"
+        [program]
+        width = 320
+        height = 180
+        fps = 15
+        video_bitrate_kbps = 300
+        preset = "ultrafast"
+        [[speakers]]
+        id = "guest"
+        name = "Guest Speaker"
+        [[speakers]]
+        id = "other"
+        name = "Other Speaker"
+        [[rundown]]
+        speaker = "guest"
+        duration = "10m"
+        [[rundown]]
+        speaker = "other"
+        duration = "1m"
+        """)
+    )
+    with JalsaRun(event, work / "state") as running:
+        running.wait_ready()
+        yield running
+
+
+def _link(run: JalsaRun, speaker: str = "guest", *extra: str) -> str:
+    assert run.event is not None
+    result = jalsa(
+        "links",
+        str(run.event),
+        "--base-url",
+        f"http://127.0.0.1:{run.http_port}",
+        "--state",
+        str(run.state_dir),
+        *extra,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert set(lines) == {"guest", "other"}
+    return lines[speaker]
+
+
+def _whip(link: str) -> str:
+    return link.replace("/join/", "/whip/")
+
+
+async def _until(
+    run: JalsaRun, name: str, value: float, within: float = 10, **labels: str
+) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        got = await asyncio.to_thread(run.metric, name, **labels)
+        if got == value:
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{name}{labels} never became {value}:\n{run.logs[-3000:]}")
+
+
+def _bitrate(run: JalsaRun) -> float:
+    return run.metric("jalsa_speaker_bitrate_bps", speaker="guest") or 0.0
+
+
+async def _status(link: str, session: str) -> dict[str, object]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(link + "/status", json={"session": session, "rtt": 0.05}) as response,
+    ):
+        assert response.status == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        result: dict[str, object] = await response.json()
+        return result
+
+
+async def test_join_goes_on_air_and_a_stall_is_a_drop(run: JalsaRun) -> None:
+    link = _link(run)
+    client = WhipClient(_whip(link))
+    try:
+        assert await client.publish() == 201, client.body
+        assert client.headers["Content-Type"].startswith("application/sdp")
+        assert client.location is not None
+        token = link.rsplit("/", 1)[1]
+        assert client.location.startswith(f"/whip/{token}/")
+        session = client.location.rsplit("/", 1)[1]
+        await _until(run, "jalsa_on_air", 1, speaker="guest")
+        await _until(run, "jalsa_speaker_connected", 1, speaker="guest")
+        status = await _status(link, session)
+        assert status["session"] == "live" and status["live"] is True
+        assert status["standing"] == "on_now" and status["connected"] is True
+        # After a stats interval: the bitrate, the loss and the RTT the page reported.
+        deadline = time.monotonic() + 6
+        while not (await asyncio.to_thread(_bitrate, run)) > 10_000:
+            assert time.monotonic() < deadline, "no bitrate"
+            await asyncio.sleep(0.2)
+        assert (
+            await asyncio.to_thread(run.metric, "jalsa_speaker_rtt_seconds", speaker="guest")
+            == 0.05
+        )
+        assert (
+            await asyncio.to_thread(run.metric, "jalsa_speaker_packet_loss_ratio", speaker="guest")
+            == 0
+        )
+        # Media stops, the connection stays open: a drop after 2 s, covered by the slate.
+        assert client.video is not None and client.audio is not None
+        client.video.flowing.clear()
+        client.audio.flowing.clear()
+        took = await _until(run, "jalsa_on_air", 1, speaker="slate")
+        assert 1.5 <= took <= 3.5
+        assert await asyncio.to_thread(run.metric, "jalsa_speaker_connected", speaker="guest") == 0
+        client.video.flowing.set()
+        client.audio.flowing.set()
+        await _until(run, "jalsa_on_air", 1, speaker="guest")
+        assert await client.delete() == 200
+        assert await client.delete() == 404
+        took = await _until(run, "jalsa_on_air", 1, speaker="slate")
+        assert took <= 1.0  # held ≤ 1 s, then covered
+        assert (await _status(link, session))["session"] == "ended"
+    finally:
+        await client.close()
+
+
+async def test_a_rejoin_replaces_the_first_session(run: JalsaRun) -> None:
+    link = _link(run)
+    first, second = WhipClient(_whip(link), (0, 200, 0)), WhipClient(_whip(link), (200, 0, 0))
+    try:
+        assert await first.publish() == 201
+        await _until(run, "jalsa_on_air", 1, speaker="guest")
+        await asyncio.sleep(1.1)  # the per-speaker retry interval
+        assert await second.publish() == 201
+        assert first.location is not None and second.location is not None
+        one, two = first.location.rsplit("/", 1)[1], second.location.rsplit("/", 1)[1]
+        deadline = time.monotonic() + 10
+        while (await _status(link, one))["session"] != "replaced":
+            assert time.monotonic() < deadline, run.logs[-2000:]
+            await asyncio.sleep(0.2)
+        assert (await _status(link, two))["session"] == "live"
+        assert await asyncio.to_thread(run.metric, "jalsa_on_air", speaker="guest") == 1
+        _, body = run.http("/api/state", token=run.token())
+        assert body.count(b'"kind": "webrtc"') + body.count(b'"kind":"webrtc"') == 1
+        assert await second.delete() == 200
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def _post(url: str, body: bytes, content_type: str = "application/sdp") -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url, data=body, headers={"Content-Type": content_type}) as response,
+    ):
+        return response.status, await response.text()
+
+
+async def test_refusals_say_why(run: JalsaRun) -> None:
+    link = _link(run, "other")
+    whip = _whip(link)
+    assert (await _post(whip, b"v=0\r\n", "text/plain"))[0] == 415
+    status, text = await _post(whip, b"v=0\r\n" + b"a=x\r\n" * 20_000)
+    assert status == 413 and "64 KiB" in text
+    status, text = await _post(whip, b"hello, jalsa")
+    assert status == 400 and "v=0" in text
+    status, text = await _post(
+        whip,
+        b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\n"
+        b"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\n",
+    )
+    assert status == 400 and "fingerprint" in text
+    token = link.rsplit("/", 1)[1]
+    base = f"http://127.0.0.1:{run.http_port}"
+    forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    status, text = await _post(f"{base}/whip/{forged}", b"v=0")
+    assert status == 401 and "not valid" in text
+    assert event_path(run) is not None
+    expired = Links(load_event(event_path(run)), run.state_dir, env={}).issue(
+        "other", int(time.time()) - 1
+    )
+    status, text = await _post(f"{base}/whip/{expired}", b"v=0")
+    assert status == 403 and "expired" in text
+    code, page = run.http(f"/join/{forged}")
+    assert code == 401 and b"<html" in page and b"ask them to send it again" in page
+    code, page = run.http(f"/join/{expired}")
+    assert code == 403 and b"has expired" in page
+    # Revoking: the old link stops working, the new one works.
+    fresh = _link(run, "other", "--revoke", "other")
+    await asyncio.sleep(2.2)  # jalsa re-reads the revocation list every 2 s
+    status, text = await _post(whip, b"v=0")
+    assert status == 403 and "replaced by a newer one" in text
+    assert run.http(f"/join/{fresh.rsplit('/', 1)[1]}")[0] == 200
+    async with aiohttp.ClientSession() as http, http.patch(f"{base}/whip/{token}/x") as response:
+        assert response.status == 405
+    # The token never shows up in the log.
+    assert token not in run.logs and forged not in run.logs
+
+
+def event_path(run: JalsaRun) -> Path:
+    assert run.event is not None
+    return run.event
+
+
+def test_the_join_page_is_served_privately(run: JalsaRun) -> None:
+    link = _link(run)
+    token = link.rsplit("/", 1)[1]
+    import urllib.request
+
+    with urllib.request.urlopen(link, timeout=5) as response:
+        page = response.read().decode()
+        headers = response.headers
+    assert ">Join</button>" in page and "Guest Speaker" in page
+    assert headers["Referrer-Policy"] == "no-referrer" and headers["Cache-Control"] == "no-store"
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert run.http("/join-assets/join.js")[0] == 200
+    assert token not in run.logs
+
+
+def test_jalsa_stops_cleanly_with_speakers_connected(run: JalsaRun) -> None:
+    async def connect_and_stop() -> tuple[int, float]:
+        client = WhipClient(_whip(_link(run)))
+        try:
+            assert await client.publish() == 201
+            await _until(run, "jalsa_speaker_connected", 1, speaker="guest")
+            return await asyncio.to_thread(run.stop, signal.SIGTERM)
+        finally:
+            await client.close()
+
+    code, seconds = asyncio.run(connect_and_stop())
+    assert code == 0, run.logs[-3000:]
+    assert seconds < 5.0
+    assert "Traceback" not in run.logs, run.logs[-3000:]
