@@ -1,45 +1,76 @@
 """One destination: its own bounded queue, writer thread and reconnect loop.
 
 Isolation is the point: the program thread only ever calls :meth:`Destination.offer`,
-which never blocks. Whatever the destination's link does (refuse, reset, stall), only
-its own queue fills, and the queue's drop policy keeps what is left decodable.
+which never blocks. Whatever the destination's link does (refuse, reset, stall,
+throttle), only its own queue fills, and the queue's drop policy keeps what is left
+decodable. The writer thread never waits on anything unbounded: sockets are driven by
+select with short timeouts, so a dead link is detected (and a stop is noticed) in time.
+
+States: ``connecting`` → ``live`` → (a failure) ``retrying`` → ``connecting`` …;
+``paused`` while an operator has paused it; ``stopped`` once closed.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import av.error
 from av.stream import Stream
 
 from orchestrator.destination_spec import DestinationSpec
 from orchestrator.secret import redact
 from relays.backoff import Backoff
-from relays.output import Output, output_for
+from relays.errors import RelayError
+from relays.live_check import live_check_for
+from relays.output import open_writer
 from relays.packet import EncodedPacket
 from relays.packet_queue import PacketQueue
+from relays.writer import Writer
 
 log = logging.getLogger(__name__)
 
 QUEUE_SECONDS = 6.0
 QUEUE_BYTES = 8 * 1024 * 1024
-# The longest a blocked write may hang before the connection is declared dead.
-IO_TIMEOUT = 10.0
+# DNS, TCP, TLS, the RTMP handshake and the publish, all within this.
+CONNECT_TIMEOUT = 8.0
+# Bytes waiting and none taken by the link for this long: a blocked link (blackhole).
+STALL_TIMEOUT = 5.0
+# How long a pause waits to end the stream politely before closing anyway.
+PAUSE_GOODBYE = 1.0
+IDLE = 0.1
+RELAY_STATES = ("connecting", "live", "retrying", "paused", "stopped")
+
+_FAILURES = (RelayError, OSError, av.error.FFmpegError, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
 class DestinationSnapshot:
+    """What the console, the API and /metrics know about one destination.
+
+    Attributes:
+        target: The URL with keys and passwords masked.
+        state: ``connecting``, ``live``, ``retrying``, ``paused`` or ``stopped``.
+        sent_bytes: Bytes handed to the link (or file), all connections together.
+        sent_packets: Packets written.
+        reconnects: Failed connections (each is followed by a reconnect attempt).
+        dropped_video, dropped_audio: Packets the drop policy (or a reconnect) dropped.
+        lag_seconds: Program time of the newest packet offered minus that of the newest
+            packet handed to the link.
+        last_error: The latest failure, sanitised; kept after a recovery.
+        live_check: What the platform's API says about the broadcast, if it is checked
+            (``None``: not checked).
+    """
+
     name: str
     platform: str
     kind: str
-    target: str  # sanitised
-    state: str  # connecting | live | retrying | stopped
+    target: str
+    state: str
     sent_bytes: int
     sent_packets: int
     reconnects: int
@@ -47,53 +78,114 @@ class DestinationSnapshot:
     dropped_audio: int
     lag_seconds: float
     last_error: str | None
+    live_check: str | None = None
 
 
 class Destination:
+    """One output of the program; see the module docstring.
+
+    Args:
+        spec: What and where.
+        templates: The encoder's (video, audio) streams.
+        state_dir: Where recordings and the HLS mirror go.
+        connect_timeout: Bound on setting up a connection.
+        stall_timeout: Bound on a link taking no bytes while some wait.
+        backoff: The reconnect schedule (1 s doubling to 30 s, reset after a healthy
+            minute, if None).
+    """
+
     def __init__(
         self,
         spec: DestinationSpec,
         templates: tuple[Stream, Stream],
         state_dir: Path,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        stall_timeout: float = STALL_TIMEOUT,
+        backoff: Backoff | None = None,
     ) -> None:
         self.spec = spec
         self._templates = templates
         self._state_dir = state_dir
+        self._connect_timeout = connect_timeout
+        self._stall_timeout = stall_timeout
+        self._backoff = backoff or Backoff(base=1.0, cap=30.0, reset_after=60.0)
         self._queue = PacketQueue(QUEUE_SECONDS, QUEUE_BYTES, audio_only=spec.audio_only)
         self._thread = threading.Thread(target=self._run, name=f"dest-{spec.name}", daemon=True)
+        self._wake = threading.Event()
+        self._paused = False
+        self._closing = False
+        self._deadline = math.inf
+        # Masked in every error message. (A "secret" of 1-3 characters is no real key,
+        # and masking it would only garble the text, as in "not ***nown" for "k".)
+        self._secrets = tuple(
+            s.reveal() for s in (spec.key, spec.password) if s is not None and len(s.reveal()) >= 4
+        )
+        self._safe_target = spec.safe_url()
+        # Written by the writer thread, read by anyone (plain attribute reads).
         self._state = "connecting"
         self._sent_bytes = 0
         self._sent_packets = 0
         self._reconnects = 0
         self._last_error: str | None = None
-        self._newest = 0.0  # program time of the newest packet offered
-        self._sent_at = 0.0  # program time of the newest packet written
-        self._safe_target = spec.safe_url()
+        self._sent_at: float | None = None  # program time of the newest packet sent
+        self._newest = 0.0  # program time of the newest packet offered (program thread)
+        self._live_check = live_check_for(spec, pushing=lambda: self._state == "live")
 
     # -- the program thread's side ------------------------------------------------------
     def offer(self, packets: list[EncodedPacket]) -> None:
         """Queue packets for this destination. Never blocks."""
+        if self._paused:
+            return
         for packet in packets:
             if packet.kind == "video" and self.spec.audio_only:
                 continue
             self._queue.put(packet)
             self._newest = packet.seconds
 
-    # -- lifecycle ------------------------------------------------------------------------
+    # -- control (any thread) -------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
+        if self._live_check is not None:
+            self._live_check.start()
 
-    def close(self) -> None:
-        """Stop taking packets; the writer drains what is queued, then writes the trailer."""
-        self._queue.close()
+    def pause(self) -> None:
+        """End the stream (politely) and hold it until :meth:`resume`; others go on."""
+        self._paused = True
+        self._queue.clear_to_keyframe()
+        self._wake.set()
+
+    def resume(self) -> None:
+        """Reconnect a paused destination at once (at the next keyframe)."""
+        self._paused = False
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def close(self, deadline: float | None = None, *, drain: bool = True) -> None:
+        """Stop taking packets and end the stream by ``deadline`` (``time.monotonic()``).
+
+        With ``drain`` the writer first sends what is queued; whatever is not done by
+        the deadline is abandoned (a blocked link gets no trailer, and no wait).
+        """
+        self._deadline = deadline if deadline is not None else time.monotonic() + 4.0
+        self._closing = True
+        self._queue.close(discard=not drain)
+        self._wake.set()
+        if self._live_check is not None:
+            self._live_check.stop()
 
     def join(self, timeout: float) -> bool:
-        self._thread.join(timeout)
+        self._thread.join(max(0.0, timeout))
         return not self._thread.is_alive()
 
     def snapshot(self) -> DestinationSnapshot:
         stats = self._queue.stats()
-        lag = max(0.0, self._newest - self._sent_at) if self._sent_packets else 0.0
+        verdict = self._live_check.verdict if self._live_check is not None else None
+        sent_at = self._sent_at
+        lag = max(0.0, self._newest - sent_at) if sent_at is not None else 0.0
         return DestinationSnapshot(
             name=self.spec.name,
             platform=self.spec.platform,
@@ -107,87 +199,117 @@ class Destination:
             dropped_audio=stats.dropped_audio,
             lag_seconds=lag,
             last_error=self._last_error,
+            live_check=verdict.text if verdict is not None else None,
         )
 
     # -- the writer thread ------------------------------------------------------------------
     def _run(self) -> None:
-        backoff = Backoff(base=1.0, cap=30.0, reset_after=60.0)
         attempt = 0
-        while not self._queue.closed:
-            self._state = "connecting"
-            output = output_for(self.spec, self._state_dir, attempt)
-            try:
-                self._write(output, backoff)
-            except (av.error.FFmpegError, OSError, ValueError) as exc:
-                self._last_error = redact(f"{type(exc).__name__}: {exc}", _secrets(self.spec))
-                log.warning("destination %s (%s): %s", self.spec.name, output, self._last_error)
-            if self._queue.closed:
-                break
-            backoff.failed()
-            self._state = "retrying"
-            self._reconnects += 1
-            attempt += 1
-            delay = backoff.next_delay()
-            deadline = time.monotonic() + delay
-            while not self._queue.closed and time.monotonic() < deadline:
-                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        self._state = "stopped"
-
-    def _write(self, output: Output, backoff: Backoff) -> None:
-        # A fresh connection starts at a keyframe with fresh headers and timestamps
-        # from zero: what was queued for the old connection is stale.
-        self._queue.clear_to_keyframe()
-        container = av.open(
-            output.target,
-            "w",
-            format=output.format,
-            options=output.options,
-            timeout=IO_TIMEOUT,
-        )
         try:
-            video_t, audio_t = self._templates
-            video = None if output.audio_only else container.add_stream_from_template(video_t)
-            audio = container.add_stream_from_template(audio_t)
-            origin: Fraction | None = None
-            while True:
-                packet = self._queue.get(timeout=0.5)
-                if packet is None:
-                    if self._queue.closed:
-                        return
+            while not self._closing:
+                if self._paused:
+                    self._state = "paused"
+                    self._sleep(1.0)
                     continue
-                if origin is None:
-                    origin = packet.dts * packet.time_base
-                elif packet.dts * packet.time_base < origin:
-                    continue  # audio from before this connection's first keyframe
-                stream = video if packet.kind == "video" else audio
-                if stream is None:
+                self._state = "connecting"
+                # A new connection starts at a keyframe with fresh headers: what was
+                # queued for the old one is stale.
+                self._queue.clear_to_keyframe()
+                if not self._connection(attempt) or self._closing or self._paused:
                     continue
-                container.mux(_to_av(packet, stream, origin))
-                if self._state != "live":
-                    self._state = "live"
-                    self._last_error = None
-                    backoff.succeeded(time.monotonic())
-                self._sent_bytes += packet.size
-                self._sent_packets += 1
-                self._sent_at = packet.seconds
-                backoff.healthy(time.monotonic())
+                self._backoff.failed()
+                self._state = "retrying"
+                self._reconnects += 1
+                attempt += 1
+                self._sleep(self._backoff.next_delay())
+        except Exception:  # a bug, not a link problem: say so, and stop this one only
+            log.exception("destination %s: writer failed", self.spec.name)
         finally:
-            container.close()
+            self._state = "stopped"
+
+    def _cancelled(self) -> bool:
+        return self._closing or self._paused
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, waking early for a pause, a resume or a close."""
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _connection(self, attempt: int) -> bool:
+        """One connection, until it fails (True) or a pause or close ends it (False)."""
+        writer: Writer | None = None
+        try:
+            writer = open_writer(
+                self.spec,
+                self._templates,
+                self._state_dir,
+                attempt,
+                deadline=time.monotonic() + self._connect_timeout,
+                cancelled=self._cancelled,
+                stall_timeout=self._stall_timeout,
+            )
+            self._backoff.succeeded(time.monotonic())
+            self._state = "live"
+            if attempt:
+                log.info("destination %s (%s) is live again", self.spec.name, self._safe_target)
+            self._stream(writer)
+            return False
+        except _FAILURES as exc:
+            if writer is not None:
+                writer.abort()
+            if self._cancelled():
+                return False
+            self._last_error = redact(_describe(exc), self._secrets)
+            log.warning(
+                "destination %s (%s): %s", self.spec.name, self._safe_target, self._last_error
+            )
+            return True
+
+    def _stream(self, writer: Writer) -> None:
+        base = self._sent_bytes
+        queue = self._queue
+        while True:
+            if self._paused:
+                writer.finish(time.monotonic() + PAUSE_GOODBYE)
+                return
+            if self._closing and time.monotonic() >= self._deadline:
+                writer.abort()
+                return
+            kinds = writer.accepts()
+            if kinds:
+                packet = queue.get(
+                    IDLE if writer.pending == 0 else 0.0, None if len(kinds) > 1 else kinds[0]
+                )
+                if packet is not None:
+                    writer.write(packet)
+                    self._sent_packets += 1
+                    writer.service(0.0)
+                elif queue.drained:
+                    writer.finish(self._deadline)
+                    self._account(writer, base)
+                    return
+                else:
+                    writer.service(IDLE if writer.pending else 0.0)
+            else:
+                writer.service(IDLE)
+            self._account(writer, base)
+            self._backoff.healthy(time.monotonic())
+
+    def _account(self, writer: Writer, base: int) -> None:
+        self._sent_bytes = base + writer.sent_bytes
+        sent = writer.sent_seconds
+        if sent is not None:
+            self._sent_at = sent
 
 
-def _to_av(packet: EncodedPacket, stream: Stream, origin: Fraction) -> av.Packet[Stream]:
-    """A new av.Packet (never shared: mux rewrites it) with this connection's timestamps."""
-    shift = round(origin / packet.time_base)
-    out = av.Packet(packet.data)
-    out.pts = packet.pts - shift
-    out.dts = packet.dts - shift
-    out.time_base = packet.time_base
-    out.is_keyframe = packet.keyframe
-    if packet.duration:
-        out.duration = packet.duration
-    out.stream = stream
-    return out
-
-
-def _secrets(spec: DestinationSpec) -> tuple[str, ...]:
-    return (spec.key.reveal(),) if spec.key is not None else ()
+def _describe(exc: BaseException) -> str:
+    """An operator's account of a failure (the caller redacts secrets)."""
+    if isinstance(exc, RelayError):
+        return str(exc)
+    if isinstance(exc, ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(exc, BrokenPipeError):
+        return "the connection was closed by the other side"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"connection failed: {exc.strerror}"
+    return f"{type(exc).__name__}: {exc}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from relays.packet import EncodedPacket
+from relays.packet import EncodedPacket, PacketKind
 
 # (push sequence number, packet): the sequence number restores push order across the
 # separate video and audio queues.
@@ -127,16 +127,30 @@ class GopBuffer:
         self._queued_bytes += len(pkt.data)
         self._enforce_bounds()
 
-    def pop(self) -> EncodedPacket | None:
-        """Remove and return the oldest queued packet in push order, or None if empty."""
-        if self._video and (not self._audio or self._video[0][0] < self._audio[0][0]):
-            _, pkt = self._video.popleft()
-        elif self._audio:
-            _, pkt = self._audio.popleft()
+    def pop(self, kind: PacketKind | None = None) -> EncodedPacket | None:
+        """Remove and return the oldest queued packet in push order, or None if empty.
+
+        Args:
+            kind: Only a packet of this kind (the oldest of it), or None if there is
+                none. A writer whose link is busy with a large video frame takes audio
+                ahead of older video this way; per kind the order is still push order,
+                so the video that leaves is as decodable as ever.
+        """
+        video, audio = self._video, self._audio
+        if kind == "video" or (kind is None and video and (not audio or video[0][0] < audio[0][0])):
+            if not video:
+                return None
+            _, pkt = video.popleft()
+        elif audio:
+            _, pkt = audio.popleft()
         else:
             return None
         self._queued_bytes -= len(pkt.data)
         return pkt
+
+    def count(self, kind: PacketKind) -> int:
+        """Packets of ``kind`` queued."""
+        return len(self._video if kind == "video" else self._audio)
 
     def clear_to_keyframe(self) -> None:
         """Drop everything queued and start a fresh stream at the next video keyframe.

@@ -1,11 +1,27 @@
-"""How each kind of destination is written: container format, URL and muxer options."""
+"""How each kind of destination is written, and how a writer for it is opened.
+
+- ``rtmp``: PyAV muxes FLV into memory; our RTMP(S) client publishes it
+  (:mod:`relays.rtmp_session`, :mod:`relays.publisher`).
+- ``icecast``: PyAV muxes ADTS into memory; our Icecast source client sends it.
+- ``file`` and ``hls``: PyAV writes straight to disk (:mod:`relays.local_writer`).
+"""
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from av.stream import Stream
+
 from orchestrator.destination_spec import DestinationSpec
+from relays.icecast_session import IcecastSourceSession, icecast_target
+from relays.local_writer import LocalWriter
+from relays.memory_mux import MemoryMuxer
+from relays.publisher import Publisher
+from relays.rtmp_session import RtmpPublishSession, rtmp_target
+from relays.writer import Writer
 
 FILE_FORMATS = {".mkv": "matroska", ".flv": "flv", ".mp4": "mp4", ".ts": "mpegts"}
 HLS_SEGMENT_SECONDS = 2
@@ -14,7 +30,7 @@ HLS_LIST_SIZE = 6
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Output:
-    """A destination resolved to what the muxer opens. ``target`` may hold a key."""
+    """A local destination resolved to what PyAV opens."""
 
     target: str
     format: str
@@ -30,20 +46,79 @@ def hls_dir(state_dir: Path, name: str) -> Path:
     return state_dir / "hls" / name
 
 
+def open_writer(
+    spec: DestinationSpec,
+    templates: tuple[Stream, Stream],
+    state_dir: Path,
+    attempt: int,
+    *,
+    deadline: float,
+    cancelled: Callable[[], bool],
+    stall_timeout: float,
+) -> Writer:
+    """Open ``spec``'s output; for a network destination, connect and start the stream.
+
+    ``attempt`` > 0 is a reconnect (a recording then gets a new file name).
+
+    Raises:
+        RelayError: The connection or the server's acceptance failed (a clear reason).
+        OSError: The socket or the file failed.
+        av.error.FFmpegError: PyAV could not open a local output.
+        ValueError: The URL cannot be used.
+    """
+    if spec.kind == "rtmp":
+        target = rtmp_target(spec.url, spec.key.reveal() if spec.key is not None else None)
+        audio_only = spec.audio_only
+        return Publisher.connect(
+            target.host,
+            target.port,
+            RtmpPublishSession(target),
+            lambda: MemoryMuxer("flv", templates, audio_only=audio_only),
+            tls=tls_context(spec) if target.tls else None,
+            deadline=deadline,
+            cancelled=cancelled,
+            stall_timeout=stall_timeout,
+        )
+    if spec.kind == "icecast":
+        ice = icecast_target(spec.target_url())
+        return Publisher.connect(
+            ice.host,
+            ice.port,
+            IcecastSourceSession(ice, name=spec.name),
+            lambda: MemoryMuxer("adts", templates, audio_only=True),
+            tls=None,
+            deadline=deadline,
+            cancelled=cancelled,
+            stall_timeout=stall_timeout,
+        )
+    return LocalWriter(output_for(spec, state_dir, attempt), templates)
+
+
+def tls_context(spec: DestinationSpec) -> ssl.SSLContext:
+    """The TLS settings of an rtmps:// destination.
+
+    Verification is on by default against the system's CAs (``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` replace them, as everywhere in OpenSSL); ``ca_file`` adds a CA
+    for this destination; ``verify_tls = false`` turns checking off.
+    """
+    context = ssl.create_default_context()
+    if spec.ca_file:
+        context.load_verify_locations(cafile=spec.ca_file)
+    if not spec.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def output_for(spec: DestinationSpec, state_dir: Path, attempt: int = 0) -> Output:
-    """Resolve ``spec``; ``attempt`` > 0 is a reconnect (a file gets a new name).
+    """Resolve a local ``spec`` (``file`` or ``hls``).
 
     A recording never overwrites an earlier file: ``name.mkv`` is followed by
     ``name-1.mkv``, ``name-2.mkv``… (nothing recorded is lost to a restart).
+
+    Raises:
+        ValueError: ``spec`` is not a local destination.
     """
-    if spec.kind == "rtmp":
-        options = {"flvflags": "no_duration_filesize"}
-        if spec.target_url().startswith("rtmps"):
-            options["tls_verify"] = "1" if spec.verify_tls else "0"
-        return Output(spec.target_url(), "flv", spec.safe_url(), options, spec.audio_only)
-    if spec.kind == "icecast":
-        options = {"content_type": "audio/aac", "ice_name": spec.name}
-        return Output(spec.target_url(), "adts", spec.safe_url(), options, audio_only=True)
     if spec.kind == "hls":
         folder = hls_dir(state_dir, spec.name)
         folder.mkdir(parents=True, exist_ok=True)
@@ -55,6 +130,8 @@ def output_for(spec: DestinationSpec, state_dir: Path, attempt: int = 0) -> Outp
             "hls_segment_filename": str(folder / f"seg-{attempt}-%05d.ts"),
         }
         return Output(str(index), "hls", str(index), options, spec.audio_only)
+    if spec.kind != "file":
+        raise ValueError(f"{spec.kind} is not a local destination")
     path = _free_path(Path(spec.target_url()))
     path.parent.mkdir(parents=True, exist_ok=True)
     # No mp4 "faststart": it rewrites the whole file at close, too slow for a 5 s stop.

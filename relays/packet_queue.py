@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 
 from relays.gop_buffer import GopBuffer
-from relays.packet import EncodedPacket
+from relays.packet import EncodedPacket, PacketKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,24 +69,45 @@ class PacketQueue:
             self._buffer.push(pkt)
             self._cond.notify()
 
-    def get(self, timeout: float) -> EncodedPacket | None:
+    def get(self, timeout: float, kind: PacketKind | None = None) -> EncodedPacket | None:
         """Take the oldest packet, waiting up to ``timeout`` seconds for one.
 
+        A closed queue never waits: it hands out what is still queued (a graceful stop
+        drains it; the writer bounds that in time), then None.
+
+        Args:
+            timeout: Seconds to wait at most.
+            kind: Only a packet of this kind (see :meth:`GopBuffer.pop`).
+
         Returns:
-            The packet, or None if the timeout passed with nothing queued or the queue
-            is closed (a closed queue returns None at once, even with packets queued).
+            The packet, or None if nothing (of ``kind``) is queued: the timeout passed,
+            or the queue is closed.
+        """
+        buffer = self._buffer
+        with self._cond:
+            if kind is None:
+                self._cond.wait_for(lambda: self._closed or len(buffer) > 0, timeout)
+            else:
+                self._cond.wait_for(lambda: self._closed or buffer.count(kind) > 0, timeout)
+            return buffer.pop(kind)
+
+    def close(self, *, discard: bool = False) -> None:
+        """Close the queue: later puts are ignored and a waiting :meth:`get` wakes.
+
+        Args:
+            discard: Also drop what is queued (counted), so nothing is left to drain.
         """
         with self._cond:
-            self._cond.wait_for(lambda: self._closed or len(self._buffer) > 0, timeout)
-            if self._closed:
-                return None
-            return self._buffer.pop()
-
-    def close(self) -> None:
-        """Close the queue: wake a waiting :meth:`get`, which then returns None."""
-        with self._cond:
             self._closed = True
+            if discard:
+                self._buffer.clear_to_keyframe()
             self._cond.notify_all()
+
+    @property
+    def drained(self) -> bool:
+        """Closed with nothing left to take."""
+        with self._cond:
+            return self._closed and len(self._buffer) == 0
 
     @property
     def closed(self) -> bool:

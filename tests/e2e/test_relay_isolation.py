@@ -16,6 +16,7 @@ import signal
 import subprocess
 import textwrap
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,51 @@ KEYS = {
     for i, name in enumerate(("healthy", "blackhole", "throttled", "audio", "strict", "trusted"))
 }
 ICECAST_PASSWORD = "icecast-source-pw-5e1"
+
+
+def make_noise_clip(path: Path, seconds: float) -> Path:
+    """Moving noise with a tone: it needs the program's whole video bitrate (a test
+    card or a solid colour would fit through any throttle)."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y",
+         "-f", "lavfi", "-i", f"nullsrc=s=160x90:r=30:d={seconds},geq=random(1)*255:128:128",
+         "-f", "lavfi", "-i", f"sine=f=440:r=48000:d={seconds}",
+         "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1M", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-shortest", str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return path
+
+
+def listen(url: str, path: Path, seconds: float) -> Path:
+    """What a listener hears for ``seconds``, from the first whole ADTS frame (Icecast
+    starts a listener wherever its burst buffer starts, often mid-frame)."""
+    data = bytearray()
+    with urllib.request.urlopen(url, timeout=10) as response:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            data += response.read(4096)
+    start = end_at = next(i for i in range(len(data)) if _adts_chain(data, i))
+    while _adts_chain(data, end_at, frames=1):  # and up to the last whole frame
+        end_at += _adts_length(data, end_at)
+    path.write_bytes(bytes(data[start:end_at]))
+    return path
+
+
+def _adts_length(data: bytearray, at: int) -> int:
+    return ((data[at + 3] & 0x03) << 11) | (data[at + 4] << 3) | (data[at + 5] >> 5)
+
+
+def _adts_chain(data: bytearray, at: int, frames: int = 3) -> bool:
+    """True if ``frames`` ADTS headers follow one another from ``at``."""
+    for _ in range(frames):
+        if at + 7 > len(data) or data[at] != 0xFF or data[at + 1] & 0xF6 != 0xF0:
+            return False
+        length = _adts_length(data, at)
+        if length < 7 or at + length > len(data):
+            return False
+        at += length
+    return True
 
 
 @dataclass
@@ -73,6 +119,7 @@ def _destinations(api: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def finished(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     work = tmp_path_factory.mktemp("relay-isolation")
     certificates = make_certificates(work / "certs")
+    noise = make_noise_clip(work / "noise.mp4", seconds=45)
     with (
         FaultProxy("127.0.0.1", nginx.port, mode="blackhole") as blackhole,
         FaultProxy("127.0.0.1", nginx.port, mode="throttle", rate_bytes_per_s=THROTTLE) as slow,
@@ -99,7 +146,7 @@ def finished(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iter
             [[speakers]]
             id = "host"
             name = "Host"
-            source = "testsrc"
+            source = "{noise}"
 
             [[rundown]]
             speaker = "host"
@@ -148,12 +195,7 @@ def finished(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iter
             time.sleep(FAULT_SECONDS)
             metrics_faulty = run.metrics_text()
             api_faulty = json.loads(run.http("/api/destinations", token=run.token())[1])
-            pulled = work / "pulled.aac"
-            subprocess.run(
-                ["ffmpeg", "-v", "error", "-y", "-i", icecast.listen_url("radio.aac"),
-                 "-t", "3", "-c", "copy", str(pulled)],
-                check=True, timeout=30,
-            )  # fmt: skip
+            pulled = listen(icecast.listen_url("radio.aac"), work / "pulled.aac", seconds=3.0)
             healed_at = time.monotonic()
             blackhole.set_mode("pass")
             slow.set_mode("pass")

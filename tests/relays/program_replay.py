@@ -12,13 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from fractions import Fraction
 
 import av
 import numpy as np
 
-from orchestrator.program_spec import ProgramSpec
 from orchestrator.program.encoder import ProgramEncoder
+from orchestrator.program_spec import ProgramSpec
 from relays.packet import EncodedPacket
 
 
@@ -105,6 +104,3 @@ def tiny_spec(**changes: object) -> ProgramSpec:
         preset="ultrafast",
     )
     return replace(base, **changes)  # type: ignore[arg-type]
-
-
-__all__ = ["Fraction", "Replay", "encode_loop", "tiny_spec"]

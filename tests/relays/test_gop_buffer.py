@@ -268,8 +268,11 @@ class ReferenceBuffer:
             else:
                 self.dropped.append(self.queue.pop(0))
 
-    def pop(self) -> EncodedPacket | None:
-        return self.queue.pop(0) if self.queue else None
+    def pop(self, kind: str | None = None) -> EncodedPacket | None:
+        for i, p in enumerate(self.queue):
+            if kind is None or p.kind == kind:
+                return self.queue.pop(i)
+        return None
 
     def clear(self) -> None:
         self.dropped += self.queue
@@ -280,6 +283,7 @@ class ReferenceBuffer:
 Op = (
     tuple[Literal["push"], EncodedPacket]
     | tuple[Literal["pop"], None]
+    | tuple[Literal["pop"], Literal["video", "audio"]]
     | tuple[Literal["clear"], None]
 )
 
@@ -294,7 +298,10 @@ def scenarios(draw: st.DrawFn) -> tuple[float, int, list[Op]]:
     max_seconds = draw(st.floats(0.01, 3.0))
     max_bytes = draw(st.integers(1, 6000))
     kinds = draw(
-        st.lists(st.sampled_from(["v", "v", "v", "a", "a", "pop", "pop", "clear"]), max_size=250)
+        st.lists(
+            st.sampled_from(["v", "v", "v", "a", "a", "pop", "pop", "popv", "popa", "clear"]),
+            max_size=250,
+        )
     )
     ops: list[Op] = []
     v_dts = a_dts = 0
@@ -318,6 +325,10 @@ def scenarios(draw: st.DrawFn) -> tuple[float, int, list[Op]]:
             )
         elif kind == "pop":
             ops.append(("pop", None))
+        elif kind == "popv":
+            ops.append(("pop", "video"))
+        elif kind == "popa":
+            ops.append(("pop", "audio"))
         else:
             ops.append(("clear", None))
     return max_seconds, max_bytes, ops
@@ -338,7 +349,7 @@ def test_matches_reference_model_and_keeps_invariants(
     for op, pkt in ops:
         dropped_audio_before = buf.dropped_audio
         if op == "push":
-            assert pkt is not None
+            assert isinstance(pkt, EncodedPacket)
             if pkt.kind == "video":
                 video_index[pkt.pts] = len(video_index)
             pushed.append(pkt)
@@ -348,8 +359,12 @@ def test_matches_reference_model_and_keeps_invariants(
             assert buf.queued_bytes <= max_bytes
             assert buf.span_seconds <= max_seconds
         elif op == "pop":
-            got = buf.pop()
-            assert got is ref.pop()
+            kind = pkt if isinstance(pkt, str) else None
+            got = buf.pop(kind)
+            assert got is ref.pop(kind)
+            if kind is not None:
+                assert got is None or got.kind == kind
+                assert buf.count(kind) == sum(p.kind == kind for p in ref.queue)
             if got is not None:
                 popped.append(got)
         else:
@@ -375,16 +390,17 @@ def test_matches_reference_model_and_keeps_invariants(
         # ever fit, rejected on arrival).
         queued_video = sum(p.kind == "video" for p in ref.queue)
         if op == "push" and buf.dropped_audio > dropped_audio_before:
-            assert pkt is not None
+            assert isinstance(pkt, EncodedPacket)
             oversized_audio = pkt.kind == "audio" and pkt.size > max_bytes
             assert queued_video == 0 or (
                 oversized_audio and buf.dropped_audio == dropped_audio_before + 1
             )
 
     popped += drain(buf)
-    # Popped in push order.
-    serials = [p.pts for p in popped]
-    assert serials == sorted(serials)
+    # Popped in push order, per kind (a pop by kind may take audio ahead of older video).
+    for kind in ("video", "audio"):
+        serials = [p.pts for p in popped if p.kind == kind]
+        assert serials == sorted(serials)
     # Popped video is decodable: runs start with a keyframe and hold consecutive video.
     previous: int | None = None
     for p in (p for p in popped if p.kind == "video"):
@@ -401,7 +417,7 @@ def test_generous_bounds_lose_nothing_after_the_first_keyframe(
 ) -> None:
     _, _, ops = scenario
     buf = GopBuffer(1e9, 10**12)
-    pushes = [pkt for op, pkt in ops if op == "push" and pkt is not None]
+    pushes = [pkt for op, pkt in ops if op == "push" and isinstance(pkt, EncodedPacket)]
     for pkt in pushes:
         buf.push(pkt)
     first_key = next((i for i, p in enumerate(pushes) if p.kind == "video" and p.keyframe), None)

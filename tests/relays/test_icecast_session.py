@@ -55,10 +55,16 @@ def test_continue_or_ok_means_live(answer: bytes) -> None:
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        (b"HTTP/1.0 401 Authentication Required\r\n\r\nYou need to authenticate\r\n", "401.*password"),
-        (b"HTTP/1.0 403 Forbidden\r\nConnection: Close\r\n\r\nMountpoint in use", "403 Forbidden \\(Mountpoint in use\\)"),
+        (
+            b"HTTP/1.0 401 Authentication Required\r\n\r\nYou need to authenticate\r\n",
+            "401.*password",
+        ),
+        (
+            b"HTTP/1.0 403 Forbidden\r\nConnection: Close\r\n\r\nMountpoint in use",
+            r"403 Forbidden \(Mountpoint in use\)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_refusals_say_why(answer: bytes, expected: str) -> None:
     s = session()
     s.initiate()

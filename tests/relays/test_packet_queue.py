@@ -185,3 +185,18 @@ def test_clear_to_keyframe_restarts_at_a_keyframe() -> None:
 def test_rejects_bad_bounds() -> None:
     with pytest.raises(ValueError):
         PacketQueue(0, 100)
+
+
+def test_get_by_kind_takes_audio_ahead_of_older_video() -> None:
+    q = PacketQueue(10, 100_000)
+    pkts = stream(6)  # video, audio, video, audio, ...
+    for p in pkts:
+        q.put(p)
+    assert q.get(timeout=1, kind="audio") is pkts[1]
+    assert q.get(timeout=1, kind="audio") is pkts[3]
+    assert q.get(timeout=1) is pkts[0]  # no kind: push order again
+    start = time.monotonic()
+    assert q.get(timeout=0.2, kind="audio") is pkts[5]
+    assert q.get(timeout=0.2, kind="audio") is None  # only video left: it waited, then None
+    assert time.monotonic() - start >= 0.15
+    assert q.get(timeout=1, kind="video") is pkts[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -135,7 +136,5 @@ def test_round_trip_under_any_split(
 @settings(max_examples=200)
 @given(st.binary(max_size=300))
 def test_any_bytes_parse_or_raise_chunk_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(ChunkError):
         ChunkReader().feed(data)
-    except ChunkError:
-        pass

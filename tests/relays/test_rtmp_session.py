@@ -75,7 +75,7 @@ def go_live(client: RtmpPublishSession, server: Server) -> list[Message]:
         server.control(WINDOW_ACK_SIZE, struct.pack(">I", 2_500_000))
         + server.control(SET_PEER_BANDWIDTH, struct.pack(">IB", 2_500_000, 2))
         + server.control(SET_CHUNK_SIZE, struct.pack(">I", 4096))
-        + server.command("_result", 1.0, {"fmsVer": "FMS/3"}, {"code": "NetConnection.Connect.Success"})
+        + server.command("_result", 1.0, None, {"code": "NetConnection.Connect.Success"})
     )  # fmt: skip
     seen += server.read(client.data_to_send())
     client.receive_data(server.command("_result", 4.0, None, 1.0))
@@ -205,11 +205,11 @@ def test_the_server_bytes_may_arrive_in_any_pieces(cuts: list[int]) -> None:
     ("url", "key", "expected"),
     [
         ("rtmp://a.rtmp.youtube.com/live2", KEY, ("a.rtmp.youtube.com", 1935, False, "live2", KEY)),
-        ("rtmps://live-api-s.facebook.com:443/rtmp/", KEY, ("live-api-s.facebook.com", 443, True, "rtmp", KEY)),
+        ("rtmps://fb.example:443/rtmp/", KEY, ("fb.example", 443, True, "rtmp", KEY)),
         ("rtmps://host/app/inst", KEY, ("host", 443, True, "app/inst", KEY)),
         ("rtmp://h:1936/live/stream", None, ("h", 1936, False, "live", "stream")),
     ],
-)  # fmt: skip
+)
 def test_urls_split_into_app_and_stream(
     url: str, key: str | None, expected: tuple[str, int, bool, str, str]
 ) -> None:
@@ -222,3 +222,30 @@ def test_urls_split_into_app_and_stream(
 def test_unusable_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError):
         rtmp_target(url, None)
+
+
+def test_audio_goes_ahead_of_a_large_video_frame_once_the_stream_has_started() -> None:
+    client, server = session(), Server()
+    go_live(client, server)
+    server.read(client.data_to_send())
+    seq = FlvTag(9, 0, b"\x17\x00config")
+    first = FlvTag(9, 0, b"\x17\x01" + bytes(3000))
+    early_audio = FlvTag(8, 10, b"\xaf\x01early")
+    client.send_media(file_header() + tag_bytes(seq) + tag_bytes(first) + tag_bytes(early_audio))
+    # Until the first frame has gone out, audio keeps its place behind it.
+    assert client.lane_of("audio") == "video"
+    order = [(m.type_id, m.timestamp) for m in server.read(client.data_to_send())]
+    assert order == [(VIDEO, 0), (VIDEO, 0), (AUDIO, 10)]
+    assert client.lane_of("audio") == "urgent"
+    big = FlvTag(9, 33, b"\x27\x01" + bytes(20_000))  # five 4096-byte chunks
+    client.send_media(tag_bytes(big))
+    wire = client.data_to_send(5000)  # two chunks of the big frame...
+    client.send_media(tag_bytes(FlvTag(8, 21, b"\xaf\x01late")))
+    wire += client.data_to_send()  # ...then the audio, between its chunks
+    client.finish()
+    wire += client.data_to_send()
+    messages = server.read(wire)
+    assert [(m.type_id, m.timestamp) for m in messages[:2]] == [(AUDIO, 21), (VIDEO, 33)]
+    assert messages[1].payload == big.data  # reassembled whole around the audio chunk
+    # The goodbye comes after every byte of media.
+    assert [c[0] for c in commands(messages)] == ["FCUnpublish", "deleteStream"]

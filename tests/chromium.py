@@ -1,0 +1,17 @@
+"""Headless Chromium (Debian's) as a speaker's browser: a fake camera and microphone."""
+
+from __future__ import annotations
+
+CHROMIUM = "/usr/bin/chromium"
+# Run as root with no network (see TESTING.md); the fake devices give a real camera and
+# microphone feed (a green test pattern with a moving pacman, and a beep).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]

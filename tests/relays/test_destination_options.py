@@ -1,0 +1,83 @@
+"""The event file's relay options: YouTube's backup ingest and a CA file for RTMPS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.destination_spec import YOUTUBE_BACKUP_INGEST, DestinationSpec, parse_destinations
+from orchestrator.event_reader import Table
+from orchestrator.problems import EventError, Problems
+from relays.output import tls_context
+from relays.rtmp_session import rtmp_target
+
+KEY = "yt-key-abcd-1234"
+
+
+def parse(*tables: dict[str, object], base: Path = Path("/")) -> tuple[DestinationSpec, ...]:
+    problems = Problems()
+    specs = parse_destinations(
+        [Table(t, f"destinations[{i}]", problems) for i, t in enumerate(tables)], base
+    )
+    problems.raise_if_any()
+    return specs
+
+
+def test_youtube_backup_adds_a_second_destination_with_the_same_key() -> None:
+    primary, backup = parse({"name": "yt", "platform": "youtube", "key": KEY, "backup": True})
+    assert (backup.name, backup.url, backup.key) == (
+        "yt-backup",
+        YOUTUBE_BACKUP_INGEST,
+        primary.key,
+    )
+    assert backup.target_url() == f"rtmp://b.rtmp.youtube.com/live2/{KEY}?backup=1"
+    assert backup.safe_url() == "rtmp://b.rtmp.youtube.com/live2/***?backup=1"
+    target = rtmp_target(backup.url, KEY)
+    assert (target.app, target.stream) == ("live2?backup=1", KEY)
+    assert target.tc_url == "rtmp://b.rtmp.youtube.com/live2?backup=1"
+
+
+@pytest.mark.parametrize(
+    ("tables", "key", "message"),
+    [
+        ([{"name": "f", "platform": "facebook", "key": KEY, "backup": True}], "backup", "YouTube"),
+        ([{"name": "y", "platform": "youtube", "key": KEY, "backup": "y"}], "backup", "true or"),
+        (
+            [
+                {"name": "yt", "platform": "youtube", "key": KEY, "backup": True},
+                {"name": "yt-backup", "url": "out/x.mkv"},
+            ],
+            "name",
+            "already used",
+        ),
+    ],
+)  # fmt: skip
+def test_backup_problems_name_their_key(
+    tables: list[dict[str, object]], key: str, message: str
+) -> None:
+    with pytest.raises(EventError) as caught:
+        parse(*tables)
+    assert any(p.key.endswith(key) and message in p.message for p in caught.value.problems)
+
+
+def test_ca_file_is_read_relative_to_the_event_file(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not used here")
+    (spec,) = parse(
+        {"name": "x", "url": "rtmps://ingest.example/app", "key": KEY, "ca_file": "ca.pem"},
+        base=tmp_path,
+    )
+    assert spec.ca_file == str(tmp_path / "ca.pem")
+    with pytest.raises(EventError, match="does not exist"):
+        parse(
+            {"name": "x", "url": "rtmps://h/app", "key": KEY, "ca_file": "nope.pem"}, base=tmp_path
+        )
+    with pytest.raises(EventError, match="only applies to an rtmps"):
+        parse({"name": "x", "url": "rtmp://h/app", "key": KEY, "ca_file": "ca.pem"}, base=tmp_path)
+
+
+def test_tls_verification_is_on_unless_turned_off() -> None:
+    strict = DestinationSpec("x", "custom", "rtmp", "rtmps://h/app")
+    assert tls_context(strict).check_hostname
+    loose = DestinationSpec("x", "custom", "rtmp", "rtmps://h/app", verify_tls=False)
+    assert not tls_context(loose).check_hostname
