@@ -8,10 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
-from orchestrator.api.auth import TokenError
 from orchestrator.demo import demo_event
 from orchestrator.duration import format_duration
 from orchestrator.event import Event, EventError, load_event
+from orchestrator.secret import SecretError
 from orchestrator.service import Address, serve
 
 EXIT_INVALID = 2
@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(
             serve(event, http=http, metrics=metrics, state_dir=state_dir, loop_rundown=loop_rundown)
         )
-    except (TokenError, EventError) as error:  # EventError: a bad [monitoring] targets file
+    except (SecretError, EventError) as error:  # EventError: a bad [monitoring] targets file
         print(f"jalsa run: {error}", file=sys.stderr)
         return EXIT_INVALID
 

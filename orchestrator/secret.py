@@ -8,7 +8,12 @@ needs the value (the muxer opening the ingest URL, the HMAC signer) calls
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -91,3 +96,51 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
         if value:
             text = text.replace(value, MASK)
     return _URL_IN_TEXT.sub(lambda m: sanitize_url(m.group(0)), text)
+
+
+class SecretError(ValueError):
+    """A secret from the environment is unusable, or its file in the state dir is broken."""
+
+
+def stored_secret(
+    state_dir: Path,
+    file_name: str,
+    env_name: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    min_length: int = 16,
+) -> tuple[Secret, bool]:
+    """A secret from ``env_name`` in the environment, or kept in ``<state_dir>/<file_name>``.
+
+    The file is created once (mode 0600) with a random value. Returns the secret and
+    whether it was created just now (so the caller can show it once).
+
+    Raises:
+        SecretError: the environment's value is shorter than ``min_length``, or the file
+            exists but stays empty (another process died while creating it).
+    """
+    environ = os.environ if env is None else env
+    value = environ.get(env_name, "")
+    if value:
+        if len(value) < min_length:
+            raise SecretError(
+                f"{env_name} is too short: use at least {min_length} characters "
+                "(e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+            )
+        return Secret(value), False
+    path = state_dir / file_name
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Made earlier, or by another jalsa starting at the same moment: wait for its write.
+        for _ in range(50):
+            text = path.read_text().strip()
+            if text:
+                return Secret(text), False
+            time.sleep(0.02)
+        raise SecretError(f"{path} is empty: delete it to make a new one") from None
+    value = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as file:
+        file.write(value + "\n")
+    return Secret(value), True

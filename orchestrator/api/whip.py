@@ -19,7 +19,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from orchestrator.api.auth import TokenError
 from orchestrator.api.speaker_access import (
     PRIVATE,
     BodyTooLarge,
@@ -31,7 +30,7 @@ from orchestrator.api.speaker_page import add_join_routes
 from orchestrator.api.speaker_upload import add_upload_routes
 from orchestrator.secret import Secret
 from orchestrator.show import Show
-from orchestrator.speakers.links import LinkRefused, Links, SecretError
+from orchestrator.speakers.links import LinkRefused, Links
 from orchestrator.speakers.offer import MAX_OFFER_BYTES, OfferRefused, check_offer
 from orchestrator.speakers.sessions import SessionsFull
 from orchestrator.speakers.whip_ingest import WhipIngest
@@ -132,10 +131,7 @@ def add_whip_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
 
 def add_speaker_routes(app: FastAPI, show: Show, state_dir: Path) -> None:
     """Everything a remote speaker uses: WHIP, the join page, status, message upload."""
-    try:
-        access = SpeakerAccess(Links(show.event, state_dir))
-    except SecretError as error:
-        raise TokenError(str(error)) from None
+    access = SpeakerAccess(Links(show.event, state_dir))
     ingest = WhipIngest(show)
     show.on_close(ingest.close)
     add_whip_routes(app, show, access, ingest)

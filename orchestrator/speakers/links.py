@@ -24,9 +24,7 @@ import enum
 import hashlib
 import hmac
 import json
-import os
 import re
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,7 +33,8 @@ from typing import Final
 
 from orchestrator.event import Event
 from orchestrator.rundown import Rundown
-from orchestrator.secret import Secret
+from orchestrator.secret import Secret, stored_secret
+from orchestrator.secret import SecretError as SecretError  # callers catch it from here
 
 SECRET_ENV: Final = "JALSA_SECRET"
 SECRET_FILE: Final = "secret"
@@ -191,41 +190,14 @@ def default_expiry(event: Event, now: float) -> int:
 # -- the I/O shell --------------------------------------------------------------------------
 
 
-class SecretError(ValueError):
-    """``JALSA_SECRET`` is unusable."""
-
-
 def load_secret(state_dir: Path, env: Mapping[str, str] | None = None) -> Secret:
     """``JALSA_SECRET``, or the secret kept in ``<state dir>/secret`` (created once, 0600).
 
     Raises:
         SecretError: the environment's secret is shorter than 16 characters.
     """
-    environ = os.environ if env is None else env
-    value = environ.get(SECRET_ENV, "")
-    if value:
-        if len(value) < MIN_SECRET_LENGTH:
-            raise SecretError(
-                f"{SECRET_ENV} is too short: use at least {MIN_SECRET_LENGTH} characters "
-                "(e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
-            )
-        return Secret(value)
-    path = state_dir / SECRET_FILE
-    state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        # Made by another jalsa (run and links may start together): wait for its write.
-        for _ in range(50):
-            text = path.read_text().strip()
-            if text:
-                return Secret(text)
-            time.sleep(0.02)
-        raise SecretError(f"{path} is empty: delete it to make a new secret") from None
-    value = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as file:
-        file.write(value + "\n")
-    return Secret(value)
+    secret, _ = stored_secret(state_dir, SECRET_FILE, SECRET_ENV, env, min_length=MIN_SECRET_LENGTH)
+    return secret
 
 
 def read_generations(state_dir: Path) -> dict[str, int]:
