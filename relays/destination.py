@@ -43,6 +43,8 @@ STALL_TIMEOUT = 5.0
 # How long a pause waits to end the stream politely before closing anyway.
 PAUSE_GOODBYE = 1.0
 IDLE = 0.1
+# Packets written between two services of the link, when that many are queued.
+BATCH = 8
 RELAY_STATES = ("connecting", "live", "retrying", "paused", "stopped")
 
 _FAILURES = (RelayError, OSError, av.error.FFmpegError, ValueError)
@@ -137,11 +139,12 @@ class Destination:
         """Queue packets for this destination. Never blocks."""
         if self._paused:
             return
-        for packet in packets:
-            if packet.kind == "video" and self.spec.audio_only:
-                continue
-            self._queue.put(packet)
-            self._newest = packet.seconds
+        if self.spec.audio_only:
+            packets = [packet for packet in packets if packet.kind != "video"]
+        if not packets:
+            return
+        self._queue.put_many(packets)
+        self._newest = packets[-1].seconds
 
     # -- control (any thread) -------------------------------------------------------------
     def start(self) -> None:
@@ -283,6 +286,7 @@ class Destination:
                 if packet is not None:
                     writer.write(packet)
                     self._sent_packets += 1
+                    self._write_ready(writer)
                     writer.service(0.0)
                 elif queue.drained:
                     writer.finish(self._deadline)
@@ -294,6 +298,20 @@ class Destination:
                 writer.service(IDLE)
             self._account(writer, base)
             self._backoff.healthy(time.monotonic())
+
+    def _write_ready(self, writer: Writer) -> None:
+        """Write what else is queued already (up to :data:`BATCH` packets, while the
+        writer takes them), so that one service sends them together."""
+        queue = self._queue
+        for _ in range(BATCH - 1):
+            kinds = writer.accepts()
+            if not kinds:
+                return
+            packet = queue.get(0.0, None if len(kinds) > 1 else kinds[0])
+            if packet is None:
+                return
+            writer.write(packet)
+            self._sent_packets += 1
 
     def _account(self, writer: Writer, base: int) -> None:
         self._sent_bytes = base + writer.sent_bytes

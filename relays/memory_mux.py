@@ -8,6 +8,7 @@ into memory (flushed after every packet) and our own publisher sends them.
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import av
@@ -95,25 +96,42 @@ class Rebase:
     The first packet (a keyframe, as the queue guarantees) sets the origin, so each
     connection's stream starts at 0; packets from before the origin (audio queued just
     ahead of the keyframe) are skipped.
+
+    Per packet this is integer math only: for each time base met, the origin's shift
+    (and the first dts at or after the origin) is worked out once with ``Fraction``
+    and kept for the connection.
     """
 
-    __slots__ = ("_origin",)
+    __slots__ = ("_origin", "_shifts")
 
     def __init__(self) -> None:
         self._origin: Fraction | None = None
+        # Per kind: (its time base, the origin's shift in its units, the smallest dts
+        # not before the origin).
+        self._shifts: dict[str, tuple[Fraction, int, int]] = {}
 
     def packet(self, packet: EncodedPacket, stream: Stream) -> av.Packet[Stream] | None:
         """A new av.Packet for ``stream`` (never shared: mux rewrites it), or None."""
-        start = packet.dts * packet.time_base
-        if self._origin is None:
-            self._origin = start
-        elif start < self._origin:
+        time_base = packet.time_base
+        known = self._shifts.get(packet.kind)
+        if known is None or (known[0] is not time_base and known[0] != time_base):
+            known = self._shift_for(packet)
+        if packet.dts < known[2]:
             return None
-        return _to_av(packet, stream, self._origin)
+        return _to_av(packet, stream, known[1])
+
+    def _shift_for(self, packet: EncodedPacket) -> tuple[Fraction, int, int]:
+        time_base = packet.time_base
+        if self._origin is None:
+            self._origin = packet.dts * time_base
+        units = self._origin / time_base
+        # dts * time_base < origin  <=>  dts < ceil(origin / time_base)
+        known = (time_base, round(units), math.ceil(units))
+        self._shifts[packet.kind] = known
+        return known
 
 
-def _to_av(packet: EncodedPacket, stream: Stream, origin: Fraction) -> av.Packet[Stream]:
-    shift = round(origin / packet.time_base)
+def _to_av(packet: EncodedPacket, stream: Stream, shift: int) -> av.Packet[Stream]:
     out = av.Packet(packet.data)
     out.pts = packet.pts - shift
     out.dts = packet.dts - shift

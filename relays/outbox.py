@@ -54,8 +54,9 @@ class Outbox:
 
     def pending(self, lane: str | None = None) -> int:
         """Bytes waiting in ``lane`` (all lanes if None)."""
-        lanes = self._order if lane is None else (lane,)
-        return sum(self._queued[name] - self._emitted[name] for name in lanes)
+        if lane is not None:
+            return self._queued[lane] - self._emitted[lane]
+        return sum(self._queued.values()) - sum(self._emitted.values())
 
     def queued(self, lane: str) -> int:
         """Bytes ever put in ``lane``."""

@@ -69,6 +69,17 @@ class PacketQueue:
             self._buffer.push(pkt)
             self._cond.notify()
 
+    def put_many(self, packets: list[EncodedPacket]) -> None:
+        """:meth:`put` each of ``packets``, in order, waking the consumer once."""
+        if not packets:
+            return
+        with self._cond:
+            if self._closed:
+                return
+            for pkt in packets:
+                self._buffer.push(pkt)
+            self._cond.notify()
+
     def get(self, timeout: float, kind: PacketKind | None = None) -> EncodedPacket | None:
         """Take the oldest packet, waiting up to ``timeout`` seconds for one.
 

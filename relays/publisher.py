@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from relays.errors import ConnectFailed, LinkStalled, RelayError
-from relays.link import POLL, Link
+from relays.link import MAX_SEND, POLL, Link
 from relays.memory_mux import MemoryMuxer
 from relays.outbox import Outbox
 from relays.packet import EncodedPacket, PacketKind
@@ -200,17 +200,26 @@ class Publisher:
                 self._session.receive_data(data)
                 self._refill()
         if writable and self._out:
-            sent = self._link.send(self._out)
-            if sent:
-                del self._out[:sent]
-                self._sent += sent
-                self._progress = time.monotonic()
-                self._refill()
+            self._send()
         if stall and self.pending and time.monotonic() - self._progress > self._stall_timeout:
             raise LinkStalled(
                 f"{self._link.peer} has taken no data for {self._stall_timeout:g} s "
                 "(the link is blocked)"
             )
+
+    def _send(self) -> None:
+        """Send while the socket takes whole pieces: one wait, several sends."""
+        while self._out:
+            size = min(len(self._out), MAX_SEND)
+            sent = self._link.send(self._out)
+            if not sent:
+                return
+            del self._out[:sent]
+            self._sent += sent
+            self._progress = time.monotonic()
+            self._refill()
+            if sent < size:
+                return  # the socket is full for now
 
     def _settle(self) -> None:
         """Note the newest packet whose bytes have all left the session."""
