@@ -122,6 +122,22 @@ class JalsaRun:
             time.sleep(0.2)
         raise AssertionError(f"jalsa was not ready within {timeout}s:\n{self.logs}")
 
+    def links(self, *extra: str) -> dict[str, str]:
+        """``jalsa links`` for this run's event and state dir: speaker id → join URL."""
+        assert self.event is not None
+        result = jalsa(
+            "links",
+            str(self.event),
+            "--base-url",
+            f"http://127.0.0.1:{self.http_port}",
+            "--state",
+            str(self.state_dir),
+            *extra,
+            env=self.env,
+        )
+        assert result.returncode == 0, result.stderr
+        return dict(line.split(" ", 1) for line in result.stdout.splitlines())
+
     def token(self) -> str:
         return (self.state_dir / "operator-token").read_text().strip()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS
-from jalsa_run import JalsaRun, jalsa
+from jalsa_run import JalsaRun
 from playwright.sync_api import expect, sync_playwright
 
 pytestmark = pytest.mark.media
@@ -51,15 +51,7 @@ def test_the_page_rejoins_after_jalsa_restarts(tmp_path: Path) -> None:
     first = JalsaRun(event, state)
     with first:
         first.wait_ready()
-        printed = jalsa(
-            "links",
-            str(event),
-            "--base-url",
-            f"http://127.0.0.1:{first.http_port}",
-            "--state",
-            str(state),
-        )
-        link = printed.stdout.split()[1]
+        (link,) = first.links().values()
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:

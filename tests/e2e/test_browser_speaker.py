@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS
-from jalsa_run import JalsaRun, jalsa
+from jalsa_run import JalsaRun
 from media import dominant, ffprobe
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
@@ -130,16 +130,7 @@ def seen(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[Seen
     )
     with JalsaRun(event, work / "state") as run:
         run.wait_ready()
-        printed = jalsa(
-            "links",
-            str(event),
-            "--base-url",
-            f"http://127.0.0.1:{run.http_port}",
-            "--state",
-            str(run.state_dir),
-        )
-        assert printed.returncode == 0, printed.stderr
-        links = dict(line.split(" ", 1) for line in printed.stdout.splitlines())
+        links = run.links()
         seen = Seen(run, links, recording=work / "recordings" / "show.mkv")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -11,7 +11,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from jalsa_run import JalsaRun, jalsa
+from jalsa_run import JalsaRun
 from media import centre_colour, dominant, ffprobe
 
 pytestmark = pytest.mark.media
@@ -63,15 +63,7 @@ def test_an_uploaded_message_covers_the_slot(clips: Path, tmp_path: Path) -> Non
     )
     with JalsaRun(event, tmp_path / "state") as run:
         run.wait_ready()
-        printed = jalsa(
-            "links",
-            str(event),
-            "--base-url",
-            f"http://127.0.0.1:{run.http_port}",
-            "--state",
-            str(run.state_dir),
-        )
-        link = printed.stdout.split()[1]
+        (link,) = run.links().values()
         base = f"http://127.0.0.1:{run.http_port}"
         # Refusals first: too large, and a file that is not media.
         status, _, text = _request(link + "/message", "POST", b"", **{"Upload-Length": str(10**10)})

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
-from jalsa_run import JalsaRun, free_port, jalsa
+from jalsa_run import JalsaRun, free_port
 from whip_client import WhipClient
 
 pytestmark = [
@@ -103,16 +103,8 @@ async def test_a_relay_only_speaker_goes_on_air_through_coturn(turn: int, tmp_pa
     )
     with JalsaRun(event, tmp_path / "state", env={"TURN_PASSWORD": PASSWORD}) as run:
         await asyncio.to_thread(run.wait_ready)
-        printed = jalsa(
-            "links",
-            str(event),
-            "--base-url",
-            f"http://127.0.0.1:{run.http_port}",
-            "--state",
-            str(run.state_dir),
-            env={"TURN_PASSWORD": PASSWORD},
-        )
-        whip = printed.stdout.split()[1].replace("/join/", "/whip/")
+        (link,) = run.links().values()
+        whip = link.replace("/join/", "/whip/")
         client = WhipClient(whip)
         server = RTCIceServer(f"turn:127.0.0.1:{turn}?transport=udp", "jalsa", PASSWORD)
         client.pc = RTCPeerConnection(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from jalsa_run import JalsaRun, jalsa
+from jalsa_run import JalsaRun
 from whip_client import WhipClient
 
 from orchestrator.event import load_event
@@ -59,18 +59,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JalsaRun]:
 
 
 def _link(run: JalsaRun, speaker: str = "guest", *extra: str) -> str:
-    assert run.event is not None
-    result = jalsa(
-        "links",
-        str(run.event),
-        "--base-url",
-        f"http://127.0.0.1:{run.http_port}",
-        "--state",
-        str(run.state_dir),
-        *extra,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    lines = run.links(*extra)
     assert set(lines) == {"guest", "other"}
     return lines[speaker]
 
