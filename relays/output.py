@@ -1,7 +1,7 @@
 """How each kind of destination is written, and how a writer for it is opened.
 
-- ``rtmp``: PyAV muxes FLV into memory; our RTMP(S) client publishes it
-  (:mod:`relays.rtmp_session`, :mod:`relays.publisher`).
+- ``rtmp``: our RTMP(S) client publishes the packets' shared FLV tags
+  (:mod:`relays.feed`, :mod:`relays.rtmp_session`, :mod:`relays.publisher`).
 - ``icecast``: PyAV muxes ADTS into memory; our Icecast source client sends it.
 - ``file`` and ``hls``: PyAV writes straight to disk (:mod:`relays.local_writer`).
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 from av.stream import Stream
 
 from orchestrator.destination_spec import DestinationSpec
+from relays.feed import AdtsFeed, FlvFeed
 from relays.icecast_session import IcecastSourceSession, icecast_target
 from relays.local_writer import LocalWriter
-from relays.memory_mux import MemoryMuxer
 from relays.publisher import Publisher
 from relays.rtmp_session import RtmpPublishSession, rtmp_target
 from relays.writer import Writer
@@ -68,12 +68,12 @@ def open_writer(
     """
     if spec.kind == "rtmp":
         target = rtmp_target(spec.url, spec.key.reveal() if spec.key is not None else None)
-        audio_only = spec.audio_only
+        rtmp = RtmpPublishSession(target)
         return Publisher.connect(
             target.host,
             target.port,
-            RtmpPublishSession(target),
-            lambda: MemoryMuxer("flv", templates, audio_only=audio_only),
+            rtmp,
+            lambda: FlvFeed(rtmp, templates, audio_only=spec.audio_only),
             tls=tls_context(spec) if target.tls else None,
             deadline=deadline,
             cancelled=cancelled,
@@ -81,11 +81,12 @@ def open_writer(
         )
     if spec.kind == "icecast":
         ice = icecast_target(spec.target_url())
+        icecast = IcecastSourceSession(ice, name=spec.name)
         return Publisher.connect(
             ice.host,
             ice.port,
-            IcecastSourceSession(ice, name=spec.name),
-            lambda: MemoryMuxer("adts", templates, audio_only=True),
+            icecast,
+            lambda: AdtsFeed(icecast, templates),
             tls=None,
             deadline=deadline,
             cancelled=cancelled,

@@ -1,16 +1,20 @@
 """One encoded packet of the program feed, as it travels from the encoder to the relays.
 
-The program is encoded once; each destination then muxes the same packets into its own
-container. PyAV's ``mux`` rewrites a packet's timestamps in place, so an ``av.Packet`` must
-never be shared between outputs. :class:`EncodedPacket` is the shareable form: immutable
-bytes plus timing, from which every destination builds its own ``av.Packet``.
+The program is encoded once, and every destination takes the same packets. PyAV's ``mux``
+rewrites a packet's timestamps in place, so an ``av.Packet`` must never be shared between
+outputs. :class:`EncodedPacket` is the shareable form: immutable bytes plus timing, from
+which a local output builds its own ``av.Packet``, and whose FLV tag every RTMP
+destination shares (:meth:`EncodedPacket.flv_tag`).
 """
 
 from __future__ import annotations
 
 import fractions
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
+
+from relays.flv import FlvTag
+from relays.flv_media import media_tag
 
 PacketKind: TypeAlias = Literal["video", "audio"]
 
@@ -38,6 +42,7 @@ class EncodedPacket:
     time_base: fractions.Fraction
     keyframe: bool
     duration: int = 0
+    _flv: FlvTag | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def seconds(self) -> float:
@@ -48,3 +53,15 @@ class EncodedPacket:
     def size(self) -> int:
         """The payload size in bytes."""
         return len(self.data)
+
+    def flv_tag(self) -> FlvTag:
+        """The packet as an FLV tag (:func:`relays.flv_media.media_tag`).
+
+        Built once, by the first RTMP destination that asks, and shared by all of them.
+        (Two asking at the same instant both build it: the same value, harmlessly.)
+        """
+        tag = self._flv
+        if tag is None:
+            tag = media_tag(self)
+            object.__setattr__(self, "_flv", tag)
+        return tag

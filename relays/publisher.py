@@ -1,9 +1,10 @@
-"""A network destination's writer: PyAV muxes into memory, our client owns the socket.
+"""A network destination's writer: our own client owns the socket (no network in PyAV).
 
 :class:`Publisher` is the I/O shell around a sans-I/O session
 (:class:`~relays.rtmp_session.RtmpPublishSession` or
-:class:`~relays.icecast_session.IcecastSourceSession`) and a :class:`~relays.link.Link`,
-all on the destination's writer thread. It keeps what is in flight small: it takes a
+:class:`~relays.icecast_session.IcecastSourceSession`), the connection's
+:class:`~relays.feed.MediaFeed` and a :class:`~relays.link.Link`, all on the
+destination's writer thread. It keeps what is in flight small: it takes a
 new packet of a kind only while fewer than :data:`LOW_WATER` bytes of its lane wait to be
 sent, so on a slow link packets stay in the destination's queue, where the drop policy
 decides what goes. Audio has its own lane, sent first, so it never waits behind the
@@ -16,7 +17,6 @@ with no progress for ``stall_timeout`` seconds.
 
 from __future__ import annotations
 
-import contextlib
 import ssl
 import time
 from collections import deque
@@ -24,8 +24,8 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from relays.errors import ConnectFailed, LinkStalled, RelayError
+from relays.feed import MediaFeed
 from relays.link import MAX_SEND, POLL, Link
-from relays.memory_mux import MemoryMuxer
 from relays.outbox import Outbox
 from relays.packet import EncodedPacket, PacketKind
 
@@ -54,8 +54,6 @@ class Session(Protocol):
 
     def data_to_send(self, limit: int | None = None) -> bytes: ...
 
-    def send_media(self, data: bytes) -> None: ...
-
     def finish(self) -> None: ...
 
 
@@ -66,14 +64,14 @@ class Publisher:
         self,
         link: Link,
         session: Session,
-        muxer: Callable[[], MemoryMuxer],
+        feed: Callable[[], MediaFeed],
         *,
         stall_timeout: float,
     ) -> None:
         self._link = link
         self._session = session
-        self._new_muxer = muxer
-        self._muxer: MemoryMuxer | None = None
+        self._new_feed = feed
+        self._feed: MediaFeed | None = None
         self._stall_timeout = stall_timeout
         self._out = bytearray()  # taken from the session, being sent
         self._sent = 0  # bytes ever sent
@@ -89,7 +87,7 @@ class Publisher:
         host: str,
         port: int,
         session: Session,
-        muxer: Callable[[], MemoryMuxer],
+        feed: Callable[[], MediaFeed],
         *,
         tls: ssl.SSLContext | None,
         deadline: float,
@@ -97,7 +95,7 @@ class Publisher:
         stall_timeout: float,
     ) -> Publisher:
         """Connect, run the protocol until the server accepts the stream, then start the
-        muxer (its header goes out first).
+        feed (its header goes out first).
 
         Raises:
             ConnectFailed: The link could not be set up, or the server did not accept
@@ -106,7 +104,7 @@ class Publisher:
             OSError: The connection failed.
         """
         link = Link.open(host, port, tls=tls, deadline=deadline, cancelled=cancelled)
-        publisher = cls(link, session, muxer, stall_timeout=stall_timeout)
+        publisher = cls(link, session, feed, stall_timeout=stall_timeout)
         try:
             publisher._until_live(deadline, cancelled)
         except BaseException:
@@ -127,8 +125,8 @@ class Publisher:
                     f"in time (stuck at {session.state!r}): a blocked or overloaded ingest"
                 )
             self._pump(min(POLL, left), stall=False)
-        self._muxer = self._new_muxer()
-        session.send_media(self._muxer.header())
+        self._feed = self._new_feed()
+        self._feed.start()
         self._progress = time.monotonic()
 
     # -- Writer ---------------------------------------------------------------------------
@@ -153,10 +151,8 @@ class Publisher:
         )
 
     def write(self, packet: EncodedPacket) -> None:
-        assert self._muxer is not None
-        data = self._muxer.mux(packet)
-        if data:
-            self._session.send_media(data)
+        assert self._feed is not None
+        self._feed.write(packet)
         lane = self._session.lane_of(packet.kind)
         marks = self._marks.setdefault(lane, deque())
         marks.append((self._session.outbox.queued(lane), packet.seconds, packet.kind))
@@ -167,8 +163,8 @@ class Publisher:
 
     def finish(self, deadline: float) -> None:
         try:
-            if self._muxer is not None:
-                self._session.send_media(self._muxer.close())
+            if self._feed is not None:
+                self._feed.end()
             self._session.finish()
             while self.pending and time.monotonic() < deadline:
                 self._pump(min(POLL, max(0.0, deadline - time.monotonic())), stall=True)
@@ -178,9 +174,8 @@ class Publisher:
             self._link.close(abort=bool(self.pending))
 
     def abort(self) -> None:
-        if self._muxer is not None:
-            with contextlib.suppress(Exception):
-                self._muxer.close()
+        if self._feed is not None:
+            self._feed.abort()
         self._link.close(abort=True)
 
     # -- inside ---------------------------------------------------------------------------

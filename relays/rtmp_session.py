@@ -6,9 +6,9 @@
 2. Set Chunk Size 4096, then ``connect`` (app, tcUrl, type "nonprivate", flashVer);
 3. ``releaseStream``, ``FCPublish`` and ``createStream`` (pipelined, as FFmpeg and OBS
    do), then ``publish(stream, "live")`` on the new stream;
-4. once the server says ``NetStream.Publish.Start`` it is live: FLV bytes from the
-   muxer go out as ``@setDataFrame`` (the script tag), audio (type 8, chunk stream 4)
-   and video (type 9, chunk stream 6) messages.
+4. once the server says ``NetStream.Publish.Start`` it is live: FLV tags go out as
+   ``@setDataFrame`` (the script tag), audio (type 8, chunk stream 4) and video
+   (type 9, chunk stream 6) messages.
 
 Outgoing chunks wait in two lanes of an :class:`~relays.outbox.Outbox`: ``urgent``
 (control, commands, codec headers, metadata and, once the stream has started, audio)
@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from relays import amf0
 from relays.errors import ProtocolError, PublishRefused
-from relays.flv import AUDIO_TAG, SCRIPT_TAG, VIDEO_TAG, FlvSplitter, FlvTag
+from relays.flv import AUDIO_TAG, SCRIPT_TAG, VIDEO_TAG, FlvTag
 from relays.outbox import Outbox
 from relays.rtmp_chunks import (
     ACKNOWLEDGEMENT,
@@ -158,7 +158,6 @@ class RtmpPublishSession:
         self._handshake = bytearray()
         self._reader = ChunkReader()
         self._writer = ChunkWriter()
-        self._flv = FlvSplitter()
         self._first_frame_end: int | None = None  # the video lane's total after frame 1
         self._audio_in_video_end = 0  # ... after the last audio kept in order with video
         self._audio_ahead = False
@@ -218,33 +217,31 @@ class RtmpPublishSession:
             self._handle(message)
         self._acknowledge()
 
-    def send_media(self, data: bytes) -> None:
-        """Queue the muxer's FLV bytes as RTMP messages (complete tags only).
+    def send_tag(self, tag: FlvTag) -> None:
+        """Queue an FLV tag as an RTMP message.
 
         Raises:
             RuntimeError: Not live yet.
-            FlvError: The bytes are not FLV.
         """
         if not self.live:
             raise RuntimeError("publish has not started")
-        for tag in self._flv.feed(data):
-            if tag.type == SCRIPT_TAG:
-                payload = amf0.encode("@setDataFrame") + tag.data
-                self._send(DATA_CSID, Message(DATA_AMF0, self._stream_id, 0, payload))
-            else:
-                type_id, csid = _TAG_MESSAGE[tag.type]
-                message = Message(type_id, self._stream_id, tag.timestamp, tag.data)
-                if _is_sequence_header(tag):  # codec configuration: ahead of all media
-                    self._send(csid, message, URGENT)
-                elif tag.type == VIDEO_TAG:
-                    self._send(csid, message, VIDEO_LANE)
-                    if self._first_frame_end is None:
-                        self._first_frame_end = self.outbox.queued(VIDEO_LANE)
-                else:
-                    lane = self.lane_of("audio")
-                    self._send(csid, message, lane)
-                    if lane == VIDEO_LANE:
-                        self._audio_in_video_end = self.outbox.queued(VIDEO_LANE)
+        if tag.type == SCRIPT_TAG:
+            payload = amf0.encode("@setDataFrame") + tag.data
+            self._send(DATA_CSID, Message(DATA_AMF0, self._stream_id, 0, payload))
+            return
+        type_id, csid = _TAG_MESSAGE[tag.type]
+        message = Message(type_id, self._stream_id, tag.timestamp, tag.data)
+        if _is_sequence_header(tag):  # codec configuration: ahead of all media
+            self._send(csid, message, URGENT)
+        elif tag.type == VIDEO_TAG:
+            self._send(csid, message, VIDEO_LANE)
+            if self._first_frame_end is None:
+                self._first_frame_end = self.outbox.queued(VIDEO_LANE)
+        else:
+            lane = self.lane_of("audio")
+            self._send(csid, message, lane)
+            if lane == VIDEO_LANE:
+                self._audio_in_video_end = self.outbox.queued(VIDEO_LANE)
 
     def finish(self) -> None:
         """Queue the goodbye (FCUnpublish, deleteStream); the shell then closes.

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from relays import amf0
 from relays.errors import ProtocolError, PublishRefused
-from relays.flv import FlvTag, file_header, tag_bytes
+from relays.flv import FlvTag
 from relays.rtmp_chunks import (
     ACKNOWLEDGEMENT,
     AUDIO,
@@ -110,12 +110,8 @@ def test_flv_tags_go_out_as_metadata_audio_and_video_messages() -> None:
     client, server = session(), Server()
     go_live(client, server)
     meta = amf0.encode("onMetaData", amf0.EcmaArray(width=320.0))
-    flv = file_header() + b"".join(
-        tag_bytes(t)
-        for t in (FlvTag(18, 0, meta), FlvTag(9, 0, b"\x17video"), FlvTag(8, 23, b"\xafaudio"))
-    )
-    client.send_media(flv[:20])  # any split: only whole tags go out
-    client.send_media(flv[20:])
+    for tag in (FlvTag(18, 0, meta), FlvTag(9, 0, b"\x17\x01video"), FlvTag(8, 23, b"\xafaudio")):
+        client.send_tag(tag)
     messages = server.read(client.data_to_send())
     assert [(m.type_id, m.stream_id, m.timestamp) for m in messages] == [
         (DATA_AMF0, 1, 0),
@@ -231,16 +227,17 @@ def test_audio_goes_ahead_of_a_large_video_frame_once_the_stream_has_started() -
     seq = FlvTag(9, 0, b"\x17\x00config")
     first = FlvTag(9, 0, b"\x17\x01" + bytes(3000))
     early_audio = FlvTag(8, 10, b"\xaf\x01early")
-    client.send_media(file_header() + tag_bytes(seq) + tag_bytes(first) + tag_bytes(early_audio))
+    for tag in (seq, first, early_audio):
+        client.send_tag(tag)
     # Until the first frame has gone out, audio keeps its place behind it.
     assert client.lane_of("audio") == "video"
     order = [(m.type_id, m.timestamp) for m in server.read(client.data_to_send())]
     assert order == [(VIDEO, 0), (VIDEO, 0), (AUDIO, 10)]
     assert client.lane_of("audio") == "urgent"
     big = FlvTag(9, 33, b"\x27\x01" + bytes(20_000))  # five 4096-byte chunks
-    client.send_media(tag_bytes(big))
+    client.send_tag(big)
     wire = client.data_to_send(5000)  # two chunks of the big frame...
-    client.send_media(tag_bytes(FlvTag(8, 21, b"\xaf\x01late")))
+    client.send_tag(FlvTag(8, 21, b"\xaf\x01late"))
     wire += client.data_to_send()  # ...then the audio, between its chunks
     client.finish()
     wire += client.data_to_send()
