@@ -44,6 +44,19 @@ class ShowCollector(Collector):
         )
         seconds.add_metric([], show.program.seconds)
         yield seconds
+        late = CounterMetricFamily(
+            "jalsa_program_late_resets",
+            "Times the frame clock fell over a second behind real time and re-anchored "
+            "(the machine could not keep up: platforms got media slower than real time)",
+        )
+        late.add_metric([], show.program.late_resets)
+        yield late
+        if show.ends_at is not None:
+            yield GaugeMetricFamily(
+                "jalsa_event_end_timestamp_seconds",
+                "When the rundown ends (Unix time); after it, a stopped program is no outage",
+                value=show.ends_at,
+            )
         on_air = GaugeMetricFamily(
             "jalsa_on_air",
             "1 for the speaker whose feed is on air (speaker=slate while a slate is up)",

@@ -73,6 +73,7 @@ class ShowSnapshot:
     sources: tuple[SourceSnapshot, ...]
     speakers: tuple[str, ...] = field(default=())
     live_speakers: tuple[str, ...] = field(default=())  # those who join from the browser
+    ends_at: float | None = None  # when the rundown ends (epoch s); None if it loops
 
 
 class Show:
@@ -291,6 +292,7 @@ class Show:
             sources=sources,
             speakers=tuple(self._speakers),
             live_speakers=tuple(s for s, spec in self._speakers.items() if spec.live),
+            ends_at=None if self.rundown.loop else self.rundown.ends_at,
         )
 
     def _view(self, slot: Slot | None) -> SlotView | None:

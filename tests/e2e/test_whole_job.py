@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class Finished:
     nginx: NginxRtmp
     recording: Path
     metrics_live: str
+    scraped_at: float  # Unix time of metrics_live
     state_live: bytes
     state_unauthorised: int
 
@@ -117,9 +119,8 @@ def finished(
     )
     with JalsaRun(event, work / "state", env={"YT_TEST_KEY": YT_KEY}) as run:
         run.wait_ready()
-        import time
-
         time.sleep(SLOT * 1.5)
+        scraped_at = time.time()
         metrics_live = run.metrics_text()
         _, state_live = run.http("/api/state", token=run.token())
         unauthorised, _ = run.http("/api/state")
@@ -130,6 +131,7 @@ def finished(
             nginx,
             work / "recordings" / "show.mkv",
             metrics_live,
+            scraped_at,
             state_live,
             unauthorised,
         )
@@ -190,6 +192,17 @@ def test_metrics_show_who_is_on_air(finished: Finished) -> None:
     assert "jalsa_program_up 1.0" in finished.metrics_live
     assert 'jalsa_on_air{speaker="blue"} 1.0' in finished.metrics_live
     assert 'jalsa_on_air{speaker="red"} 0.0' in finished.metrics_live
+
+
+def test_metrics_say_when_the_event_ends(finished: Finished) -> None:
+    line = next(
+        line
+        for line in finished.metrics_live.splitlines()
+        if line.startswith("jalsa_event_end_timestamp_seconds ")
+    )
+    # Scraped 1.5 slots into a 3-slot rundown (and after start-up): at most 1.5 to go.
+    remaining = float(line.split()[-1]) - finished.scraped_at
+    assert 0 < remaining <= SLOT * 1.5 + 0.5
 
 
 def test_the_recording_is_complete_and_finalised(finished: Finished) -> None:
