@@ -7,15 +7,19 @@ decodable. The writer thread never waits on anything unbounded: sockets are driv
 select with short timeouts, so a dead link is detected (and a stop is noticed) in time.
 
 States: ``connecting`` → ``live`` → (a failure) ``retrying`` → ``connecting`` …;
-``paused`` while an operator has paused it; ``stopped`` once closed.
+``paused`` while an operator has paused it; ``stopped`` once closed. A bug that breaks a
+connection (not the link) is retried the same way, its traceback logged: the program
+keeps going out rather than one destination stopping for good.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,7 +229,7 @@ class Destination:
                 self._reconnects += 1
                 attempt += 1
                 self._sleep(self._backoff.next_delay())
-        except Exception:  # a bug, not a link problem: say so, and stop this one only
+        except Exception:  # a bug outside a connection: say so, and stop this one only
             log.exception("destination %s: writer failed", self.spec.name)
         finally:
             self._state = "stopped"
@@ -257,14 +261,20 @@ class Destination:
                 log.info("destination %s (%s) is live again", self.spec.name, self._safe_target)
             self._stream(writer)
             return False
-        except _FAILURES as exc:
+        except Exception as exc:  # the link's failures, and bugs: both are retried
             if writer is not None:
-                writer.abort()
+                with contextlib.suppress(Exception):
+                    writer.abort()
             if self._cancelled():
                 return False
             self._last_error = redact(_describe(exc), self._secrets)
+            # A bug gets its traceback in the log (secrets masked there too).
+            trace = "" if isinstance(exc, _FAILURES) else "\n" + traceback.format_exc()
             log.warning(
-                "destination %s (%s): %s", self.spec.name, self._safe_target, self._last_error
+                "destination %s (%s): %s",
+                self.spec.name,
+                self._safe_target,
+                redact(self._last_error + trace, self._secrets),
             )
             return True
 
@@ -330,4 +340,6 @@ def _describe(exc: BaseException) -> str:
         return "the connection was closed by the other side"
     if isinstance(exc, OSError) and exc.strerror:
         return f"connection failed: {exc.strerror}"
+    if not isinstance(exc, _FAILURES):
+        return f"internal error (retrying): {type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"

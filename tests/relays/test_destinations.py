@@ -9,6 +9,7 @@ RTMP at once, so the suite stays lean.
 from __future__ import annotations
 
 import itertools
+import logging
 import subprocess
 import threading
 import time
@@ -28,6 +29,7 @@ from orchestrator.destination_spec import DestinationSpec
 from orchestrator.secret import Secret
 from relays.backoff import Backoff
 from relays.destination import DestinationSnapshot
+from relays.feed import FlvFeed
 from relays.packet import EncodedPacket
 from relays.relay import Relay
 
@@ -301,6 +303,41 @@ def test_keys_never_appear_in_snapshots(fault_run: FaultRun) -> None:
     for _, snaps in fault_run.timeline.samples:
         for snap in snaps.values():
             assert "key-" not in repr(snap)
+
+
+def test_a_bug_that_breaks_a_connection_is_retried_not_fatal(
+    program: tuple[tuple[object, object], list[EncodedPacket]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    templates, packets = program
+    real_write = FlvFeed.write
+    writes = itertools.count()
+
+    def buggy_write(feed: FlvFeed, packet: EncodedPacket) -> None:
+        if next(writes) == 40:  # about half a second into the first connection
+            raise RuntimeError("a bug, with the key key-buggy in its message")
+        real_write(feed, packet)
+
+    monkeypatch.setattr(FlvFeed, "write", buggy_write)
+    with NginxRtmp(tmp_path / "nginx") as nginx:
+        relay = Relay(templates, tmp_path / "state", backoff=quick_backoff)  # type: ignore[arg-type]
+        relay.add(rtmp("buggy", nginx.port, "key-buggy"))
+        timeline = Timeline(relay)
+        with caplog.at_level(logging.WARNING, "relays.destination"), Replay(packets, relay.publish):
+            timeline.sample_for(6.0)
+            relay.close(3.0)
+        time.sleep(0.5)
+        last = timeline.last("buggy")
+        assert (last.state, last.reconnects) == ("live", 1)
+        assert "internal error" in (last.last_error or "")
+        assert "RuntimeError" in (last.last_error or "")
+        assert "Traceback" in caplog.text
+        assert "key-buggy" not in caplog.text + repr(last)
+        probe = ffprobe(nginx.recording("key-buggy"))  # the second connection's stream
+        assert (probe.video_codec, probe.audio_codec) == ("h264", "aac")
+        assert probe.video_seconds >= 3.0
 
 
 # --- RTMPS -----------------------------------------------------------------------------
