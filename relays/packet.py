@@ -42,12 +42,14 @@ class EncodedPacket:
     time_base: fractions.Fraction
     keyframe: bool
     duration: int = 0
+    # The decoding time in seconds (dts * time_base): every queue and writer reads it,
+    # so it is worked out once.
+    seconds: float = field(init=False, repr=False, compare=False)
     _flv: FlvTag | None = field(default=None, init=False, repr=False, compare=False)
 
-    @property
-    def seconds(self) -> float:
-        """The decoding time in seconds (``dts * time_base``)."""
-        return float(self.dts * self.time_base)
+    def __post_init__(self) -> None:
+        tb = self.time_base
+        object.__setattr__(self, "seconds", self.dts * tb.numerator / tb.denominator)
 
     @property
     def size(self) -> int:

@@ -30,7 +30,12 @@ from relays.outbox import Outbox
 from relays.packet import EncodedPacket, PacketKind
 
 LOW_WATER: Final = 16 * 1024  # per lane: bytes waiting before no more packets are taken
-REFILL: Final = 8 * 1024  # taken from the session at a time, so urgent bytes jump the queue
+# Taken from the session at a time while the link is backed up, so urgent bytes jump the
+# queue; while it takes everything, up to MAX_SEND at a time (fewer system calls).
+REFILL: Final = 8 * 1024
+# How often a writer that never waits (it always has media to send) looks for what the
+# server sent (acknowledgements, pings, errors).
+READ_EVERY: Final = 0.1
 KINDS: Final[tuple[PacketKind, ...]] = ("video", "audio")
 
 
@@ -74,6 +79,8 @@ class Publisher:
         self._feed: MediaFeed | None = None
         self._stall_timeout = stall_timeout
         self._out = bytearray()  # taken from the session, being sent
+        self._flowing = True  # the last send took all it was given
+        self._read_due = 0.0
         self._sent = 0  # bytes ever sent
         self._progress = time.monotonic()
         # Per lane, (the lane's queued total after a packet, its program seconds, kind):
@@ -180,20 +187,26 @@ class Publisher:
 
     # -- inside ---------------------------------------------------------------------------
     def _refill(self) -> None:
-        if len(self._out) < REFILL:
-            self._out += self._session.data_to_send(REFILL - len(self._out))
+        limit = MAX_SEND if self._flowing else REFILL
+        if len(self._out) < limit:
+            self._out += self._session.data_to_send(limit - len(self._out))
             self._settle()
 
     def _pump(self, timeout: float, *, stall: bool) -> None:
+        now = time.monotonic()
         if not self.pending:
-            self._progress = time.monotonic()  # the stall clock starts with the bytes
+            self._progress = now  # the stall clock starts with the bytes
         self._refill()
-        readable, writable = self._link.wait(write=bool(self._out), timeout=timeout)
-        if readable:
-            data = self._link.recv()
-            if data:
-                self._session.receive_data(data)
-                self._refill()
+        if timeout > 0 or now >= self._read_due:
+            self._read_due = now + READ_EVERY
+            readable, writable = self._link.wait(write=bool(self._out), timeout=timeout)
+            if readable:
+                data = self._link.recv()
+                if data:
+                    self._session.receive_data(data)
+                    self._refill()
+        else:
+            writable = True  # no need to ask: a full socket takes nothing
         if writable and self._out:
             self._send()
         if stall and self.pending and time.monotonic() - self._progress > self._stall_timeout:
@@ -208,12 +221,14 @@ class Publisher:
             size = min(len(self._out), MAX_SEND)
             sent = self._link.send(self._out)
             if not sent:
+                self._flowing = False
                 return
             del self._out[:sent]
             self._sent += sent
             self._progress = time.monotonic()
+            self._flowing = sent == size
             self._refill()
-            if sent < size:
+            if not self._flowing:
                 return  # the socket is full for now
 
     def _settle(self) -> None:
