@@ -34,6 +34,8 @@ from relays.live_check import live_check_for
 from relays.output import open_writer
 from relays.packet import EncodedPacket
 from relays.packet_queue import PacketQueue
+from relays.publisher import Publisher
+from relays.pump import Pump
 from relays.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ class Destination:
         stall_timeout: Bound on a link taking no bytes while some wait.
         backoff: The reconnect schedule (1 s doubling to 30 s, reset after a healthy
             minute, if None).
+        pump: Moves live network connections (its own thread does, if None).
     """
 
     def __init__(
@@ -109,8 +112,10 @@ class Destination:
         connect_timeout: float = CONNECT_TIMEOUT,
         stall_timeout: float = STALL_TIMEOUT,
         backoff: Backoff | None = None,
+        pump: Pump | None = None,
     ) -> None:
         self.spec = spec
+        self._pump = pump
         self._templates = templates
         self._state_dir = state_dir
         self._connect_timeout = connect_timeout
@@ -259,7 +264,12 @@ class Destination:
             self._state = "live"
             if attempt:
                 log.info("destination %s (%s) is live again", self.spec.name, self._safe_target)
-            self._stream(writer)
+            base = self._sent_bytes
+            if self._pump is not None and isinstance(writer, Publisher):
+                end = self._pump.run(_OnPump(self, writer, base))
+            else:
+                end = self._stream(writer, base)
+            self._end(writer, end, base)
             return False
         except Exception as exc:  # the link's failures, and bugs: both are retried
             if writer is not None:
@@ -278,36 +288,51 @@ class Destination:
             )
             return True
 
-    def _stream(self, writer: Writer) -> None:
-        base = self._sent_bytes
-        queue = self._queue
+    def _stream(self, writer: Writer, base: int) -> str:
+        """Rounds on this thread (waiting up to :data:`IDLE` in each) until one ends it."""
         while True:
-            if self._paused:
-                writer.finish(time.monotonic() + PAUSE_GOODBYE)
-                return
-            if self._closing and time.monotonic() >= self._deadline:
-                writer.abort()
-                return
-            kinds = writer.accepts()
-            if kinds:
-                packet = queue.get(
-                    IDLE if writer.pending == 0 else 0.0, None if len(kinds) > 1 else kinds[0]
-                )
-                if packet is not None:
-                    writer.write(packet)
-                    self._sent_packets += 1
-                    self._write_ready(writer)
-                    writer.service(0.0)
-                elif queue.drained:
-                    writer.finish(self._deadline)
-                    self._account(writer, base)
-                    return
-                else:
-                    writer.service(IDLE if writer.pending else 0.0)
+            end = self._step(writer, base, IDLE)
+            if end is not None:
+                return end
+
+    def _step(self, writer: Writer, base: int, wait: float) -> str | None:
+        """One round: write what is queued and the writer takes, move bytes (waiting up to
+        ``wait`` for something to do). Returns ``"paused"``, ``"deadline"`` (a close ran
+        out of time) or ``"drained"`` (a close sent everything) when the stream is over."""
+        if self._paused:
+            return "paused"
+        if self._closing and time.monotonic() >= self._deadline:
+            return "deadline"
+        queue = self._queue
+        kinds = writer.accepts()
+        if kinds:
+            packet = queue.get(
+                wait if writer.pending == 0 else 0.0, None if len(kinds) > 1 else kinds[0]
+            )
+            if packet is not None:
+                writer.write(packet)
+                self._sent_packets += 1
+                self._write_ready(writer)
+                writer.service(0.0)
+            elif queue.drained:
+                return "drained"
             else:
-                writer.service(IDLE)
+                writer.service(wait if writer.pending else 0.0)
+        else:
+            writer.service(wait)
+        self._account(writer, base)
+        self._backoff.healthy(time.monotonic())
+        return None
+
+    def _end(self, writer: Writer, end: str, base: int) -> None:
+        """End the stream as ``end`` (from :meth:`_step`) says."""
+        if end == "paused":
+            writer.finish(time.monotonic() + PAUSE_GOODBYE)
+        elif end == "drained":
+            writer.finish(self._deadline)
             self._account(writer, base)
-            self._backoff.healthy(time.monotonic())
+        else:
+            writer.abort()
 
     def _write_ready(self, writer: Writer) -> None:
         """Write what else is queued already (up to :data:`BATCH` packets, while the
@@ -323,11 +348,38 @@ class Destination:
             writer.write(packet)
             self._sent_packets += 1
 
+    def _ready(self, writer: Writer) -> bool:
+        """Packets are queued that ``writer`` would take now."""
+        return bool(writer.accepts()) and self._queue.has_packets()
+
     def _account(self, writer: Writer, base: int) -> None:
         self._sent_bytes = base + writer.sent_bytes
         sent = writer.sent_seconds
         if sent is not None:
             self._sent_at = sent
+
+
+class _OnPump:
+    """A destination's live network connection, as the relay's pump moves it."""
+
+    __slots__ = ("_base", "_destination", "_writer")
+
+    def __init__(self, destination: Destination, writer: Publisher, base: int) -> None:
+        self._destination = destination
+        self._writer = writer
+        self._base = base
+
+    def fileno(self) -> int:
+        return self._writer.fileno()
+
+    def step(self) -> str | None:
+        return self._destination._step(self._writer, self._base, 0.0)
+
+    def ready(self) -> bool:
+        return self._destination._ready(self._writer)
+
+    def backed_up(self) -> bool:
+        return self._writer.backed_up
 
 
 def _describe(exc: BaseException) -> str:

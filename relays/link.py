@@ -86,6 +86,9 @@ class Link:
                 raise
         raise last if last is not None else ConnectFailed(f"{host!r} has no address")
 
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
     def wait(self, *, write: bool, timeout: float) -> tuple[bool, bool]:
         """Wait up to ``timeout`` for the socket to be readable, or writable if ``write``."""
         if isinstance(self._sock, ssl.SSLSocket) and self._sock.pending():

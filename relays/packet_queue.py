@@ -114,6 +114,10 @@ class PacketQueue:
                 self._buffer.clear_to_keyframe()
             self._cond.notify_all()
 
+    def has_packets(self) -> bool:
+        with self._cond:
+            return len(self._buffer) > 0
+
     @property
     def drained(self) -> bool:
         """Closed with nothing left to take."""

@@ -151,6 +151,14 @@ class Publisher:
         a slow link carries late."""
         return min(self._sent_by_kind.values()) if self._sent_by_kind else None
 
+    @property
+    def backed_up(self) -> bool:
+        """Bytes wait for the socket to take them."""
+        return bool(self._out)
+
+    def fileno(self) -> int:
+        return self._link.fileno()
+
     def accepts(self) -> tuple[PacketKind, ...]:
         session = self._session
         return tuple(

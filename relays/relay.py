@@ -1,4 +1,8 @@
-"""The fan-out: every encoded packet offered to every destination's own queue."""
+"""The fan-out: every encoded packet offered to every destination's own queue.
+
+Live network connections are moved by one :class:`~relays.pump.Pump` thread, woken
+once per publish; recordings and the HLS mirror write from their own threads.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from orchestrator.destination_spec import DestinationSpec
 from relays.backoff import Backoff
 from relays.destination import CONNECT_TIMEOUT, STALL_TIMEOUT, Destination, DestinationSnapshot
 from relays.packet import EncodedPacket
+from relays.pump import Pump
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ class Relay:
         self._destinations: dict[str, Destination] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._pump = Pump()
+        self._pump.start()
 
     def add(self, spec: DestinationSpec) -> Destination:
         """Start a destination.
@@ -71,6 +78,7 @@ class Relay:
                 connect_timeout=self._connect_timeout,
                 stall_timeout=self._stall_timeout,
                 backoff=self._backoff() if self._backoff is not None else None,
+                pump=self._pump,
             )
             self._destinations[spec.name] = destination
         destination.start()
@@ -103,6 +111,7 @@ class Relay:
             destinations = list(self._destinations.values())
         for destination in destinations:
             destination.offer(packets)
+        self._pump.wake()
 
     def close(self, timeout: float) -> list[str]:
         """Close every destination (trailers written) within ``timeout`` seconds in all.
@@ -118,6 +127,7 @@ class Relay:
         for destination in destinations:
             destination.close(deadline - _JOIN_MARGIN)
         stuck = [d.spec.name for d in destinations if not d.join(deadline - time.monotonic())]
+        self._pump.stop(max(0.0, deadline - time.monotonic()))
         for name in stuck:
             log.warning("destination %s did not close in time", name)
         return stuck
