@@ -3,8 +3,8 @@
 
 Whole-process CPU is too noisy on a shared machine to see what one extra destination
 costs (about 1% of the job). Per-thread CPU from /proc/PID/task/TID/stat isolates it:
-jalsa's destination threads (``dest-*``) against ffmpeg's main thread, where ``-f tee``
-muxes and writes every slave.
+jalsa's relay threads (``dest-*`` and ``relay-pump``) against ffmpeg's main thread,
+where ``-f tee`` muxes and writes every slave.
 
 Python 3.11 does not give threads OS names, so jalsa's thread names are read with
 ``py-spy dump`` (pass --py-spy PATH, or have py-spy on PATH; without it jalsa's threads
@@ -68,8 +68,8 @@ def python_names(pid: int, py_spy: str | None) -> dict[str, str]:
 def group(name: str, tid: str, pid: int, peer: str) -> str:
     if peer == "ffmpeg":
         return "main (demux, filter, tee mux + send)" if tid == str(pid) else "other threads"
-    if name.startswith("dest-"):
-        return "dest-* (all destinations)"
+    if name.startswith("dest-") or name == "relay-pump":
+        return "relays (dest-*, relay-pump)"
     if name.startswith("av:"):
         return "libav decoder threads"
     if name == "python":

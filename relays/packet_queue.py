@@ -96,7 +96,9 @@ class PacketQueue:
         """
         buffer = self._buffer
         with self._cond:
-            if kind is None:
+            if timeout <= 0:  # (wait_for would still wait once, for 0 s)
+                pass
+            elif kind is None:
                 self._cond.wait_for(lambda: self._closed or len(buffer) > 0, timeout)
             else:
                 self._cond.wait_for(lambda: self._closed or buffer.count(kind) > 0, timeout)

@@ -164,9 +164,7 @@ class Pump:
             if end is not None:
                 self._hand_back(fd, entry, end)
                 return False
-            wanted = selectors.EVENT_READ | (
-                selectors.EVENT_WRITE if stream.backed_up() else 0
-            )
+            wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if stream.backed_up() else 0)
             if wanted != entry.events:
                 entry.events = wanted
                 self._selector.modify(fd, wanted)
