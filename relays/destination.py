@@ -1,10 +1,13 @@
-"""One destination: its own bounded queue, writer thread and reconnect loop.
+"""One destination: its own bounded queue, thread and reconnect loop.
 
 Isolation is the point: the program thread only ever calls :meth:`Destination.offer`,
 which never blocks. Whatever the destination's link does (refuse, reset, stall,
 throttle), only its own queue fills, and the queue's drop policy keeps what is left
-decodable. The writer thread never waits on anything unbounded: sockets are driven by
-select with short timeouts, so a dead link is detected (and a stop is noticed) in time.
+decodable. The destination's thread connects, backs off and ends streams, never waiting
+on anything unbounded; while a network connection is live, the relay's
+:class:`~relays.pump.Pump` moves its media in non-blocking rounds (:meth:`_step`), so a
+dead link is detected (and a stop is noticed) in time. Recordings and the HLS mirror run
+their rounds on the destination's own thread.
 
 States: ``connecting`` → ``live`` → (a failure) ``retrying`` → ``connecting`` …;
 ``paused`` while an operator has paused it; ``stopped`` once closed. A bug that breaks a
@@ -349,8 +352,10 @@ class Destination:
             self._sent_packets += 1
 
     def _ready(self, writer: Writer) -> bool:
-        """Packets are queued that ``writer`` would take now."""
-        return bool(writer.accepts()) and self._queue.has_packets()
+        """Packets are queued that ``writer`` would take now (of a kind it accepts: a
+        backed-up video lane with video waiting is not work, and must not spin the pump)."""
+        kinds = writer.accepts()
+        return bool(kinds) and self._queue.has_packets(None if len(kinds) > 1 else kinds[0])
 
     def _account(self, writer: Writer, base: int) -> None:
         self._sent_bytes = base + writer.sent_bytes

@@ -116,9 +116,10 @@ class PacketQueue:
                 self._buffer.clear_to_keyframe()
             self._cond.notify_all()
 
-    def has_packets(self) -> bool:
+    def has_packets(self, kind: PacketKind | None = None) -> bool:
+        """Packets (of ``kind``, if given) are queued: :meth:`get` would return one."""
         with self._cond:
-            return len(self._buffer) > 0
+            return len(self._buffer) > 0 if kind is None else self._buffer.count(kind) > 0
 
     @property
     def drained(self) -> bool:

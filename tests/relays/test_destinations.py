@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faults import FaultProxy
@@ -28,7 +29,7 @@ from tls_terminator import Certificates, TlsTerminator, make_certificates
 from orchestrator.destination_spec import DestinationSpec
 from orchestrator.secret import Secret
 from relays.backoff import Backoff
-from relays.destination import DestinationSnapshot
+from relays.destination import DestinationSnapshot, _OnPump
 from relays.feed import FlvFeed
 from relays.packet import EncodedPacket
 from relays.relay import Relay
@@ -143,6 +144,7 @@ class FaultRun:
     worst_freeze: float
     live_again: dict[str, float]
     forwarded_after_heal: dict[str, int]
+    pump_rounds_during_faults: int
 
     def probe(self, key: str) -> Probe:
         path = self.nginx.recording(key)
@@ -153,6 +155,20 @@ class FaultRun:
 FAULTS = ("blackhole", "throttle", "reset", "refuse")
 
 
+class Counter:
+    """Counts the calls of a wrapped function (from any thread)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def counting(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: object) -> Any:
+            self.count += 1
+            return function(*args)
+
+        return wrapper
+
+
 @pytest.fixture(scope="module")
 def fault_run(
     program: tuple[tuple[object, object], list[EncodedPacket]],
@@ -160,7 +176,9 @@ def fault_run(
 ) -> Iterator[FaultRun]:
     templates, packets = program
     work = tmp_path_factory.mktemp("faults")
-    with NginxRtmp(work / "nginx") as nginx:
+    rounds = Counter()
+    with NginxRtmp(work / "nginx") as nginx, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_OnPump, "step", rounds.counting(_OnPump.step))
         proxies = {m: FaultProxy("127.0.0.1", nginx.port) for m in FAULTS}
         for proxy in proxies.values():
             proxy.start()
@@ -184,7 +202,9 @@ def fault_run(
                 proxies["throttle"].set_mode("throttle", rate_bytes_per_s=THROTTLE)
                 proxies["reset"].set_mode("reset", reset_after_bytes=20_000)
                 proxies["refuse"].set_mode("refuse")
+                rounds_at_fault = rounds.count
                 timeline.sample_for(FAULT_SECONDS)
+                rounds_during_faults = rounds.count - rounds_at_fault
                 healed_at = time.monotonic()
                 at_heal = {m: p.bytes_forwarded for m, p in proxies.items()}
                 for proxy in proxies.values():
@@ -208,6 +228,7 @@ def fault_run(
                 watchdog.worst,
                 live_again,
                 forwarded,
+                rounds_during_faults,
             )
         finally:
             for proxy in proxies.values():
@@ -297,6 +318,16 @@ def test_the_throttled_destination_keeps_its_audio_and_drops_whole_gops(
     assert decode_errors(fault_run.nginx.recording("key-throttle")) == ""
     lags = [s["throttle"].lag_seconds for _, s in fault_run.timeline.samples]
     assert max(lags) > 1.0  # it fell behind, and the snapshot says so
+
+
+def test_a_backed_up_link_does_not_spin_the_pump(fault_run: FaultRun) -> None:
+    # The pump runs a connection's round when woken (each published packet), when a
+    # backed-up socket turns writable and every POLL: about 1,100 rounds a second for
+    # these connections. A round that says "ready" but moves nothing (a throttled
+    # link's video lane full, video queued) makes it spin: 24,000 a second measured, a
+    # core burnt, the program starved.
+    per_second = fault_run.pump_rounds_during_faults / FAULT_SECONDS
+    assert per_second < 4000
 
 
 def test_keys_never_appear_in_snapshots(fault_run: FaultRun) -> None:
