@@ -21,9 +21,10 @@ from orchestrator.ingest.green_room import GreenRoom
 from orchestrator.ingest.media_source import MediaSource, is_pull
 from orchestrator.ingest.source import Source, SourceSnapshot
 from orchestrator.ingest.test_pattern import TestPattern
-from orchestrator.program.graphics import Overlay, lower_third
+from orchestrator.program.graphics import Overlay, Plane, lower_third
 from orchestrator.program.program import Feed, Program, ProgramSnapshot
 from orchestrator.program.slates import SlateCache, slate_text
+from orchestrator.program.speaker_card import Appearance, speaker_card
 from orchestrator.rundown import Cue, OnAir, Rundown, Slot, SourceState, decide
 from relays.destination import DestinationSnapshot
 from relays.relay import Relay
@@ -96,6 +97,7 @@ class Show:
         self.rundown = Rundown(event.rundown, starts_at=clock(), loop=loop_rundown)
         self._slates = SlateCache(spec.width, spec.height)
         self._lower_thirds: dict[str, Overlay] = {}
+        self._cards: dict[str, Plane] = {}
         self._media: dict[tuple[int, float], _SlotMedia] = {}
         self._on_air: OnAir | None = None
         self._cue: Cue = self.rundown.at(clock())
@@ -270,8 +272,14 @@ class Show:
                 lower_third, spec.width, spec.height, speaker.name, speaker.title
             )
             self._lower_thirds[speaker.id] = overlay
+        card = self._cards.get(speaker.id)
+        if card is None:  # shown while the source has no picture (an audio-only clip)
+            spec = self.event.program
+            look = Appearance(speaker.name, speaker.title, speaker.photo)
+            card = await asyncio.to_thread(speaker_card, spec.width, spec.height, look)
+            self._cards[speaker.id] = card
         description = speaker.name if live else f"{speaker.name} (recorded)"
-        return Feed(speaker.id, source, None, overlay, LOWER_THIRD_SECONDS, description)
+        return Feed(speaker.id, source, card, overlay, LOWER_THIRD_SECONDS, description)
 
     # -- what the console, the API and /metrics read -------------------------------------------
     def snapshot(self) -> ShowSnapshot:

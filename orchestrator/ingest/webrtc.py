@@ -29,12 +29,12 @@ from typing import Final, Generic, TypeVar
 
 import av
 import numpy as np
-from PIL import Image
 
 from orchestrator.ingest.source import Source, SourceSnapshot
 from orchestrator.program.audio import SAMPLE_RATE, AudioBuffer, Samples, silence
 from orchestrator.program.canvas import Canvas
-from orchestrator.program.graphics import ACCENT, BACKGROUND, Plane, card, pixels, planes
+from orchestrator.program.graphics import ACCENT, Plane, planes
+from orchestrator.program.speaker_card import Appearance, speaker_card
 from orchestrator.rundown import SourceState
 
 log = logging.getLogger(__name__)
@@ -141,15 +141,6 @@ class SpeakerSourceSnapshot(SourceSnapshot):
     audio_in: int = 0  # audio frames received
     dropped_video: int = 0
     dropped_audio: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Appearance:
-    """How to show a speaker with no picture: their photo or a card, and their names."""
-
-    name: str
-    title: str = ""
-    photo: str | None = None
 
 
 class WebRTCSource(Source):
@@ -290,12 +281,9 @@ class WebRTCSource(Source):
         return self._last_video is None or now - self._last_video >= PICTURE_STALE
 
     def _run(self) -> None:
-        try:
-            self._card = self._render_card()
-        except (OSError, ValueError) as exc:
-            log.warning("speaker %s: photo unusable (%s); showing a name card", self.name, exc)
-            self._appearance = Appearance(self._appearance.name, self._appearance.title)
-            self._card = self._render_card()
+        self._card = speaker_card(
+            self._width, self._height, self._appearance, subline="on the phone"
+        )
         resampler: av.AudioResampler | None = None
         last_fit = last_card = float("-inf")
         while not self._mailbox.closed:
@@ -339,16 +327,6 @@ class WebRTCSource(Source):
 
     def _meter(self, peak: float) -> None:
         self._level = max(self._level, min(1.0, peak))
-
-    def _render_card(self) -> Plane:
-        width, height = self._width, self._height
-        look = self._appearance
-        if look.photo is None:
-            return card(width, height, BACKGROUND, look.name, look.title or "on the phone")
-        with Image.open(look.photo) as image:
-            rgb = np.asarray(image.convert("RGB"))
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        return pixels(Canvas(width, height).fit(frame))
 
     def _card_frame(self) -> av.VideoFrame:
         """The card with a level bar along its bottom: the audience sees them talking."""

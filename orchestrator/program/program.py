@@ -168,7 +168,8 @@ class Program:
         if feed.source is not None:
             picture = feed.source.video()
         if picture is None:
-            # No picture from the source yet: hold the last program frame.
+            # No picture from the source (yet, or ever: an audio-only clip): the feed's
+            # still (a speaker's card), else hold the last program frame.
             picture = self._still(feed.still) if feed.still is not None else self._last
         if picture is None:
             picture = self._still(black(spec.width, spec.height))

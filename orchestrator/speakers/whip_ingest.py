@@ -34,7 +34,8 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.stats import RTCInboundRtpStreamStats, RTCTransportStats
 
 from orchestrator.event import SpeakerSpec
-from orchestrator.ingest.webrtc import Appearance, WebRTCSource
+from orchestrator.ingest.webrtc import WebRTCSource
+from orchestrator.program.speaker_card import Appearance
 from orchestrator.secret import Secret
 from orchestrator.show import Show
 from orchestrator.speakers.offer import Offer, OfferRefused

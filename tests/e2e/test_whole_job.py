@@ -8,6 +8,7 @@ rundown of three clips; the tests then check what each destination received.
 from __future__ import annotations
 
 import itertools
+import subprocess
 import textwrap
 import time
 from collections.abc import Iterator
@@ -18,12 +19,14 @@ import pytest
 from jalsa_run import JalsaRun, free_port
 from media import Probe, centre_colour, decode_errors, dominant, ffprobe
 from nginx_rtmp import NginxRtmp
+from PIL import Image
 
 pytestmark = pytest.mark.media
 
 CUSTOM_KEY = "custom-secret-key-9f8e7d"
 YT_KEY = "yt-secret-key-1a2b3c"
 SLOT = 6.0  # seconds per rundown item
+SLOTS = 4
 
 
 @dataclass
@@ -43,6 +46,14 @@ def finished(
     nginx: NginxRtmp, clips: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Finished]:
     work = tmp_path_factory.mktemp("whole-job")
+    # A message with no video track, from a speaker with a (red) photo.
+    message, photo = work / "radio.m4a", work / "radio.png"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=f=550:d=8", "-c:a", "aac",
+         str(message)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    Image.new("RGB", (320, 180), (220, 20, 20)).save(photo)
     refused = free_port()  # nothing listens here
     event = work / "rally.toml"
     event.write_text(
@@ -84,8 +95,18 @@ def finished(
         speaker = "blue"
         duration = "{SLOT:g}s"
 
+        [[speakers]]
+        id = "radio"
+        name = "Radio Speaker"
+        source = "{message}"
+        photo = "{photo}"
+
         [[rundown]]
         speaker = "green"
+        duration = "{SLOT:g}s"
+
+        [[rundown]]
+        speaker = "radio"
         duration = "{SLOT:g}s"
 
         [[destinations]]
@@ -124,7 +145,7 @@ def finished(
         metrics_live = run.metrics_text()
         _, state_live = run.http("/api/state", token=run.token())
         unauthorised, _ = run.http("/api/state")
-        exit_code = run.wait(timeout=3 * SLOT + 30)
+        exit_code = run.wait(timeout=SLOTS * SLOT + 30)
         yield Finished(
             run,
             exit_code,
@@ -153,8 +174,8 @@ def test_each_platform_receives_the_configured_program(finished: Finished, key: 
     assert (probe.video_codec, probe.audio_codec) == ("h264", "aac")
     assert (probe.width, probe.height) == (640, 360)
     # The whole rundown, without gaps: duration ≈ wall time of the rundown.
-    assert probe.video_seconds == pytest.approx(3 * SLOT, abs=1.5)
-    assert probe.audio_seconds == pytest.approx(3 * SLOT, abs=1.5)
+    assert probe.video_seconds == pytest.approx(SLOTS * SLOT, abs=1.5)
+    assert probe.audio_seconds == pytest.approx(SLOTS * SLOT, abs=1.5)
     assert probe.largest_video_gap <= 0.2
     assert decode_errors(finished.nginx.recording(key)) == ""
 
@@ -173,6 +194,8 @@ def test_the_right_speaker_is_on_air_mid_segment(finished: Finished) -> None:
     # green's clip is 3 s long in a 6 s slot: green first, then the slate covers the rest.
     assert dominant(centre_colour(path, start + SLOT * 2 + 1.0)) == "green"
     assert dominant(centre_colour(path, start + SLOT * 3 - 1.0)) == "dark"
+    # radio's message has no video: their photo (red) is on air, not the slate held over.
+    assert dominant(centre_colour(path, start + SLOT * 3.5)) == "red"
 
 
 def test_a_refusing_destination_does_not_disturb_the_others(finished: Finished) -> None:
@@ -200,15 +223,15 @@ def test_metrics_say_when_the_event_ends(finished: Finished) -> None:
         for line in finished.metrics_live.splitlines()
         if line.startswith("jalsa_event_end_timestamp_seconds ")
     )
-    # Scraped 1.5 slots into a 3-slot rundown (and after start-up): at most 1.5 to go.
+    # Scraped 1.5 slots into the rundown (and after start-up): at most SLOTS - 1.5 to go.
     remaining = float(line.split()[-1]) - finished.scraped_at
-    assert 0 < remaining <= SLOT * 1.5 + 0.5
+    assert 0 < remaining <= SLOT * (SLOTS - 1.5) + 0.5
 
 
 def test_the_recording_is_complete_and_finalised(finished: Finished) -> None:
     probe = ffprobe(finished.recording)
     assert (probe.video_codec, probe.audio_codec, probe.width) == ("h264", "aac", 640)
-    assert probe.duration == pytest.approx(3 * SLOT, abs=1.5)
+    assert probe.duration == pytest.approx(SLOTS * SLOT, abs=1.5)
     assert decode_errors(finished.recording) == ""
 
 
