@@ -15,7 +15,6 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
-from orchestrator.api.whip import add_speaker_routes
 from orchestrator.secret import Secret
 from orchestrator.show import Show
 from relays.output import hls_dir
@@ -76,7 +75,12 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
             path, media_type=_HLS_TYPES[match.group(1)], headers={"Cache-Control": cache}
         )
 
-    add_speaker_routes(app, show, state_dir)  # WHIP, the join page, message upload
+    if any(speaker.live for speaker in show.event.speakers):
+        # WHIP, the join page, message upload. Imported only here: aiortc takes about half
+        # a second of CPU to import, which an event without live speakers never needs.
+        from orchestrator.api.whip import add_speaker_routes
+
+        add_speaker_routes(app, show, state_dir)
     add_destination_routes(app, show, operator)  # live add/remove/pause/resume
     return app
 
