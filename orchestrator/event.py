@@ -20,7 +20,7 @@ from typing import Any, Final, Literal, cast
 from orchestrator.destination_spec import DestinationSpec, parse_destinations
 from orchestrator.duration import format_duration, parse_duration
 from orchestrator.event_reader import Table, did_you_mean, one_of, show, substitute_env
-from orchestrator.ice_servers import parse_ice_servers
+from orchestrator.ice_servers import IceServer, parse_ice_servers
 from orchestrator.monitoring_spec import MonitoringSpec, parse_monitoring
 from orchestrator.problems import EventError, Problem, Problems
 from orchestrator.program_spec import ProgramSpec, parse_program
@@ -95,7 +95,7 @@ class Event:
     rundown: tuple[SegmentSpec, ...]
     destinations: tuple[DestinationSpec, ...]
     base_dir: Path
-    ice_servers: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
+    ice_servers: tuple[IceServer, ...] = field(default=(), hash=False)
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec, hash=False)
 
     def speaker(self, speaker_id: str) -> SpeakerSpec:

@@ -2,7 +2,8 @@
 
 The page is plain HTML, CSS and JavaScript (no build step, nothing from a CDN). What it
 needs is embedded as JSON: the speaker's name and slot, the WHIP URL and the event's
-ICE servers (TURN credentials included: the page is only served for a valid link).
+ICE servers (TURN logins included: the page is only served for a valid link; logins made
+from a TURN secret expire, and the page fetches fresh ones from ``GET /join/<token>/ice``).
 ``POST /join/<token>/status`` answers where the speaker stands (waiting / on air in N s
 / LIVE) and how their session is (live, replaced by another tab, …); the page sends its
 own measurements with it (RTT, outgoing bitrate).
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import html
 import json
+import time
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any, Final
 
@@ -26,7 +29,7 @@ from orchestrator.api.speaker_access import (
     read_body,
     refused_page,
 )
-from orchestrator.secret import Secret
+from orchestrator.ice_servers import IceServer
 from orchestrator.show import Show
 from orchestrator.speakers.links import LinkRefused
 from orchestrator.speakers.whip_ingest import WhipIngest
@@ -42,17 +45,30 @@ _CSP: Final = (
 )
 
 
-def _browser_ice(servers: tuple[Any, ...]) -> list[dict[str, Any]]:
+def browser_ice(servers: Sequence[IceServer], who: str, now: float) -> list[dict[str, Any]]:
+    """``RTCPeerConnection``'s ``iceServers`` for ``who``'s browser (TURN logins made now)."""
     result = []
     for server in servers:
-        entry: dict[str, Any] = {"urls": list(server["urls"])}
-        if "username" in server:
-            entry["username"] = server["username"]
-        credential = server.get("credential")
-        if isinstance(credential, Secret):
-            entry["credential"] = credential.reveal()
+        entry: dict[str, Any] = {"urls": list(server.urls)}
+        login = server.login(who, now)
+        if login is not None:
+            entry["username"], entry["credential"] = login
         result.append(entry)
     return result
+
+
+def ice_refresh_seconds(servers: Sequence[IceServer]) -> float | None:
+    """How long the page may use the logins it got before it fetches fresh ones (half the
+    shortest lifetime: a page left open all day re-joins with a valid login)."""
+    lifetimes = [server.ttl for server in servers if server.secret is not None]
+    return min(lifetimes) / 2 if lifetimes else None
+
+
+def _refused_json(refused: LinkRefused) -> JSONResponse:
+    problem = refused.problem
+    return JSONResponse(
+        {"error": problem.value, "advice": problem.advice}, problem.status, headers=PRIVATE
+    )
 
 
 def _json_script(data: object) -> str:
@@ -66,7 +82,8 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
     assets = {name: folder.joinpath(name).read_bytes() for name in ASSETS}
     event_name = show.event.info.name
     speakers = {s.id: s for s in show.event.speakers}
-    ice = _browser_ice(show.event.ice_servers)
+    servers = show.event.ice_servers
+    refresh = ice_refresh_seconds(servers)
 
     @app.get("/join-assets/{name}", include_in_schema=False)
     async def join_asset(name: str) -> Response:
@@ -89,7 +106,9 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
             "whip": f"/whip/{token}",
             "status": f"/join/{token}/status",
             "upload": f"/join/{token}/message",
-            "iceServers": ice,
+            "ice": f"/join/{token}/ice",
+            "iceServers": browser_ice(servers, speaker.id, time.time()),
+            "iceRefreshSeconds": refresh,
             "status_seconds": 2,
         }
         page = (
@@ -106,17 +125,22 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
         }
         return HTMLResponse(page, headers=headers)
 
+    @app.get("/join/{token}/ice", include_in_schema=False)
+    async def join_ice(token: str) -> Response:
+        """Fresh TURN logins for a page open longer than they last."""
+        try:
+            claims = await access.check(token)
+        except LinkRefused as refused:
+            return _refused_json(refused)
+        ice = browser_ice(servers, claims.speaker, time.time())
+        return JSONResponse({"iceServers": ice, "iceRefreshSeconds": refresh}, headers=PRIVATE)
+
     @app.api_route("/join/{token}/status", methods=["GET", "POST"], include_in_schema=False)
     async def join_status(token: str, request: Request) -> Response:
         try:
             claims = await access.check(token)
         except LinkRefused as refused:
-            problem = refused.problem
-            return JSONResponse(
-                {"error": problem.value, "advice": problem.advice},
-                problem.status,
-                headers=PRIVATE,
-            )
+            return _refused_json(refused)
         report: dict[str, Any] = {}
         if request.method == "POST":
             try:

@@ -12,9 +12,9 @@ PATCH (trickle ICE, ICE restart) is not supported: 405. A rejoin is a new POST.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -28,7 +28,7 @@ from orchestrator.api.speaker_access import (
 )
 from orchestrator.api.speaker_page import add_join_routes
 from orchestrator.api.speaker_upload import add_upload_routes
-from orchestrator.secret import Secret
+from orchestrator.ice_servers import TURN_SCHEMES, IceServer
 from orchestrator.show import Show
 from orchestrator.speakers.links import LinkRefused, Links
 from orchestrator.speakers.offer import MAX_OFFER_BYTES, OfferRefused, check_offer
@@ -47,16 +47,16 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def link_header(servers: tuple[Mapping[str, Any], ...]) -> str:
-    """RFC 9725 §4.6: one ``Link`` value per ICE server URL, TURN credentials included."""
+def link_header(servers: Sequence[IceServer], who: str, now: float) -> str:
+    """RFC 9725 §4.6: one ``Link`` value per ICE server URL, with the TURN login for
+    ``who`` (made now, when the server has a shared secret)."""
     values = []
     for server in servers:
-        for url in server["urls"]:
+        login = server.login(who, now) if server.is_turn else None
+        for url in server.urls:
             value = f'<{url}>; rel="ice-server"'
-            credential = server.get("credential")
-            if url.startswith(("turn:", "turns:")) and isinstance(credential, Secret):
-                value += f"; username={_quote(server.get('username', ''))}"
-                value += f"; credential={_quote(credential.reveal())}"
+            if login is not None and url.lower().startswith(TURN_SCHEMES):
+                value += f"; username={_quote(login[0])}; credential={_quote(login[1])}"
                 value += '; credential-type="password"'
             values.append(value)
     return ", ".join(values)
@@ -69,7 +69,6 @@ def _text(message: str, status: int, headers: Mapping[str, str] | None = None) -
 
 def add_whip_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: WhipIngest) -> None:
     speakers = {s.id: s for s in show.event.speakers}
-    links = link_header(show.event.ice_servers)
 
     @app.options("/whip/{token}", include_in_schema=False)
     async def whip_options(token: str) -> Response:
@@ -105,7 +104,7 @@ def add_whip_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
         except SessionsFull as full:
             return _text(str(full), full.status, {"Retry-After": str(full.retry_after)})
         headers = {**PRIVATE, **_CORS, "Location": f"/whip/{token}/{session}"}
-        if links:
+        if links := link_header(show.event.ice_servers, claims.speaker, time.time()):
             headers["Link"] = links
         return Response(answer, 201, headers=headers, media_type="application/sdp")
 

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -34,9 +34,9 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.stats import RTCInboundRtpStreamStats, RTCTransportStats
 
 from orchestrator.event import SpeakerSpec
+from orchestrator.ice_servers import IceServer
 from orchestrator.ingest.webrtc import WebRTCSource
 from orchestrator.program.speaker_card import Appearance
-from orchestrator.secret import Secret
 from orchestrator.show import Show
 from orchestrator.speakers.offer import Offer, OfferRefused
 from orchestrator.speakers.quality import Counters, QualityMeter
@@ -55,20 +55,17 @@ WATCH_SECONDS: Final = 0.25
 STATS_SECONDS: Final = 2.0
 CLOSE_SECONDS: Final = 2.0
 SHUTDOWN_SECONDS: Final = 0.6
+JALSA_TURN_USER: Final = "jalsa"  # whom jalsa's own TURN logins are made for
 
 
-def ice_servers(servers: tuple[Mapping[str, Any], ...]) -> list[RTCIceServer]:
-    """The event's ``[[ice_servers]]`` for aiortc (TURN credentials revealed only here)."""
+def ice_servers(servers: Sequence[IceServer], now: float) -> list[RTCIceServer]:
+    """The event's ``[[ice_servers]]`` for aiortc: jalsa's own side of a session (TURN
+    logins made here, for ``now``)."""
     result = []
     for server in servers:
-        credential = server.get("credential")
-        result.append(
-            RTCIceServer(
-                urls=list(server["urls"]),
-                username=server.get("username"),
-                credential=credential.reveal() if isinstance(credential, Secret) else None,
-            )
-        )
+        login = server.login(JALSA_TURN_USER, now)
+        username, credential = login if login is not None else (None, None)
+        result.append(RTCIceServer(list(server.urls), username, credential))
     return result
 
 
@@ -101,7 +98,6 @@ class WhipIngest:
         self._table = SessionTable(limits or Limits(max_total=min(64, 2 * live + 4)))
         self._sessions: dict[str, _Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ice = ice_servers(show.event.ice_servers)
         self._closing = False
 
     # -- what the API asks ----------------------------------------------------------------
@@ -142,7 +138,8 @@ class WhipIngest:
             full_rate=lambda: self.status(speaker.id).full_rate,
             audio_only=not offer.video,
         )
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice))
+        ice = ice_servers(self._show.event.ice_servers, self._clock())
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
         session = _Session(admitted.session, speaker, pc, source, time.monotonic())
         self._sessions[session.id] = session
         pc.on("track", lambda track: self._on_track(session, track))

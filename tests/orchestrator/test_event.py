@@ -1,3 +1,6 @@
+import base64
+import hashlib
+import hmac
 import os
 import tomllib
 from collections.abc import Mapping
@@ -20,6 +23,7 @@ from orchestrator.event import (
     load_event,
     parse_event,
 )
+from orchestrator.ice_servers import IceServer
 from orchestrator.secret import Secret
 
 REPO = Path(__file__).resolve().parents[2]
@@ -533,7 +537,7 @@ def test_substitution_applies_to_every_string() -> None:
     assert event.info.name == "Lahore rally"
     assert event.speakers[1].title == "From Lahore"
     assert event.destinations[0].listeners == {"video_id": VIDEO, "api_key": "tok"}
-    assert event.ice_servers[0]["urls"] == ("stun:s:3478",)
+    assert event.ice_servers[0].urls == ("stun:s:3478",)
     assert type(event.info.name) is str
 
 
@@ -797,12 +801,28 @@ def test_ice_servers() -> None:
             "username": "u",
             "credential": "turn-Secret-77",
         },
+        {"urls": "turn:t2.example:3478", "secret": "shared-Secret-0123456789", "ttl": "2h"},
     ]
     event = parse(data)
-    assert event.ice_servers[0] == {"urls": ("stun:stun.example:3478",)}
-    turn = event.ice_servers[1]
-    assert turn["username"] == "u" and turn["credential"].reveal() == "turn-Secret-77"
-    assert "turn-Secret-77" not in repr(event)
+    stun, fixed, minted = event.ice_servers
+    assert stun == IceServer(("stun:stun.example:3478",))
+    assert stun.login("ameer", 1000.0) is None
+    assert fixed.login("ameer", 1000.0) == ("u", "turn-Secret-77")
+    assert minted.ttl == 7200 and minted.login("ameer", 1000.0)[0] == "8200:ameer"  # type: ignore[index]
+    assert "turn-Secret-77" not in repr(event) and "shared-Secret" not in repr(event)
+
+
+def test_a_turn_secret_makes_each_speaker_a_login_that_expires() -> None:
+    server = IceServer(("turn:t.example:3478",), secret=Secret("shared-Secret-0123456789"))
+    login = server.login("ameer", 1_800_000_000.9)
+    assert login is not None
+    username, password = login
+    # The TURN REST API convention (coturn's use-auth-secret): "<expiry>:<who>", and
+    # base64(HMAC-SHA1(secret, username)).
+    assert username == f"{1_800_000_000 + 12 * 3600}:ameer"
+    digest = hmac.new(b"shared-Secret-0123456789", username.encode(), hashlib.sha1).digest()
+    assert password == base64.b64encode(digest).decode()
+    assert server.login("sana", 1_800_000_000.9) != login  # one per speaker
 
 
 @pytest.mark.parametrize(
@@ -812,7 +832,29 @@ def test_ice_servers() -> None:
         ({"urls": []}, "ice_servers[0].urls", "is empty"),
         ({"urls": 3}, "ice_servers[0].urls", "array of strings"),
         ({}, "ice_servers[0].urls", "is missing"),
-        ({"urls": "turn:t.example"}, "ice_servers[0]", "username"),
+        ({"urls": "turn:t.example"}, "ice_servers[0]", "secret = "),
+        (
+            {"urls": "turn:t", "secret": "0123456789abcdef", "username": "u", "credential": "c"},
+            "ice_servers[0].secret",
+            "not both",
+        ),
+        ({"urls": "stun:s", "secret": "0123456789abcdef"}, "ice_servers[0].secret", "TURN"),
+        ({"urls": "turn:t", "secret": "short"}, "ice_servers[0].secret", "at least 16"),
+        (
+            {"urls": "turn:t", "secret": "0123456789abcdef", "ttl": "1m"},
+            "ice_servers[0].ttl",
+            "between 10m and 168h",
+        ),
+        (
+            {"urls": "turn:t", "secret": "0123456789abcdef", "ttl": "soon"},
+            "ice_servers[0].ttl",
+            "soon",
+        ),
+        (
+            {"urls": "turn:t", "username": "u", "credential": "c", "ttl": "1h"},
+            "ice_servers[0].ttl",
+            "only applies with secret",
+        ),
     ],
 )
 def test_bad_ice_servers(server: dict[str, Any], key: str, hint: str) -> None:

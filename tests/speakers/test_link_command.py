@@ -9,6 +9,7 @@ from pathlib import Path
 from jalsa_run import jalsa
 
 from orchestrator.api.whip import link_header
+from orchestrator.ice_servers import IceServer
 from orchestrator.secret import Secret
 
 EVENT = """
@@ -97,16 +98,34 @@ def test_mistakes_exit_2_and_say_why(tmp_path: Path) -> None:
 def test_ice_servers_go_in_link_headers() -> None:
     header = link_header(
         (
-            {"urls": ("stun:stun.example.org:3478",)},
-            {
-                "urls": ("turns:turn.example.org:443?transport=tcp",),
-                "username": "jalsa",
-                "credential": Secret('pa"ss'),
-            },
-        )
+            IceServer(("stun:stun.example.org:3478",)),
+            IceServer(("turns:turn.example.org:443?transport=tcp",), "jalsa", Secret('pa"ss')),
+        ),
+        "ameer",
+        1_800_000_000.0,
     )
     assert header == (
         '<stun:stun.example.org:3478>; rel="ice-server", '
         '<turns:turn.example.org:443?transport=tcp>; rel="ice-server"; username="jalsa"; '
         'credential="pa\\"ss"; credential-type="password"'
     )
+
+
+def test_link_headers_carry_the_speakers_own_expiring_turn_login() -> None:
+    server = IceServer(
+        ("stun:turn.example.org:3478", "turn:turn.example.org:3478"),
+        secret=Secret("shared-Secret-0123456789"),
+        ttl=3600.0,
+    )
+    header = link_header((server,), "ameer", 1_800_000_000.0)
+    stun, turn = header.split(", ")
+    assert stun == '<stun:turn.example.org:3478>; rel="ice-server"'  # STUN: no login
+    login = server.login("ameer", 1_800_000_000.0)
+    assert login is not None
+    username, password = login
+    assert username == "1800003600:ameer"
+    assert turn == (
+        f'<turn:turn.example.org:3478>; rel="ice-server"; username="{username}"; '
+        f'credential="{password}"; credential-type="password"'
+    )
+    assert "shared-Secret" not in header

@@ -20,6 +20,7 @@ const state = {
   stream: null, pc: null, resource: null, session: "", wanted: false, attempt: 0,
   retryTimer: null, connectedAt: 0, quality: "full", replaced: false, status: null,
   statusAt: 0, stats: { bytes: 0, at: 0, rtt: null, loss: null, kbps: null },
+  iceAt: Date.now(), // when cfg.iceServers' TURN logins were made (they expire)
 };
 
 function show(el, visible) { el.hidden = !visible; }
@@ -127,10 +128,23 @@ function applyQuality(pc) {
   }
 }
 
+// TURN logins made from the server's secret expire: a page open for hours fetches fresh
+// ones before it (re-)joins. A failure keeps the old ones (the join will say what is wrong).
+async function freshIce() {
+  if (!cfg.iceRefreshSeconds || Date.now() - state.iceAt < cfg.iceRefreshSeconds * 1000) return;
+  try {
+    const response = await fetch(cfg.ice, { cache: "no-store" });
+    if (!response.ok) return;
+    cfg.iceServers = (await response.json()).iceServers;
+    state.iceAt = Date.now();
+  } catch (e) { /* offline: the join attempt reports it */ }
+}
+
 async function connect() {
   clearTimeout(state.retryTimer);
   state.retryTimer = null;
   if (state.pc) closePeer(true);
+  await freshIce();
   const stream = await currentStream();
   const pc = new RTCPeerConnection({ iceServers: cfg.iceServers, bundlePolicy: "max-bundle" });
   state.pc = pc;
