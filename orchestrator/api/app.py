@@ -80,7 +80,7 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
         # a second of CPU to import, which an event without live speakers never needs.
         from orchestrator.api.whip import add_speaker_routes
 
-        add_speaker_routes(app, show, state_dir)
+        add_speaker_routes(app, show, state_dir, operator)
     add_destination_routes(app, show, operator)  # live add/remove/pause/resume
     return app
 

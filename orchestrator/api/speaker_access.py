@@ -10,7 +10,7 @@ from typing import Final
 from fastapi import Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from orchestrator.speakers.links import Claims, LinkProblem, LinkRefused, Links
+from orchestrator.speakers.links import Claims, LinkProblem, LinkRefused, Links, revoke
 
 REFRESH_SECONDS: Final = 2.0  # how stale the revocation list may be
 MAX_SPEAKER_BODY: Final = 4096  # a status report
@@ -70,6 +70,18 @@ class SpeakerAccess:
         """
         await self._refresh()
         return self.links.check(token)
+
+    async def still_valid(self, speaker: str, generation: int) -> bool:
+        """Links of ``generation`` still work (not revoked since, by the operator or with
+        ``jalsa links --revoke``)."""
+        await self._refresh()
+        return generation >= self.links.generation(speaker)
+
+    async def revoke(self, speaker: str) -> int:
+        """Revoke every link of ``speaker`` made so far, at once; their new generation."""
+        generation = await asyncio.to_thread(revoke, self.links.state_dir, speaker)
+        await asyncio.to_thread(self.links.refresh)
+        return generation
 
 
 def refused_text(refused: LinkRefused) -> PlainTextResponse:

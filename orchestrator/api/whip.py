@@ -12,11 +12,13 @@ PATCH (trickle ICE, ICE restart) is not supported: 405. A rejoin is a new POST.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request, params
 from fastapi.responses import PlainTextResponse, Response
 
 from orchestrator.api.speaker_access import (
@@ -34,6 +36,8 @@ from orchestrator.speakers.links import LinkRefused, Links
 from orchestrator.speakers.offer import MAX_OFFER_BYTES, OfferRefused, check_offer
 from orchestrator.speakers.sessions import SessionsFull
 from orchestrator.speakers.whip_ingest import WhipIngest
+
+log = logging.getLogger(__name__)
 
 _CORS = {
     # WHIP clients on other origins (a browser tool, a studio app) authenticate with the
@@ -98,7 +102,7 @@ def add_whip_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
         except OfferRefused as refused:
             return _text(str(refused), 400)
         try:
-            session, answer = await ingest.open(speakers[claims.speaker], offer)
+            session, answer = await ingest.open(speakers[claims.speaker], offer, claims.generation)
         except OfferRefused as refused:
             return _text(str(refused), 400)
         except SessionsFull as full:
@@ -128,11 +132,25 @@ def add_whip_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
         )
 
 
-def add_speaker_routes(app: FastAPI, show: Show, state_dir: Path) -> None:
-    """Everything a remote speaker uses: WHIP, the join page, status, message upload."""
+def add_speaker_routes(app: FastAPI, show: Show, state_dir: Path, operator: params.Depends) -> None:
+    """Everything a remote speaker uses: WHIP, the join page, status, message upload; and
+    the operator's ``POST /api/speakers/<id>/revoke``."""
     access = SpeakerAccess(Links(show.event, state_dir))
-    ingest = WhipIngest(show)
+    ingest = WhipIngest(show, still_valid=access.still_valid)
     show.on_close(ingest.close)
     add_whip_routes(app, show, access, ingest)
     add_join_routes(app, show, access, ingest)
     add_upload_routes(app, show, access, state_dir)
+
+    @app.post("/api/speakers/{speaker}/revoke", dependencies=[operator])
+    async def revoke_speaker(speaker: str) -> dict[str, Any]:
+        """Every link of the speaker stops working and their live session ends now (a
+        forwarded or stolen link); ``jalsa links`` then prints them a new one."""
+        if speaker not in access.links.speakers:
+            raise HTTPException(404, f"no live speaker with id {speaker!r}")
+        generation = await access.revoke(speaker)
+        ended = ingest.end_revoked(speaker, generation)
+        log.warning(
+            "speaker %s: links revoked by an operator (%d session(s) ended)", speaker, ended
+        )
+        return {"speaker": speaker, "generation": generation, "ended_sessions": ended}

@@ -243,11 +243,11 @@ class Links:
         self._generations = read_generations(state_dir)
         self._revoked_mtime = self._mtime()
 
-    def _mtime(self) -> float:
+    def _mtime(self) -> int:
         try:
-            return (self.state_dir / REVOKED_FILE).stat().st_mtime
+            return (self.state_dir / REVOKED_FILE).stat().st_mtime_ns
         except FileNotFoundError:
-            return 0.0
+            return 0
 
     def refresh(self) -> None:
         """Re-read the revocation list if it changed (blocking: run it in a thread)."""
@@ -255,6 +255,10 @@ class Links:
         if mtime != self._revoked_mtime:
             self._generations = read_generations(self.state_dir)
             self._revoked_mtime = mtime
+
+    def generation(self, speaker: str) -> int:
+        """The speaker's current link generation: links of an older one are revoked."""
+        return self._generations.get(speaker, 0)
 
     def issue(self, speaker: str, expires: int) -> str:
         """A token for a live speaker of this event.

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -76,6 +76,7 @@ class _Session:
     pc: RTCPeerConnection
     source: WebRTCSource
     created: float
+    generation: int  # of the link it was opened with: a revocation ends the session
     meter: QualityMeter = field(default_factory=QualityMeter)
     readers: set[asyncio.Task[None]] = field(default_factory=set)
     watch: asyncio.Task[None] | None = None
@@ -91,9 +92,13 @@ class WhipIngest:
         *,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
+        still_valid: Callable[[str, int], Awaitable[bool]] | None = None,
     ) -> None:
+        """``still_valid(speaker, generation)`` says whether links of that generation
+        still work; a session whose link was revoked is ended within a stats interval."""
         self._show = show
         self._clock = clock
+        self._still_valid = still_valid
         live = sum(1 for s in show.event.speakers if s.live)
         self._table = SessionTable(limits or Limits(max_total=min(64, 2 * live + 4)))
         self._sessions: dict[str, _Session] = {}
@@ -117,8 +122,11 @@ class WhipIngest:
         if found is not None and found.speaker.id == speaker:
             found.source.quality = found.meter.reported_rtt(rtt)
 
-    async def open(self, speaker: SpeakerSpec, offer: Offer) -> tuple[str, str]:
-        """Answer ``offer``; returns (session id, SDP answer).
+    async def open(
+        self, speaker: SpeakerSpec, offer: Offer, generation: int = 0
+    ) -> tuple[str, str]:
+        """Answer ``offer`` (made with a link of ``generation``); returns (session id, SDP
+        answer).
 
         Raises:
             SessionsFull: too many sessions, or the speaker retries too fast.
@@ -140,7 +148,7 @@ class WhipIngest:
         )
         ice = ice_servers(self._show.event.ice_servers, self._clock())
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
-        session = _Session(admitted.session, speaker, pc, source, time.monotonic())
+        session = _Session(admitted.session, speaker, pc, source, time.monotonic(), generation)
         self._sessions[session.id] = session
         pc.on("track", lambda track: self._on_track(session, track))
         pc.on("connectionstatechange", session.wake.set)
@@ -173,6 +181,19 @@ class WhipIngest:
         self._table.finish(session_id, "ended")
         self._spawn(self._end(session, "the speaker left"))
         return True
+
+    def end_revoked(self, speaker: str, generation: int) -> int:
+        """End the sessions of ``speaker`` opened with links older than ``generation``
+        (revoked); how many."""
+        sessions = [
+            s
+            for s in self._sessions.values()
+            if s.speaker.id == speaker and s.generation < generation and not s.ending
+        ]
+        for session in sessions:
+            self._table.finish(session.id, "ended")
+            self._spawn(self._end(session, "the link was revoked"))
+        return len(sessions)
 
     async def close(self) -> None:
         """End every session now (shutdown): no hold, every task cancelled and awaited."""
@@ -240,13 +261,19 @@ class WhipIngest:
             session.wake.clear()
             now = time.monotonic()
             reason = self._failure(session, now)
+            if reason is None and now >= next_stats:
+                next_stats = now + STATS_SECONDS
+                session.source.quality = session.meter.reading(await _counters(session.pc))
+                if not await self._valid(session):
+                    reason = "the link was revoked"
             if reason is not None:
                 self._table.finish(session.id, "ended")
                 self._spawn(self._end(session, reason))
                 return
-            if now >= next_stats:
-                next_stats = now + STATS_SECONDS
-                session.source.quality = session.meter.reading(await _counters(session.pc))
+
+    async def _valid(self, session: _Session) -> bool:
+        check = self._still_valid
+        return check is None or await check(session.speaker.id, session.generation)
 
     def _failure(self, session: _Session, now: float) -> str | None:
         if session.pc.connectionState in ("failed", "closed"):

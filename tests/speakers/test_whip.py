@@ -13,6 +13,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -213,6 +214,47 @@ async def test_refusals_say_why(run: JalsaRun) -> None:
         assert response.status == 405
     # The token never shows up in the log.
     assert token not in run.logs and forged not in run.logs
+
+
+async def _revoke(run: JalsaRun, speaker: str, token: str | None) -> tuple[int, dict[str, Any]]:
+    url = f"http://127.0.0.1:{run.http_port}/api/speakers/{speaker}/revoke"
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http, http.post(url, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_an_operator_revokes_a_speaker_and_their_session_ends_at_once(
+    run: JalsaRun,
+) -> None:
+    link = _link(run)
+    client = WhipClient(_whip(link))
+    try:
+        assert await client.publish() == 201, client.body
+        await _until(run, "jalsa_speaker_connected", 1, speaker="guest")
+        assert (await _revoke(run, "guest", None))[0] == 401
+        assert (await _revoke(run, "nobody", run.token()))[0] == 404
+        status, body = await _revoke(run, "guest", run.token())
+        assert status == 200 and body["ended_sessions"] == 1
+        took = await _until(run, "jalsa_speaker_connected", 0, speaker="guest")
+        assert took <= 2.0  # ended at once (the hold is ≤ 1 s), not at the next check
+        status, text = await _post(_whip(link), b"v=0")
+        assert status == 403 and "replaced by a newer one" in text
+        assert "links revoked by an operator" in run.logs
+    finally:
+        await client.close()
+
+
+async def test_revoking_with_jalsa_links_ends_a_live_session_too(run: JalsaRun) -> None:
+    client = WhipClient(_whip(_link(run)))
+    try:
+        assert await client.publish() == 201, client.body
+        await _until(run, "jalsa_speaker_connected", 1, speaker="guest")
+        await asyncio.to_thread(_link, run, "guest", "--revoke", "guest")
+        # Re-read every 2 s, checked at every 2 s stats reading (and a scrape).
+        await _until(run, "jalsa_speaker_connected", 0, within=8, speaker="guest")
+        assert "ended (the link was revoked)" in run.logs
+    finally:
+        await client.close()
 
 
 def event_path(run: JalsaRun) -> Path:
