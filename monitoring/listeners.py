@@ -254,25 +254,58 @@ class Listeners:
     ) -> None:
         self.hls = hls
         self._clock = clock
+        self._timeout = timeout
         self.pollers: list[ListenerPoller] = []
         self._hls_streams: list[str] = []
+        self._running: tuple[aiohttp.ClientSession, asyncio.TaskGroup] | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         for d in destinations:
-            spec = listener_spec(d.listeners, d.platform, d.kind, d.url)
-            if isinstance(spec, HlsListeners):
-                self._hls_streams.append(d.name)
-            elif spec is not None:
-                self.pollers.append(ListenerPoller(d.name, spec, clock=clock, timeout=timeout))
+            self._track(d)
+
+    def add(self, destination: DestinationSpec) -> None:
+        """Count a destination added while live (polled at once if :meth:`run` runs)."""
+        poller = self._track(destination)
+        if poller is not None and self._running is not None:
+            self._start(poller)
+
+    def remove(self, name: str) -> None:
+        """Stop counting a destination that was removed."""
+        self.pollers = [p for p in self.pollers if p.destination != name]
+        self._hls_streams = [n for n in self._hls_streams if n != name]
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
 
     async def run(self) -> None:
-        """Poll until cancelled; the HTTP session is closed on the way out."""
-        if not self.pollers:
-            return
+        """Poll until cancelled (destinations may be added meanwhile); the HTTP session is
+        closed on the way out."""
         async with (
             aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session,
             asyncio.TaskGroup() as group,
         ):
-            for poller in self.pollers:
-                group.create_task(poller.run(session), name=f"listeners-{poller.destination}")
+            self._running = session, group
+            try:
+                for poller in self.pollers:
+                    self._start(poller)
+                await asyncio.Event().wait()
+            finally:
+                self._running = None
+
+    def _track(self, d: DestinationSpec) -> ListenerPoller | None:
+        spec = listener_spec(d.listeners, d.platform, d.kind, d.url)
+        if isinstance(spec, HlsListeners):
+            self._hls_streams.append(d.name)
+        elif spec is not None:
+            poller = ListenerPoller(d.name, spec, clock=self._clock, timeout=self._timeout)
+            self.pollers.append(poller)
+            return poller
+        return None
+
+    def _start(self, poller: ListenerPoller) -> None:
+        assert self._running is not None
+        session, group = self._running
+        task = group.create_task(poller.run(session), name=f"listeners-{poller.destination}")
+        self._tasks[poller.destination] = task
 
     def snapshot(self) -> ListenersSnapshot:
         now = self._clock()

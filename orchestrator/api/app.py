@@ -81,7 +81,8 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
         from orchestrator.api.whip import add_speaker_routes
 
         add_speaker_routes(app, show, state_dir, operator)
-    add_destination_routes(app, show, operator)  # live add/remove/pause/resume
+    # live add/remove/pause/resume (and listener counts for what is added)
+    add_destination_routes(app, show, operator, watch.listeners if watch is not None else None)
     return app
 
 

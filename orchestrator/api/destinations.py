@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Body, FastAPI, HTTPException, params
 from fastapi.responses import JSONResponse
@@ -29,13 +29,19 @@ from orchestrator.problems import EventError, Problems
 from orchestrator.show import Show
 from relays.destination import Destination
 
+if TYPE_CHECKING:
+    from monitoring.listeners import Listeners
+
 log = logging.getLogger(__name__)
 
 REMOVE_SECONDS = 3.0
 
 
-def add_destination_routes(app: FastAPI, show: Show, operator: params.Depends) -> None:
-    """Register the /api/destinations routes on ``app``; all need the operator token."""
+def add_destination_routes(
+    app: FastAPI, show: Show, operator: params.Depends, listeners: Listeners | None = None
+) -> None:
+    """Register the /api/destinations routes on ``app``; all need the operator token.
+    Destinations added or removed here are counted in (or out of) ``listeners``."""
     relay = show.relay
 
     def find(name: str) -> Destination:
@@ -73,6 +79,8 @@ def add_destination_routes(app: FastAPI, show: Show, operator: params.Depends) -
             except ValueError as exc:  # lost a race for the name, or shutting down
                 raise HTTPException(409, str(exc)) from None
             log.info("destination %s added (%s)", spec.name, spec.safe_url())
+            if listeners is not None:
+                listeners.add(spec)
         return [dataclasses.asdict(d.snapshot()) for d in added]
 
     @app.delete("/api/destinations/{name}", dependencies=[operator])
@@ -82,6 +90,8 @@ def add_destination_routes(app: FastAPI, show: Show, operator: params.Depends) -
             finished = await asyncio.to_thread(relay.remove, name, REMOVE_SECONDS)
         except KeyError:
             raise HTTPException(404, f"no destination named {name!r}") from None
+        if listeners is not None:
+            listeners.remove(name)
         log.info("destination %s removed", name)
         return {"removed": name, "closed_cleanly": finished}
 

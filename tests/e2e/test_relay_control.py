@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from icecast_server import Icecast
 from jalsa_run import JalsaRun
 from media import decode_errors, ffprobe
 from nginx_rtmp import NginxRtmp
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
 
+ICECAST_PASSWORD = "icecast-source-pw-77e"
 MAIN_KEY = "main-secret-key-41c2"
 SECOND_KEY = "second-secret-key-93ab"
 ADDED_KEY = "added-secret-key-0d77"
@@ -58,6 +60,18 @@ def wait_state(run: JalsaRun, name: str, wanted: str, timeout: float = 10.0) -> 
     raise AssertionError(f"{name} never became {wanted}: {state_of(run, name)}\n{run.logs}")
 
 
+def icecast_listeners(run: JalsaRun) -> float | None:
+    return run.metric("jalsa_listeners", platform="icecast")
+
+
+def wait_metric(run: JalsaRun, name: str, timeout: float = 10.0, **labels: str) -> float | None:
+    """The metric's value once it is exported (None if it never is within ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while (value := run.metric(name, **labels)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return value
+
+
 @dataclass
 class Session:
     run: JalsaRun
@@ -70,6 +84,7 @@ class Session:
     added_for: float = 0.0
     seen_states: dict[str, str | None] = field(default_factory=dict)
     metrics_paused: str = ""
+    icecast_listeners: list[float | None] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +123,10 @@ def session(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Itera
         key = "{SECOND_KEY}"
     """)
     )
-    with JalsaRun(event, work / "state") as run:
+    with (
+        Icecast(work / "icecast", password=ICECAST_PASSWORD) as icecast,
+        JalsaRun(event, work / "state") as run,
+    ):
         s = Session(run, nginx)
         run.wait_ready()
         s.ready_at = time.monotonic()
@@ -125,6 +143,17 @@ def session(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Itera
         r["add"] = call(run, "POST", "/api/destinations", added)
         added_at = time.monotonic()
         wait_state(run, "added", "live")
+        # An Icecast destination with a listener count: counted from when it is added.
+        radio = {
+            "name": "radio",
+            "url": icecast.source_url("radio.aac"),
+            "listeners": {"status_url": f"http://127.0.0.1:{icecast.port}/status-json.xsl"},
+        }
+        s.icecast_listeners.append(icecast_listeners(run))
+        r["add-radio"] = call(run, "POST", "/api/destinations", radio)
+        s.icecast_listeners.append(wait_metric(run, "jalsa_listeners", platform="icecast"))
+        r["remove-radio"] = call(run, "DELETE", "/api/destinations/radio")
+        s.icecast_listeners.append(icecast_listeners(run))
         r["pause"] = call(run, "POST", "/api/destinations/second/pause")
         wait_state(run, "second", "paused", timeout=5)
         time.sleep(2.0)
@@ -176,6 +205,13 @@ def test_an_added_destination_goes_live_and_is_removed_cleanly(session: Session)
     assert decode_errors(path) == ""
 
 
+def test_an_added_destination_is_counted_for_listeners_until_removed(session: Session) -> None:
+    assert session.responses["add-radio"][0] == 201
+    assert session.responses["remove-radio"][0] == 200
+    # Not counted before it was added, polled once added (nobody listens: 0), gone after.
+    assert session.icecast_listeners == [None, 0, None]
+
+
 def test_pause_holds_a_destination_and_resume_brings_it_back(session: Session) -> None:
     assert session.responses["pause"][0] == 200
     assert session.seen_states["second-while-paused"] == "paused"
@@ -200,5 +236,5 @@ def test_the_untouched_destination_never_noticed(session: Session) -> None:
 
 def test_keys_never_leak_through_the_control_api(session: Session) -> None:
     text = session.run.logs + json.dumps(session.responses) + session.metrics_paused
-    for key in (MAIN_KEY, SECOND_KEY, ADDED_KEY):
+    for key in (MAIN_KEY, SECOND_KEY, ADDED_KEY, ICECAST_PASSWORD):
         assert key not in text

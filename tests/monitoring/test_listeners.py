@@ -237,6 +237,37 @@ async def test_listeners_of_an_event(standin: PlatformStandIn) -> None:
         assert secret not in repr(snapshot)
 
 
+async def test_destinations_added_and_removed_while_live(standin: PlatformStandIn) -> None:
+    standin.script("icecast", ("count", 7))
+    data = {
+        "speakers": [{"id": "host", "name": "Host", "source": "testsrc"}],
+        "rundown": [{"speaker": "host", "duration": "1m"}],
+        "destinations": [
+            {
+                "name": "radio",
+                "url": "icecast://source:pw-1234@127.0.0.1:1/jalsa.mp3",
+                "listeners": {"status_url": f"{standin.base}/status-json.xsl"},
+            },
+        ],
+    }
+    (radio,) = parse_event(data, base_dir=Path("/tmp"), env={}).destinations
+    listeners = Listeners((), HlsViewers())  # an event with nothing to count at start
+    task = asyncio.create_task(listeners.run())
+    try:
+        listeners.add(radio)  # POST /api/destinations
+        for _ in range(100):
+            if listeners.snapshot().by_platform():
+                break
+            await asyncio.sleep(0.05)
+        assert listeners.snapshot().by_platform() == {"icecast": 7}
+        listeners.remove("radio")  # DELETE /api/destinations/radio
+        assert listeners.snapshot().destinations == ()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 async def test_icecast_falls_back_to_the_html_status_page(
     standin: PlatformStandIn, session: aiohttp.ClientSession
 ) -> None:
