@@ -31,7 +31,13 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
     app = FastAPI(title="jalsa", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     operator = Depends(RequireOperator(token))
     console = resources.files("orchestrator.api").joinpath("static/console.html").read_text()
-    hls_names = {d.name for d in show.event.destinations if d.kind == "hls"}
+
+    def is_hls(name: str) -> bool:
+        """An HLS mirror of the relay now (from the event file or added over the API)."""
+        try:
+            return show.relay.get(name).spec.kind == "hls"
+        except KeyError:
+            return False
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> str:
@@ -61,7 +67,7 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
     @app.get("/hls/{name}/{file}", include_in_schema=False)
     async def hls(name: str, file: str, request: Request) -> FileResponse:
         match = _HLS_FILE.fullmatch(file)
-        if name not in hls_names or not _NAME.fullmatch(name) or match is None:
+        if not _NAME.fullmatch(name) or match is None or not is_hls(name):
             raise HTTPException(404, "no such HLS stream")
         path = hls_dir(state_dir, name) / file
         if not path.is_file():

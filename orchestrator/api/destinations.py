@@ -122,12 +122,5 @@ def parse_body(body: dict[str, Any], show: Show) -> tuple[DestinationSpec, ...]:
     """
     problems = Problems()
     specs = parse_destinations([Table(body, "", problems)], show.event.base_dir)
-    for spec in specs:
-        if spec.kind == "hls":
-            problems.add(
-                "url",
-                "the HLS mirror is served from the event file's destinations only: add it "
-                "there, or add a recording or an rtmp:// destination here",
-            )
     problems.raise_if_any()
     return specs

@@ -72,6 +72,17 @@ def wait_metric(run: JalsaRun, name: str, timeout: float = 10.0, **labels: str) 
     return value
 
 
+def wait_playlist(run: JalsaRun, path: str, timeout: float = 20.0) -> str:
+    """The playlist once it is served (its first segment written), else ``""``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = run.http(path)
+        if status == 200:
+            return body.decode()
+        time.sleep(0.3)
+    return ""
+
+
 @dataclass
 class Session:
     run: JalsaRun
@@ -85,6 +96,9 @@ class Session:
     seen_states: dict[str, str | None] = field(default_factory=dict)
     metrics_paused: str = ""
     icecast_listeners: list[float | None] = field(default_factory=list)
+    hls_playlist: str = ""
+    hls_viewers: float | None = None
+    hls_after_remove: int = 0
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +149,12 @@ def session(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Itera
         r["invalid"] = call(
             run, "POST", "/api/destinations", {"name": "Bad Name", "url": "ftp://x", "key": " k"}
         )
+        # An HLS mirror added live: served at /hls/m2/ (and its viewers counted) until removed.
         r["hls"] = call(run, "POST", "/api/destinations", {"name": "m2", "url": "hls"})
+        s.hls_playlist = wait_playlist(run, "/hls/m2/index.m3u8")
+        s.hls_viewers = wait_metric(run, "jalsa_listeners", platform="hls")
+        r["remove-hls"] = call(run, "DELETE", "/api/destinations/m2")
+        s.hls_after_remove = run.http("/hls/m2/index.m3u8")[0]
         r["duplicate"] = call(
             run, "POST", "/api/destinations", {"name": "main", "url": "out/x.mkv"}
         )
@@ -186,7 +205,6 @@ def test_an_invalid_body_gets_the_event_files_messages(session: Session) -> None
     assert "not a valid name" in problems["name"]
     assert "cannot push to ftp://" in problems["url"]
     assert "spaces" in problems["key"]
-    assert session.responses["hls"][0] == 422
     assert session.responses["duplicate"][0] == 409
 
 
@@ -203,6 +221,14 @@ def test_an_added_destination_goes_live_and_is_removed_cleanly(session: Session)
     probe = ffprobe(path)
     assert probe.video_seconds >= session.added_for - 2.0
     assert decode_errors(path) == ""
+
+
+def test_an_hls_mirror_added_live_is_served_until_removed(session: Session) -> None:
+    assert session.responses["hls"][0] == 201
+    assert session.hls_playlist.startswith("#EXTM3U") and ".ts" in session.hls_playlist
+    assert session.hls_viewers == 1  # this test's player
+    assert session.responses["remove-hls"][0] == 200
+    assert session.hls_after_remove == 404
 
 
 def test_an_added_destination_is_counted_for_listeners_until_removed(session: Session) -> None:
