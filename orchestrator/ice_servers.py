@@ -49,7 +49,7 @@ class IceServer:
 
     @property
     def is_turn(self) -> bool:
-        return any(url.lower().startswith(TURN_SCHEMES) for url in self.urls)
+        return _is_turn(self.urls)
 
     def login(self, who: str, now: float) -> tuple[str, str] | None:
         """``(username, password)`` for ``who`` at ``now`` (Unix seconds), or None if the
@@ -60,6 +60,10 @@ class IceServer:
         if self.username is not None and self.credential is not None:
             return self.username, self.credential.reveal()
         return None
+
+
+def _is_turn(urls: Sequence[str]) -> bool:
+    return any(url.lower().startswith(TURN_SCHEMES) for url in urls)
 
 
 def turn_login(secret: str, who: str, expires: int) -> tuple[str, str]:
@@ -78,7 +82,7 @@ def parse_ice_servers(tables: Sequence[Table]) -> tuple[IceServer, ...]:
         username = table.string("username")
         credential = table.string("credential", secret=True)
         secret = table.string("secret", secret=True)
-        turn = any(url.lower().startswith(TURN_SCHEMES) for url in urls)
+        turn = _is_turn(urls)
         fixed = table.has("username") or table.has("credential")
         if table.has("secret") and fixed:
             table.problem(

@@ -96,8 +96,7 @@ class Show:
         self.relay = Relay((encoder.video_stream, encoder.audio_stream), state_dir)
         self.rundown = Rundown(event.rundown, starts_at=clock(), loop=loop_rundown)
         self._slates = SlateCache(spec.width, spec.height)
-        self._lower_thirds: dict[str, Overlay] = {}
-        self._cards: dict[str, Plane] = {}
+        self._graphics: dict[str, tuple[Overlay, Plane]] = {}  # per speaker, made once
         self._media: dict[tuple[int, float], _SlotMedia] = {}
         self._on_air: OnAir | None = None
         self._cue: Cue = self.rundown.at(clock())
@@ -265,21 +264,23 @@ class Show:
     async def _speaker_feed(self, decision: OnAir, source: Source, *, live: bool) -> Feed:
         assert decision.speaker is not None
         speaker = self._speakers[decision.speaker]
-        overlay = self._lower_thirds.get(speaker.id)
-        if overlay is None:
-            spec = self.event.program
-            overlay = await asyncio.to_thread(
-                lower_third, spec.width, spec.height, speaker.name, speaker.title
-            )
-            self._lower_thirds[speaker.id] = overlay
-        card = self._cards.get(speaker.id)
-        if card is None:  # shown while the source has no picture (an audio-only clip)
-            spec = self.event.program
-            look = Appearance(speaker.name, speaker.title, speaker.photo)
-            card = await asyncio.to_thread(speaker_card, spec.width, spec.height, look)
-            self._cards[speaker.id] = card
+        graphics = self._graphics.get(speaker.id)
+        if graphics is None:
+            graphics = await asyncio.to_thread(self._speaker_graphics, speaker)
+            self._graphics[speaker.id] = graphics
+        overlay, card = graphics
         description = speaker.name if live else f"{speaker.name} (recorded)"
         return Feed(speaker.id, source, card, overlay, LOWER_THIRD_SECONDS, description)
+
+    def _speaker_graphics(self, speaker: SpeakerSpec) -> tuple[Overlay, Plane]:
+        """Their lower third, and the card shown while their source has no picture (an
+        audio-only clip or message)."""
+        spec = self.event.program
+        look = Appearance(speaker.name, speaker.title, speaker.photo)
+        return (
+            lower_third(spec.width, spec.height, speaker.name, speaker.title),
+            speaker_card(spec.width, spec.height, look),
+        )
 
     # -- what the console, the API and /metrics read -------------------------------------------
     def snapshot(self) -> ShowSnapshot:

@@ -35,7 +35,7 @@ from relays.backoff import Backoff
 from relays.errors import RelayError
 from relays.live_check import live_check_for
 from relays.output import open_writer
-from relays.packet import EncodedPacket
+from relays.packet import EncodedPacket, PacketKind
 from relays.packet_queue import PacketQueue
 from relays.publisher import Publisher
 from relays.pump import Pump
@@ -309,9 +309,7 @@ class Destination:
         queue = self._queue
         kinds = writer.accepts()
         if kinds:
-            packet = queue.get(
-                wait if writer.pending == 0 else 0.0, None if len(kinds) > 1 else kinds[0]
-            )
+            packet = queue.get(wait if writer.pending == 0 else 0.0, _only(kinds))
             if packet is not None:
                 writer.write(packet)
                 self._sent_packets += 1
@@ -345,7 +343,7 @@ class Destination:
             kinds = writer.accepts()
             if not kinds:
                 return
-            packet = queue.get(0.0, None if len(kinds) > 1 else kinds[0])
+            packet = queue.get(0.0, _only(kinds))
             if packet is None:
                 return
             writer.write(packet)
@@ -355,7 +353,7 @@ class Destination:
         """Packets are queued that ``writer`` would take now (of a kind it accepts: a
         backed-up video lane with video waiting is not work, and must not spin the pump)."""
         kinds = writer.accepts()
-        return bool(kinds) and self._queue.has_packets(None if len(kinds) > 1 else kinds[0])
+        return bool(kinds) and self._queue.has_packets(_only(kinds))
 
     def _account(self, writer: Writer, base: int) -> None:
         self._sent_bytes = base + writer.sent_bytes
@@ -385,6 +383,11 @@ class _OnPump:
 
     def backed_up(self) -> bool:
         return self._writer.backed_up
+
+
+def _only(kinds: tuple[PacketKind, ...]) -> PacketKind | None:
+    """The one kind a writer that accepts ``kinds`` may be given, or None for any."""
+    return None if len(kinds) > 1 else kinds[0]
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -25,6 +26,7 @@ from monitoring.hls_viewers import HlsViewers
 from monitoring.listeners import ListenerPoller, Listeners
 from monitoring.platform_apis import Count, Failure
 from monitoring.poll_schedule import PollSchedule
+from orchestrator.destination_spec import DestinationSpec
 from orchestrator.event import parse_event
 from orchestrator.listener_spec import (
     FacebookListeners,
@@ -168,14 +170,22 @@ async def test_one_line_per_change_of_trouble(
     assert "fb (facebook): server: HTTP 500" in warnings[0].getMessage()
 
 
+def destinations_of(tables: list[dict[str, Any]]) -> tuple[DestinationSpec, ...]:
+    """``[[destinations]]`` tables as an event file holding them reads them."""
+    data = {
+        "speakers": [{"id": "host", "name": "Host", "source": "testsrc"}],
+        "rundown": [{"speaker": "host", "duration": "1m"}],
+        "destinations": tables,
+    }
+    return parse_event(data, base_dir=Path("/tmp"), env={"YT_API_KEY": YT_KEY}).destinations
+
+
 async def test_listeners_of_an_event(standin: PlatformStandIn) -> None:
     standin.script("youtube", ("count", 1500))
     standin.script("twitch", ("count", 20))
     standin.script("icecast", ("count", 7))
-    data = {
-        "speakers": [{"id": "host", "name": "Host", "source": "testsrc"}],
-        "rundown": [{"speaker": "host", "duration": "1m"}],
-        "destinations": [
+    destinations = destinations_of(
+        [
             {
                 "name": "yt",
                 "platform": "youtube",
@@ -214,12 +224,11 @@ async def test_listeners_of_an_event(standin: PlatformStandIn) -> None:
             },
             {"name": "mirror", "url": "hls"},
             {"name": "rec", "url": "rec.mkv"},
-        ],
-    }
-    event = parse_event(data, base_dir=Path("/tmp"), env={"YT_API_KEY": YT_KEY})
+        ]
+    )
     hls = HlsViewers()
     hls.seen("mirror", "10.1.1.1", "a")
-    listeners = Listeners(event.destinations, hls)
+    listeners = Listeners(destinations, hls)
     assert [p.destination for p in listeners.pollers] == ["yt", "yt-backup", "tw", "radio"]
     task = asyncio.create_task(listeners.run())
     for _ in range(100):
@@ -239,18 +248,15 @@ async def test_listeners_of_an_event(standin: PlatformStandIn) -> None:
 
 async def test_destinations_added_and_removed_while_live(standin: PlatformStandIn) -> None:
     standin.script("icecast", ("count", 7))
-    data = {
-        "speakers": [{"id": "host", "name": "Host", "source": "testsrc"}],
-        "rundown": [{"speaker": "host", "duration": "1m"}],
-        "destinations": [
+    (radio,) = destinations_of(
+        [
             {
                 "name": "radio",
                 "url": "icecast://source:pw-1234@127.0.0.1:1/jalsa.mp3",
                 "listeners": {"status_url": f"{standin.base}/status-json.xsl"},
-            },
-        ],
-    }
-    (radio,) = parse_event(data, base_dir=Path("/tmp"), env={}).destinations
+            }
+        ]
+    )
     listeners = Listeners((), HlsViewers())  # an event with nothing to count at start
     task = asyncio.create_task(listeners.run())
     try:
