@@ -122,14 +122,16 @@ class Timeline:
         return self.samples[-1][1][name]
 
     def last_went_live(self, name: str) -> float:
-        """When ``name`` last turned live (a sample's time)."""
+        """When ``name`` last turned live (a sample's time). A reconnect quicker than the
+        sampling (backoff jitter can be a few ms) shows only in the reconnect count."""
         went = self.samples[0][0]
-        previous = None
+        previous: DestinationSnapshot | None = None
         for at, snaps in self.samples:
-            state = snaps[name].state
-            if state == "live" and previous != "live":
+            snap = snaps[name]
+            again = previous is None or previous.state != "live"
+            if snap.state == "live" and (again or snap.reconnects > previous.reconnects):
                 went = at
-            previous = state
+            previous = snap
         return went
 
 
