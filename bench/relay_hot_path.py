@@ -28,13 +28,13 @@ from benchlib import REPO, NginxSink, log, workdir
 
 sys.path.insert(0, str(REPO))
 
+from orchestrator.event.program_spec import ProgramSpec
 from orchestrator.program.encoder import ProgramEncoder
-from orchestrator.program_spec import ProgramSpec
-from relays.feed import FlvFeed
+from relays.framing import FlvFeed
 from relays.packet import EncodedPacket
 from relays.packet_queue import PacketQueue
 from relays.publisher import Publisher
-from relays.rtmp_session import RtmpPublishSession, rtmp_target
+from relays.rtmp.session import RtmpPublishSession, rtmp_target
 
 FPS = 30
 GOP = 60

@@ -42,8 +42,8 @@ from monitoring.platform_apis import (
     secrets_of,
 )
 from monitoring.poll_schedule import PollSchedule
-from orchestrator.destination_spec import DestinationSpec
-from orchestrator.listener_spec import (
+from orchestrator.event.destination_spec import DestinationSpec
+from orchestrator.event.listener_spec import (
     FacebookListeners,
     HlsListeners,
     IcecastListeners,

@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from orchestrator.listener_spec import (
+from orchestrator.event.listener_spec import (
     FacebookListeners,
     IcecastListeners,
     TwitchListeners,
     XListeners,
     YouTubeListeners,
 )
-from orchestrator.secret import MASK, Secret
+from orchestrator.event.secret import MASK, Secret
 
 Reason = Literal[
     "timeout", "network", "rate_limited", "quota", "auth", "not_found", "server", "bad_response"

@@ -25,8 +25,8 @@ from monitoring.metrics import ProbeCollector
 from monitoring.probe_round import ProbeRound, Vantage, log_changes
 from monitoring.probes import Prober
 from monitoring.targets import DEFAULT_TARGETS, load_targets
-from orchestrator.monitoring_spec import LABEL_PATTERN, parse_resolver
-from orchestrator.problems import EventError
+from orchestrator.event.monitoring_spec import LABEL_PATTERN, parse_resolver
+from orchestrator.event.problems import EventError
 
 log = logging.getLogger(__name__)
 

@@ -38,9 +38,9 @@ from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from monitoring.outage import CONTROL, Check
-from orchestrator.event_reader import Table
-from orchestrator.monitoring_spec import DEFAULT_CONTROL_RESOLVER, parse_resolver
-from orchestrator.problems import EventError, Problem, Problems
+from orchestrator.event.monitoring_spec import DEFAULT_CONTROL_RESOLVER, parse_resolver
+from orchestrator.event.problems import EventError, Problem, Problems
+from orchestrator.event.reader import Table
 
 Scheme = Literal["https", "http", "tls", "tcp"]
 CHECKS: Final[dict[str, tuple[Check, ...]]] = {

@@ -29,7 +29,7 @@ from typing import Final
 import aiohttp
 from prometheus_client.registry import Collector
 
-from monitoring.agent_feed import AgentFeed
+from monitoring.agent_scrape import AgentFeed
 from monitoring.hls_viewers import HlsViewers
 from monitoring.listeners import Listeners, ListenersSnapshot
 from monitoring.metrics import ListenerCollector, OutageCollector, ProbeCollector

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from monitoring.outage_watch import OutageEvent
-from orchestrator.secret import Secret
+from orchestrator.event.secret import Secret
 
 log = logging.getLogger(__name__)
 

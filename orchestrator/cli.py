@@ -8,10 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
-from orchestrator.demo import demo_event
-from orchestrator.duration import format_duration
 from orchestrator.event import Event, EventError, load_event
-from orchestrator.secret import SecretError
+from orchestrator.event.demo import demo_event
+from orchestrator.event.duration import format_duration
+from orchestrator.event.secret import SecretError
 from orchestrator.service import Address, serve
 
 EXIT_INVALID = 2

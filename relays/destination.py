@@ -29,8 +29,8 @@ from pathlib import Path
 import av.error
 from av.stream import Stream
 
-from orchestrator.destination_spec import DestinationSpec
-from orchestrator.secret import redact
+from orchestrator.event.destination_spec import DestinationSpec
+from orchestrator.event.secret import redact
 from relays.backoff import Backoff
 from relays.errors import RelayError
 from relays.live_check import live_check_for

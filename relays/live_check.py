@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from orchestrator.destination_spec import DestinationSpec
-from orchestrator.listener_spec import YouTubeListeners, listener_spec
-from orchestrator.secret import redact
+from orchestrator.event.destination_spec import DestinationSpec
+from orchestrator.event.listener_spec import YouTubeListeners, listener_spec
+from orchestrator.event.secret import redact
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """How each kind of destination is written, and how a writer for it is opened.
 
 - ``rtmp``: our RTMP(S) client publishes the packets' shared FLV tags
-  (:mod:`relays.feed`, :mod:`relays.rtmp_session`, :mod:`relays.publisher`).
+  (:mod:`relays.framing`, :mod:`relays.rtmp.session`, :mod:`relays.publisher`).
 - ``icecast``: PyAV muxes ADTS into memory; our Icecast source client sends it.
-- ``file`` and ``hls``: PyAV writes straight to disk (:mod:`relays.local_writer`).
+- ``file`` and ``hls``: PyAV writes straight to disk (:mod:`relays.files`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from pathlib import Path
 
 from av.stream import Stream
 
-from orchestrator.destination_spec import DestinationSpec
-from relays.feed import AdtsFeed, FlvFeed
-from relays.icecast_session import IcecastSourceSession, icecast_target
-from relays.local_writer import LocalWriter
+from orchestrator.event.destination_spec import DestinationSpec
+from relays.files import LocalWriter
+from relays.framing import AdtsFeed, FlvFeed
+from relays.icecast import IcecastSourceSession, icecast_target
 from relays.publisher import Publisher
-from relays.rtmp_session import RtmpPublishSession, rtmp_target
+from relays.rtmp.session import RtmpPublishSession, rtmp_target
 from relays.writer import Writer
 
 FILE_FORMATS = {".mkv": "matroska", ".flv": "flv", ".mp4": "mp4", ".ts": "mpegts"}

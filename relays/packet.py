@@ -13,8 +13,8 @@ import fractions
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from relays.flv import FlvTag
-from relays.flv_media import media_tag
+from relays.rtmp.flv import FlvTag
+from relays.rtmp.flv_tags import media_tag
 
 PacketKind: TypeAlias = Literal["video", "audio"]
 
@@ -57,7 +57,7 @@ class EncodedPacket:
         return len(self.data)
 
     def flv_tag(self) -> FlvTag:
-        """The packet as an FLV tag (:func:`relays.flv_media.media_tag`).
+        """The packet as an FLV tag (:func:`relays.rtmp.flv_tags.media_tag`).
 
         Built once, by the first RTMP destination that asks, and shared by all of them.
         (Two asking at the same instant both build it: the same value, harmlessly.)

@@ -1,9 +1,9 @@
 """A network destination's writer: our own client owns the socket (no network in PyAV).
 
 :class:`Publisher` is the I/O shell around a sans-I/O session
-(:class:`~relays.rtmp_session.RtmpPublishSession` or
-:class:`~relays.icecast_session.IcecastSourceSession`), the connection's
-:class:`~relays.feed.MediaFeed` and a :class:`~relays.link.Link`, all on the
+(:class:`~relays.rtmp.session.RtmpPublishSession` or
+:class:`~relays.icecast.IcecastSourceSession`), the connection's
+:class:`~relays.framing.MediaFeed` and a :class:`~relays.link.Link`, all on the
 destination's writer thread. It keeps what is in flight small: it takes a
 new packet of a kind only while fewer than :data:`LOW_WATER` bytes of its lane wait to be
 sent, so on a slow link packets stay in the destination's queue, where the drop policy
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from relays.errors import ConnectFailed, LinkStalled, RelayError
-from relays.feed import MediaFeed
+from relays.framing import MediaFeed
 from relays.link import MAX_SEND, POLL, Link
 from relays.outbox import Outbox
 from relays.packet import EncodedPacket, PacketKind

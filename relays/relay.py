@@ -14,7 +14,7 @@ from pathlib import Path
 
 from av.stream import Stream
 
-from orchestrator.destination_spec import DestinationSpec
+from orchestrator.event.destination_spec import DestinationSpec
 from relays.backoff import Backoff
 from relays.destination import CONNECT_TIMEOUT, STALL_TIMEOUT, Destination, DestinationSnapshot
 from relays.packet import EncodedPacket

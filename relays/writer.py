@@ -1,6 +1,6 @@
 """What a destination's writer thread drives: one connection (or one file) at a time.
 
-Two kinds implement :class:`Writer`: :class:`relays.local_writer.LocalWriter` (a
+Two kinds implement :class:`Writer`: :class:`relays.files.LocalWriter` (a
 recording or the HLS mirror, muxed by PyAV straight to disk) and
 :class:`relays.publisher.Publisher` (RTMP(S) or Icecast: PyAV muxes into memory, our
 own client owns the socket).

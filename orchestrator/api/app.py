@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
-from orchestrator.secret import Secret
+from orchestrator.event.secret import Secret
 from orchestrator.show import Show
 from relays.output import hls_dir
 

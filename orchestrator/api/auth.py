@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request, status
 
-from orchestrator.secret import Secret, stored_secret
+from orchestrator.event.secret import Secret, stored_secret
 
 TOKEN_ENV = "JALSA_OPERATOR_TOKEN"
 TOKEN_FILE = "operator-token"

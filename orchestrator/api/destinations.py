@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Body, FastAPI, HTTPException, params
 from fastapi.responses import JSONResponse
 
-from orchestrator.destination_spec import DestinationSpec, parse_destinations
-from orchestrator.event_reader import Table
-from orchestrator.problems import EventError, Problems
+from orchestrator.event.destination_spec import DestinationSpec, parse_destinations
+from orchestrator.event.problems import EventError, Problems
+from orchestrator.event.reader import Table
 from orchestrator.show import Show
 from relays.destination import Destination
 

@@ -29,7 +29,7 @@ from orchestrator.api.speaker_access import (
     read_body,
     refused_page,
 )
-from orchestrator.ice_servers import IceServer
+from orchestrator.event.ice_servers import IceServer
 from orchestrator.show import Show
 from orchestrator.speakers.links import LinkRefused
 from orchestrator.speakers.whip_ingest import WhipIngest

@@ -30,7 +30,7 @@ from orchestrator.api.speaker_access import (
 )
 from orchestrator.api.speaker_page import add_join_routes
 from orchestrator.api.speaker_upload import add_upload_routes
-from orchestrator.ice_servers import TURN_SCHEMES, IceServer
+from orchestrator.event.ice_servers import TURN_SCHEMES, IceServer
 from orchestrator.show import Show
 from orchestrator.speakers.links import LinkRefused, Links
 from orchestrator.speakers.offer import MAX_OFFER_BYTES, OfferRefused, check_offer

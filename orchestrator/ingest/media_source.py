@@ -18,11 +18,11 @@ import av
 import av.error
 import numpy as np
 
+from orchestrator.event.secret import redact, sanitize_url
 from orchestrator.ingest.source import Source, SourceSnapshot
 from orchestrator.program.audio import SAMPLE_RATE, AudioBuffer, Samples
 from orchestrator.program.canvas import Canvas
 from orchestrator.rundown import SourceState
-from orchestrator.secret import redact, sanitize_url
 from relays.backoff import Backoff
 
 log = logging.getLogger(__name__)

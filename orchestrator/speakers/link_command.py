@@ -8,8 +8,8 @@ import time
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from orchestrator.duration import parse_duration
 from orchestrator.event import Event
+from orchestrator.event.duration import parse_duration
 from orchestrator.speakers.links import Links, SecretError, default_expiry, revoke
 
 EXIT_INVALID = 2

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Final
 
 from orchestrator.event import Event
+from orchestrator.event.secret import Secret, stored_secret
+from orchestrator.event.secret import SecretError as SecretError  # callers catch it from here
 from orchestrator.rundown import Rundown
-from orchestrator.secret import Secret, stored_secret
-from orchestrator.secret import SecretError as SecretError  # callers catch it from here
 
 SECRET_ENV: Final = "JALSA_SECRET"
 SECRET_FILE: Final = "secret"

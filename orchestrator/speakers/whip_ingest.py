@@ -34,7 +34,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.stats import RTCInboundRtpStreamStats, RTCTransportStats
 
 from orchestrator.event import SpeakerSpec
-from orchestrator.ice_servers import IceServer
+from orchestrator.event.ice_servers import IceServer
 from orchestrator.ingest.webrtc import WebRTCSource
 from orchestrator.program.speaker_card import Appearance
 from orchestrator.show import Show

@@ -14,7 +14,7 @@ from icecast_server import Icecast
 
 from monitoring.listeners import ListenerPoller
 from monitoring.platform_apis import Count
-from orchestrator.listener_spec import IcecastListeners, listener_spec
+from orchestrator.event.listener_spec import IcecastListeners, listener_spec
 
 ICECAST = shutil.which("icecast2")
 pytestmark = pytest.mark.skipif(ICECAST is None, reason="icecast2 is not installed")

@@ -26,16 +26,16 @@ from monitoring.hls_viewers import HlsViewers
 from monitoring.listeners import ListenerPoller, Listeners
 from monitoring.platform_apis import Count, Failure
 from monitoring.poll_schedule import PollSchedule
-from orchestrator.destination_spec import DestinationSpec
 from orchestrator.event import parse_event
-from orchestrator.listener_spec import (
+from orchestrator.event.destination_spec import DestinationSpec
+from orchestrator.event.listener_spec import (
     FacebookListeners,
     IcecastListeners,
     TwitchListeners,
     XListeners,
     YouTubeListeners,
 )
-from orchestrator.secret import Secret
+from orchestrator.event.secret import Secret
 
 
 @pytest.fixture(scope="module")

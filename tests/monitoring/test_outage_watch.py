@@ -12,13 +12,13 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
-from monitoring.agent_feed import AgentFeed, parse_agent_metrics
+from monitoring.agent_scrape import AgentFeed, parse_agent_metrics
 from monitoring.metrics import ProbeCollector
 from monitoring.outage import Classifier, Outage, ProbeResult
 from monitoring.outage_watch import OutageEvent, OutageWatch, outage_series
 from monitoring.probe_round import CheckResult, ProbeRound, Vantage
 from monitoring.webhook import Webhook, payload
-from orchestrator.secret import Secret
+from orchestrator.event.secret import Secret
 
 
 class Clock:

@@ -18,14 +18,14 @@ from monitoring.platform_apis import (
     retry_after,
     scrub,
 )
-from orchestrator.listener_spec import (
+from orchestrator.event.listener_spec import (
     FacebookListeners,
     IcecastListeners,
     TwitchListeners,
     XListeners,
     YouTubeListeners,
 )
-from orchestrator.secret import Secret
+from orchestrator.event.secret import Secret
 
 NOW = 1_800_000_000.0
 YT = YouTubeListeners("dQw4w9WgXcQ", Secret("yt-key-123"))

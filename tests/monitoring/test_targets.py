@@ -8,8 +8,8 @@ import pytest
 
 from monitoring.targets import DEFAULT_TARGETS, Target, load_targets, parse_targets
 from orchestrator.cli import main
-from orchestrator.monitoring_spec import parse_resolver
-from orchestrator.problems import EventError
+from orchestrator.event.monitoring_spec import parse_resolver
+from orchestrator.event.problems import EventError
 
 
 def test_defaults_cover_the_platforms_and_controls() -> None:

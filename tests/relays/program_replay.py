@@ -16,8 +16,8 @@ from dataclasses import replace
 import av
 import numpy as np
 
+from orchestrator.event.program_spec import ProgramSpec
 from orchestrator.program.encoder import ProgramEncoder
-from orchestrator.program_spec import ProgramSpec
 from relays.packet import EncodedPacket
 
 

@@ -6,11 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.destination_spec import YOUTUBE_BACKUP_INGEST, DestinationSpec, parse_destinations
-from orchestrator.event_reader import Table
-from orchestrator.problems import EventError, Problems
+from orchestrator.event.destination_spec import (
+    YOUTUBE_BACKUP_INGEST,
+    DestinationSpec,
+    parse_destinations,
+)
+from orchestrator.event.problems import EventError, Problems
+from orchestrator.event.reader import Table
 from relays.output import tls_context
-from relays.rtmp_session import rtmp_target
+from relays.rtmp.session import rtmp_target
 
 KEY = "yt-key-abcd-1234"
 

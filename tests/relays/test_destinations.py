@@ -26,11 +26,11 @@ from nginx_rtmp import NginxRtmp
 from program_replay import Replay, encode_loop, tiny_spec
 from tls_terminator import Certificates, TlsTerminator, make_certificates
 
-from orchestrator.destination_spec import DestinationSpec
-from orchestrator.secret import Secret
+from orchestrator.event.destination_spec import DestinationSpec
+from orchestrator.event.secret import Secret
 from relays.backoff import Backoff
 from relays.destination import DestinationSnapshot, _OnPump
-from relays.feed import FlvFeed
+from relays.framing import FlvFeed
 from relays.packet import EncodedPacket
 from relays.relay import Relay
 

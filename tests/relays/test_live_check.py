@@ -20,8 +20,8 @@ from aiohttp import web
 from nginx_rtmp import NginxRtmp
 from program_replay import Replay, encode_loop, tiny_spec
 
-from orchestrator.destination_spec import DestinationSpec
-from orchestrator.secret import Secret
+from orchestrator.event.destination_spec import DestinationSpec
+from orchestrator.event.secret import Secret
 from relays.live_check import youtube_verdict
 from relays.relay import Relay
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from jalsa_run import jalsa
 
 from orchestrator.api.whip import link_header
-from orchestrator.ice_servers import IceServer
-from orchestrator.secret import Secret
+from orchestrator.event.ice_servers import IceServer
+from orchestrator.event.secret import Secret
 
 EVENT = """
     [event]

@@ -28,8 +28,8 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from jalsa_run import JalsaRun, free_port
 from whip_client import WhipClient
 
-from orchestrator.ice_servers import IceServer
-from orchestrator.secret import Secret
+from orchestrator.event.ice_servers import IceServer
+from orchestrator.event.secret import Secret
 
 pytestmark = [
     pytest.mark.media,

@@ -17,12 +17,12 @@ from typing import Protocol
 
 from av.stream import Stream
 
-from relays.flv import VIDEO_TAG, FlvSplitter, FlvTag
-from relays.flv_media import AVC_END_OF_SEQUENCE, FlvTimeline
-from relays.icecast_session import IcecastSourceSession
+from relays.icecast import IcecastSourceSession
 from relays.memory_mux import MemoryMuxer
 from relays.packet import EncodedPacket
-from relays.rtmp_session import RtmpPublishSession
+from relays.rtmp.flv import VIDEO_TAG, FlvSplitter, FlvTag
+from relays.rtmp.flv_tags import AVC_END_OF_SEQUENCE, FlvTimeline
+from relays.rtmp.session import RtmpPublishSession
 
 
 class MediaFeed(Protocol):

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from orchestrator.duration import format_duration, parse_duration
-from orchestrator.event_reader import Table, show
-from orchestrator.secret import Secret
+from orchestrator.event.duration import format_duration, parse_duration
+from orchestrator.event.reader import Table, show
+from orchestrator.event.secret import Secret
 
 ICE_SCHEMES: Final = ("stun:", "turn:", "turns:")
 TURN_SCHEMES: Final = ("turn:", "turns:")

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.destination_spec import PLATFORM_INGEST
 from orchestrator.event import (
     DestinationSpec,
     Event,
@@ -23,10 +22,11 @@ from orchestrator.event import (
     load_event,
     parse_event,
 )
-from orchestrator.ice_servers import IceServer
-from orchestrator.secret import Secret
+from orchestrator.event.destination_spec import PLATFORM_INGEST
+from orchestrator.event.ice_servers import IceServer
+from orchestrator.event.secret import Secret
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 KEY = "yt-SECRET-key-9f8e7d"
 VIDEO = "dQw4w9WgXcQ"
 PLUS5 = timezone(timedelta(hours=5))

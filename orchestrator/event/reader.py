@@ -2,7 +2,7 @@
 
 The event parser never stops at the first mistake: each getter of :class:`Table` records
 a problem (the key that is wrong, what is wrong and how to fix it) in a
-:class:`~orchestrator.problems.Problems` and returns a usable default, so that
+:class:`~orchestrator.event.problems.Problems` and returns a usable default, so that
 ``jalsa check`` can list everything in one run.
 
 ``${VAR}`` references are substituted into every string before any table is read
@@ -23,7 +23,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Final
 
-from orchestrator.problems import Problems
+from orchestrator.event.problems import Problems
 
 # "$${" is an escaped, literal "${"; "${NAME}" is a reference.
 _ENV_REF: Final = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from program_replay import encode_loop, tiny_spec
 
-from relays.flv import FlvError, FlvSplitter, FlvTag, file_header, tag_bytes
 from relays.memory_mux import MemoryMuxer
+from relays.rtmp.flv import FlvError, FlvSplitter, FlvTag, file_header, tag_bytes
 
 
 def test_pyav_flv_output_splits_into_metadata_then_media_tags() -> None:

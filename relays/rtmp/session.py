@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
-from relays import amf0
 from relays.errors import ProtocolError, PublishRefused
-from relays.flv import AUDIO_TAG, SCRIPT_TAG, VIDEO_TAG, FlvTag
 from relays.outbox import Outbox
-from relays.rtmp_chunks import (
+from relays.rtmp import amf0
+from relays.rtmp.chunks import (
     ACKNOWLEDGEMENT,
     AUDIO,
     COMMAND_AMF0,
@@ -54,6 +53,7 @@ from relays.rtmp_chunks import (
     ChunkWriter,
     Message,
 )
+from relays.rtmp.flv import AUDIO_TAG, SCRIPT_TAG, VIDEO_TAG, FlvTag
 
 HANDSHAKE_SIZE: Final = 1536
 RTMP_VERSION: Final = 3

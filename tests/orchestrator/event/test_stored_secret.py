@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.api.auth import operator_token
-from orchestrator.secret import SecretError
+from orchestrator.event.secret import SecretError
 
 
 def test_the_operator_token_is_created_once_private_and_then_reused(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final
 
-from orchestrator.event_reader import Table, did_you_mean, one_of, show
+from orchestrator.event.reader import Table, did_you_mean, one_of, show
 
 X264_PRESETS: Final = (
     "ultrafast",

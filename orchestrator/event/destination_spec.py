@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from orchestrator.event_reader import (
+from orchestrator.event.listener_spec import read_listeners
+from orchestrator.event.reader import (
     EnvStr,
     Table,
     check_readable,
@@ -28,8 +29,7 @@ from orchestrator.event_reader import (
     resolve_path,
     show,
 )
-from orchestrator.listener_spec import read_listeners
-from orchestrator.secret import Secret, sanitize_url
+from orchestrator.event.secret import Secret, sanitize_url
 
 Platform = Literal["youtube", "facebook", "x", "twitch", "custom"]
 Kind = Literal["rtmp", "file", "hls", "icecast"]

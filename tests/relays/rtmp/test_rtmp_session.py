@@ -8,10 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relays import amf0
 from relays.errors import ProtocolError, PublishRefused
-from relays.flv import FlvTag
-from relays.rtmp_chunks import (
+from relays.rtmp import amf0
+from relays.rtmp.chunks import (
     ACKNOWLEDGEMENT,
     AUDIO,
     COMMAND_AMF0,
@@ -25,7 +24,8 @@ from relays.rtmp_chunks import (
     ChunkWriter,
     Message,
 )
-from relays.rtmp_session import HANDSHAKE_SIZE, RtmpPublishSession, rtmp_target
+from relays.rtmp.flv import FlvTag
+from relays.rtmp.session import HANDSHAKE_SIZE, RtmpPublishSession, rtmp_target
 
 KEY = "secret-stream-key"
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from orchestrator.event_reader import Table, check_readable, resolve_path, show
-from orchestrator.secret import sanitize_url
+from orchestrator.event.reader import Table, check_readable, resolve_path, show
+from orchestrator.event.secret import sanitize_url
 
 ID_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 SOURCE_SCHEMES: Final = ("rtmp", "rtmps", "rtsp", "http", "https")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from orchestrator.event import EventError, parse_event
-from orchestrator.monitoring_spec import MonitoringSpec
+from orchestrator.event.monitoring_spec import MonitoringSpec
 
 HOOK = "https://hooks.slack.com/services/T0/B0/SECRETPART1"
 

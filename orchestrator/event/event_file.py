@@ -17,14 +17,14 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 
-from orchestrator.destination_spec import DestinationSpec, parse_destinations
-from orchestrator.duration import format_duration, parse_duration
-from orchestrator.event_reader import Table, did_you_mean, one_of, show, substitute_env
-from orchestrator.ice_servers import IceServer, parse_ice_servers
-from orchestrator.monitoring_spec import MonitoringSpec, parse_monitoring
-from orchestrator.problems import EventError, Problem, Problems
-from orchestrator.program_spec import ProgramSpec, parse_program
-from orchestrator.speaker_spec import SpeakerSpec, parse_speakers
+from orchestrator.event.destination_spec import DestinationSpec, parse_destinations
+from orchestrator.event.duration import format_duration, parse_duration
+from orchestrator.event.ice_servers import IceServer, parse_ice_servers
+from orchestrator.event.monitoring_spec import MonitoringSpec, parse_monitoring
+from orchestrator.event.problems import EventError, Problem, Problems
+from orchestrator.event.program_spec import ProgramSpec, parse_program
+from orchestrator.event.reader import Table, did_you_mean, one_of, show, substitute_env
+from orchestrator.event.speaker_spec import SpeakerSpec, parse_speakers
 
 __all__ = [
     "DestinationSpec",

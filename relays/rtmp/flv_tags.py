@@ -14,7 +14,7 @@ The bytes are those FFmpeg's FLV muxer writes (a test compares them with PyAV's)
   the raw frame.
 
 The start of a stream (FLV header, ``onMetaData``, the codec configuration) depends on
-the stream set only: :mod:`relays.feed` takes it from PyAV once per connection.
+the stream set only: :mod:`relays.framing` takes it from PyAV once per connection.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TYPE_CHECKING, Final
 
-from relays.flv import AUDIO_TAG, VIDEO_TAG, FlvTag
+from relays.rtmp.flv import AUDIO_TAG, VIDEO_TAG, FlvTag
 
 if TYPE_CHECKING:
     from relays.packet import EncodedPacket

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from orchestrator.event_reader import Table, check_readable, resolve_path, show
-from orchestrator.secret import Secret
+from orchestrator.event.reader import Table, check_readable, resolve_path, show
+from orchestrator.event.secret import Secret
 
 DEFAULT_CONTROL_RESOLVER: Final = ("1.1.1.1", 53)
 _KEYS: Final = (

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relays.rtmp_chunks import (
+from relays.rtmp.chunks import (
     ABORT,
     AUDIO,
     SET_CHUNK_SIZE,

@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from program_replay import encode_loop, tiny_spec
 
-from relays.feed import start_tags
-from relays.flv import FlvSplitter, FlvTag
-from relays.flv_media import AVC_END_OF_SEQUENCE, FlvTimeline, annexb_to_avcc, millis
+from relays.framing import start_tags
 from relays.memory_mux import MemoryMuxer
 from relays.packet import EncodedPacket
+from relays.rtmp.flv import FlvSplitter, FlvTag
+from relays.rtmp.flv_tags import AVC_END_OF_SEQUENCE, FlvTimeline, annexb_to_avcc, millis
 
 
 def pyav_tags(

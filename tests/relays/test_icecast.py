@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from relays.errors import ProtocolError, PublishRefused
-from relays.icecast_session import IcecastSourceSession, icecast_target
+from relays.icecast import IcecastSourceSession, icecast_target
 
 PASSWORD = "s3cret-source-pw"
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.duration import format_duration, parse_duration
+from orchestrator.event.duration import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from orchestrator.event_reader import Table, show
-from orchestrator.problems import Problems
-from orchestrator.secret import Secret
+from orchestrator.event.problems import Problems
+from orchestrator.event.reader import Table, show
+from orchestrator.event.secret import Secret
 
 POLL_LIMITS: Final = (5.0, 3600.0)
 DEFAULT_POLL_SECONDS: Final = 15.0

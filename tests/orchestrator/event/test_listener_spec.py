@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from orchestrator.event import EventError, parse_event
-from orchestrator.listener_spec import (
+from orchestrator.event.listener_spec import (
     FacebookListeners,
     HlsListeners,
     IcecastListeners,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relays import amf0
-from relays.amf0 import UNDEFINED, AmfDate, AmfError, EcmaArray, Value, decode_all, encode
+from relays.rtmp import amf0
+from relays.rtmp.amf0 import UNDEFINED, AmfDate, AmfError, EcmaArray, Value, decode_all, encode
 
 
 def test_a_connect_command_encodes_as_rtmp_servers_expect() -> None:

@@ -20,7 +20,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.outage import ProbeResult, ThroughputSample
-from orchestrator.secret import sanitize_url
+from orchestrator.event.secret import sanitize_url
 
 log = logging.getLogger(__name__)
 
