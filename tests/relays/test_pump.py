@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
+from waiting import wait_for
 
 from relays.pump import Pump
 
@@ -69,17 +69,10 @@ def run_in_thread(pump: Pump, stream: Stream) -> tuple[threading.Thread, list[ob
     return thread, out
 
 
-def until(condition: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_each_stream_runs_on_the_pump_until_it_ends_or_fails(pump: Pump) -> None:
     ending, failing, going = Stream(), Stream(), Stream()
     owners = {s: run_in_thread(pump, s) for s in (ending, failing, going)}
-    until(lambda: all(s.rounds > 0 for s in owners))
+    wait_for(lambda: all(s.rounds > 0 for s in owners), 5, "a round of each stream")
     assert {s.round_thread for s in owners} == {"relay-pump"}
     ending.end = "drained"
     failing.fail = ConnectionResetError("reset by peer")
@@ -92,7 +85,7 @@ def test_each_stream_runs_on_the_pump_until_it_ends_or_fails(pump: Pump) -> None
     # The third goes on, unaffected, round after round.
     rounds = going.rounds
     pump.wake()
-    until(lambda: going.rounds > rounds)
+    wait_for(lambda: going.rounds > rounds, 5, "another round of the third")
     assert owners[going][1] == []
     going.end = "paused"
     owners[going][0].join(5)
@@ -102,7 +95,7 @@ def test_each_stream_runs_on_the_pump_until_it_ends_or_fails(pump: Pump) -> None
 def test_stopping_the_pump_hands_every_stream_back(pump: Pump) -> None:
     stream = Stream()
     thread, out = run_in_thread(pump, stream)
-    until(lambda: stream.rounds > 0)
+    wait_for(lambda: stream.rounds > 0, 5, "a first round")
     pump.stop()
     thread.join(5)
     (error,) = out

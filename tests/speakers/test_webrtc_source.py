@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 from PIL import Image
+from waiting import wait_for
 
 from orchestrator.ingest.webrtc import (
     HOLD_SECONDS,
@@ -34,15 +35,6 @@ def _audio(level: float = 0.5, samples: int = 960) -> av.AudioFrame:
     frame = av.AudioFrame.from_ndarray(data, format="s16", layout="stereo")
     frame.sample_rate = 48000
     return frame
-
-
-def _wait(predicate: object, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def test_mailbox_keeps_the_newest_picture_and_bounds_audio() -> None:
@@ -100,7 +92,7 @@ def test_ready_while_media_flows_lost_after_a_stall_or_an_end(clock: Clock) -> N
         assert source.state is SourceState.CONNECTING
         source.offer_video(_video((0, 200, 0)))
         assert source.state is SourceState.READY
-        _wait(lambda: source.video() is not None)
+        wait_for(source.video, 3, "a fitted picture")
         picture = source.video()
         assert picture is not None and (picture.width, picture.height) == (W, H)
         clock.now += MEDIA_TIMEOUT  # media stopped, connection still open
@@ -122,7 +114,7 @@ def test_on_air_audio_is_resampled_into_the_fifo(clock: Clock) -> None:
     try:
         for _ in range(10):
             source.offer_audio(_audio(0.5))
-        _wait(lambda: source._audio.buffered_seconds >= 0.19)
+        wait_for(lambda: source._audio.buffered_seconds >= 0.19, 3, "0.19 s of audio buffered")
         samples = source.audio(4800)
         assert samples.shape == (2, 4800)
         assert float(np.abs(samples).max()) == pytest.approx(0.5, abs=0.01)
@@ -135,12 +127,15 @@ def test_on_air_audio_is_resampled_into_the_fifo(clock: Clock) -> None:
 def test_the_green_room_fits_only_previews_and_buffers_no_audio(clock: Clock) -> None:
     source = _source(clock, full_rate=lambda: False)
     try:
-        for _ in range(20):
+        for i in range(20):
             source.offer_video(_video((200, 0, 0)))
             source.offer_audio(_audio(0.5))
-            time.sleep(0.01)
-        _wait(lambda: source.snapshot().frames >= 1)
-        time.sleep(0.1)
+            # The worker has taken this picture (fitted or skipped) before the next comes.
+            wait_for(
+                lambda i=i: source.snapshot().frames + source._skipped == i + 1,
+                3,
+                f"picture {i + 1} taken",
+            )
         assert source.snapshot().frames == 1  # one preview a (fake) second
         assert source._audio.buffered_seconds == 0
         assert source.snapshot().level > 0  # the meter still moves
@@ -157,17 +152,18 @@ def test_audio_only_shows_a_name_card_with_a_live_level_bar(clock: Clock) -> Non
     source = _source(clock, audio_only=True)
     try:
         source.offer_audio(_audio(0.0, 96))
-        _wait(lambda: source.video() is not None)
-        quiet = source.video()
-        for _ in range(5):
-            clock.now += 0.2  # the card refreshes 10 times a (fake) second
-            source.offer_audio(_audio(0.6))
-            time.sleep(0.05)
-        loud = source.video()
-        assert quiet is not None and loud is not None
+        quiet = wait_for(source.video, 3, "the name card")
         bar_row = (H - 3 * max(4, H // 40) // 2 * 2) // 2 * 2 + 1
         lit = lambda f: int((np.abs(_luma_row(f, bar_row).astype(int) - 40) > 20).sum())  # noqa: E731
-        assert lit(loud) > lit(quiet) + W // 4
+
+        def speaking() -> av.VideoFrame | None:
+            clock.now += 0.2  # the card refreshes 10 times a (fake) second
+            source.offer_audio(_audio(0.6))
+            loud = source.video()
+            return loud if loud is not None and lit(loud) > lit(quiet) + W // 4 else None
+
+        # The speaker talks on until the card's bar shows it.
+        wait_for(speaking, 5, "the level bar to light up while speaking")
         assert source.snapshot().audio_only
     finally:
         source.stop()
@@ -188,9 +184,7 @@ def test_a_photo_stands_in_for_an_audio_only_speaker(clock: Clock, tmp_path: Pat
     source.start()
     try:
         source.offer_audio(_audio(0.1))
-        _wait(lambda: source.video() is not None)
-        frame = source.video()
-        assert frame is not None
+        frame = wait_for(source.video, 3, "the photo card")
         r, g, b = frame.to_ndarray(format="rgb24")[H // 4, W // 2]
         assert r > 150 and g < 90 and b < 90
     finally:
