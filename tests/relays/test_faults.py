@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from faults import FaultProxy
+from waiting import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,13 +73,8 @@ class Sink:
                     self.errors.append(e)
                     return
 
-    def wait_received(self, n: int, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.received >= n:
-                return True
-            time.sleep(0.01)
-        return self.received >= n
+    def wait_received(self, n: int, timeout: float = 10.0) -> None:
+        wait_for(lambda: self.received >= n, timeout, f"{n} bytes at the sink")
 
     def close(self) -> None:
         self._closed.set()
@@ -101,15 +97,6 @@ def echo() -> Iterator[Sink]:
     s = Sink(echo=True)
     yield s
     s.close()
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def connect(port: int) -> socket.socket:
@@ -155,8 +142,8 @@ def test_pass_forwards_both_ways(echo: Sink) -> None:
         sender.join(5)
         # The proxy counts a chunk once its send returns, which may be just after the
         # client has it.
-        assert eventually(lambda: proxy.bytes_returned == len(payload))
-        assert eventually(lambda: proxy.bytes_forwarded == len(payload))
+        wait_for(lambda: proxy.bytes_returned == len(payload), 5, "every byte counted back")
+        wait_for(lambda: proxy.bytes_forwarded == len(payload), 5, "every byte counted forward")
         assert proxy.connections == 1
         assert proxy.active_connections == 1
 
@@ -203,9 +190,7 @@ def test_reset_after_bytes_aborts_both_sides(sink: Sink) -> None:
             c.sendall(bytes(50_000))
             c.recv(1)
         assert proxy.bytes_forwarded == budget
-        deadline = time.monotonic() + 5
-        while not sink.errors and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: sink.errors, 5, "the sink to see its connection end")
         assert any(isinstance(e, ConnectionResetError) for e in sink.errors)
         assert sink.received <= budget
         assert proxy.active_connections == 0
@@ -223,7 +208,7 @@ def test_reset_with_zero_budget_resets_at_once(sink: Sink) -> None:
 def test_reset_applies_to_open_connections_from_the_switch(sink: Sink) -> None:
     with FaultProxy("127.0.0.1", sink.port) as proxy, connect(proxy.port) as c:
         c.sendall(bytes(30_000))
-        assert sink.wait_received(30_000)
+        sink.wait_received(30_000)
         proxy.set_mode("reset", reset_after_bytes=5_000)
         with pytest.raises(ConnectionResetError):
             c.sendall(bytes(20_000))
@@ -240,7 +225,7 @@ def test_blackhole_blocks_the_writer_and_never_connects_upstream(sink: Sink) -> 
         assert proxy.bytes_forwarded == 0
         # Leaving the blackhole delivers everything, in order and complete.
         proxy.set_mode("pass")
-        assert sink.wait_received(sent)
+        sink.wait_received(sent)
         assert sink.accepted == 1
 
 
@@ -248,14 +233,15 @@ def test_blackhole_stops_reading_open_connections(sink: Sink) -> None:
     with FaultProxy("127.0.0.1", sink.port) as proxy, connect(proxy.port) as c:
         c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
         c.sendall(bytes(100_000))
-        assert sink.wait_received(100_000)
+        sink.wait_received(100_000)
         proxy.set_mode("blackhole")
         sent = fill_until_blocked(c)
+        # A window in which nothing may arrive: there is no event to wait for.
         time.sleep(0.3)
         assert sink.received == 100_000
         proxy.set_mode("pass")
-        assert sink.wait_received(100_000 + sent)
-        assert eventually(lambda: proxy.bytes_forwarded == 100_000 + sent)
+        sink.wait_received(100_000 + sent)
+        wait_for(lambda: proxy.bytes_forwarded == 100_000 + sent, 5, "the backlog counted")
 
 
 def test_throttle_limits_the_rate_and_pushes_back_on_the_sender(sink: Sink) -> None:
@@ -268,13 +254,13 @@ def test_throttle_limits_the_rate_and_pushes_back_on_the_sender(sink: Sink) -> N
             start = time.monotonic()
             c.sendall(bytes(total))
             send_time = time.monotonic() - start
-            assert sink.wait_received(total, timeout=30)
+            sink.wait_received(total, timeout=30)
             elapsed = time.monotonic() - start
         # Loose bounds: the point is "about the rate", not a precise measurement.
         assert 0.5 * expected < elapsed < 4 * expected
         # The sender itself was held back (it could not just dump into buffers).
         assert send_time > 0.3 * expected
-        assert eventually(lambda: proxy.bytes_forwarded == total)
+        wait_for(lambda: proxy.bytes_forwarded == total, 5, "every byte counted forward")
 
 
 def test_throttle_to_pass_speeds_up(sink: Sink) -> None:
@@ -288,11 +274,11 @@ def test_throttle_to_pass_speeds_up(sink: Sink) -> None:
             done.set()
 
         threading.Thread(target=send, daemon=True).start()
-        time.sleep(0.5)
+        wait_for(lambda: sink.received >= 5_000, 5, "the first throttled bytes")
         assert sink.received < 100_000
         proxy.set_mode("pass")
         assert done.wait(10)
-        assert sink.wait_received(2_000_000)
+        sink.wait_received(2_000_000)
 
 
 def test_stop_closes_every_socket(echo: Sink) -> None:
