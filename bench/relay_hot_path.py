@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from orchestrator.event.program_spec import ProgramSpec
 from orchestrator.program.encoder import ProgramEncoder
-from relays.framing import FlvFeed
+from relays.framing import FlvFraming
 from relays.packet import EncodedPacket
 from relays.packet_queue import PacketQueue
 from relays.publisher import Publisher
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             target.host,
             target.port,
             session,
-            lambda: FlvFeed(session, templates, audio_only=False),
+            lambda: FlvFraming(session, templates, audio_only=False),
             tls=None,
             deadline=time.monotonic() + 5,
             cancelled=lambda: False,

@@ -21,17 +21,16 @@ from prometheus_client.registry import Collector
 from monitoring.listeners import ListenersSnapshot
 from monitoring.outage_watch import OutagesSnapshot, outage_series
 from monitoring.probe_round import ProbeRound
-from orchestrator.ingest.webrtc import SpeakerSourceSnapshot
-from orchestrator.show import ShowSnapshot
-from relays.destination import RELAY_STATES
+from monitoring.show_view import ShowView, SpeakerLinkView
+from orchestrator.event.states import RELAY_STATES
 
 _PROBE_LABELS = ["vantage", "city", "isp"]
 
 
 class ShowCollector(Collector):
-    """jalsa_program_*, jalsa_on_air, jalsa_speaker_*, jalsa_relay_* from a ShowSnapshot."""
+    """jalsa_program_*, jalsa_on_air, jalsa_speaker_*, jalsa_relay_* from a ShowView."""
 
-    def __init__(self, snapshot: Callable[[], ShowSnapshot]) -> None:
+    def __init__(self, snapshot: Callable[[], ShowView]) -> None:
         self._snapshot = snapshot
 
     def collect(self) -> Iterable[Metric]:
@@ -68,7 +67,7 @@ class ShowCollector(Collector):
         yield from _relay_metrics(show)
 
 
-def _relay_metrics(show: ShowSnapshot) -> Iterable[Metric]:
+def _relay_metrics(show: ShowView) -> Iterable[Metric]:
     labels = ["destination", "platform"]
     up = GaugeMetricFamily(
         "jalsa_relay_up", "1 while the destination is connected and sending", labels=labels
@@ -211,12 +210,12 @@ class SpeakerCollector(Collector):
     absent; the quality gauges exist while their session reports them.
     """
 
-    def __init__(self, snapshot: Callable[[], ShowSnapshot]) -> None:
+    def __init__(self, snapshot: Callable[[], ShowView]) -> None:
         self._snapshot = snapshot
 
     def collect(self) -> Iterable[Metric]:
         show = self._snapshot()
-        feeds = {s.speaker: s for s in show.sources if isinstance(s, SpeakerSourceSnapshot)}
+        feeds = {s.speaker: s for s in show.sources if isinstance(s, SpeakerLinkView)}
         connected = GaugeMetricFamily(
             "jalsa_speaker_connected", "1 while the speaker's live feed is up", labels=["speaker"]
         )
@@ -249,7 +248,7 @@ class SpeakerCollector(Collector):
 
 
 def build_registry(
-    snapshot: Callable[[], ShowSnapshot], extra: Sequence[Collector] = ()
+    snapshot: Callable[[], ShowView], extra: Sequence[Collector] = ()
 ) -> CollectorRegistry:
     """The registry of ``jalsa run``: the show's collector and ``extra`` (the Watch's)."""
     registry = CollectorRegistry(auto_describe=True)

@@ -25,6 +25,7 @@ from monitoring.metrics import ProbeCollector
 from monitoring.probe_round import ProbeRound, Vantage, log_changes
 from monitoring.probes import Prober
 from monitoring.targets import DEFAULT_TARGETS, load_targets
+from orchestrator.event.address import Address
 from orchestrator.event.monitoring_spec import LABEL_PATTERN, parse_resolver
 from orchestrator.event.problems import EventError
 
@@ -135,7 +136,6 @@ def format_round(found: ProbeRound) -> str:
 
 def probe_command(args: argparse.Namespace) -> int:
     """``jalsa probe``: exit 0 when stopped by a signal, 2 for bad arguments."""
-    from orchestrator.service import Address
 
     def fail(message: str) -> int:
         print(f"jalsa probe: {message}", file=sys.stderr)

@@ -34,7 +34,7 @@ from typing import Any, Final
 
 from monitoring.listeners import ListenersSnapshot
 from monitoring.outage_watch import OutageEvent
-from orchestrator.show import ShowSnapshot
+from monitoring.show_view import ShowView
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Sampler:
     def __init__(
         self,
         log_: SampleLog,
-        show: Callable[[], ShowSnapshot],
+        show: Callable[[], ShowView],
         listeners: Callable[[], ListenersSnapshot],
         *,
         every: float = 10.0,

@@ -38,10 +38,10 @@ from monitoring.outage_watch import OutageEvent, OutagesSnapshot, OutageWatch
 from monitoring.probe_round import ProbeRound, Vantage, log_changes
 from monitoring.probes import Prober
 from monitoring.samples import SampleLog, Sampler
+from monitoring.show_view import ShowView
 from monitoring.targets import DEFAULT_TARGETS, Targets, load_targets
 from monitoring.webhook import Webhook
 from orchestrator.event import Event
-from orchestrator.show import ShowSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Watch:
         self,
         event: Event,
         state_dir: Path,
-        show: Callable[[], ShowSnapshot],
+        show: Callable[[], ShowView],
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:

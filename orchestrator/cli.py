@@ -1,4 +1,9 @@
-"""The ``jalsa`` command line."""
+"""The ``jalsa`` command line.
+
+Each command imports what it needs when it runs: ``jalsa probe`` (a volunteer's agent)
+and ``jalsa report`` load no media stack (PyAV, numpy, PIL), ``jalsa check`` only the
+event model.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,10 @@ import sys
 from pathlib import Path
 
 from orchestrator.event import Event, EventError, load_event
+from orchestrator.event.address import Address
 from orchestrator.event.demo import demo_event
 from orchestrator.event.duration import format_duration
 from orchestrator.event.secret import SecretError
-from orchestrator.service import Address, serve
 
 EXIT_INVALID = 2
 
@@ -157,6 +162,8 @@ def _run(args: argparse.Namespace) -> int:
     event = demo_event(state_dir) if loop_rundown else _load(args.event)
     if event is None:
         return EXIT_INVALID
+    from orchestrator.service import serve
+
     try:
         return asyncio.run(
             serve(event, http=http, metrics=metrics, state_dir=state_dir, loop_rundown=loop_rundown)

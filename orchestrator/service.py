@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -23,33 +22,12 @@ from monitoring.watch import Watch
 from orchestrator.api.app import create_app
 from orchestrator.api.auth import operator_token
 from orchestrator.event import Event
+from orchestrator.event.address import Address
 from orchestrator.show import Show
 
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 4.0  # within the 5 s promise, leaving time for the servers
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> Address:
-        """``HOST:PORT`` (``[::1]:8080`` for IPv6).
-
-        Raises:
-            ValueError: not HOST:PORT, or the port is not 0..65535.
-        """
-        host, sep, port = text.rpartition(":")
-        if not sep or not host or not port.isdigit() or int(port) > 65535:
-            raise ValueError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
-        return cls(host.strip("[]"), int(port))
-
-    def url(self, path: str = "/") -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{path}"
 
 
 class _Server(uvicorn.Server):

@@ -19,11 +19,11 @@ from pathlib import Path
 from orchestrator.event import Event, SpeakerSpec
 from orchestrator.ingest.green_room import GreenRoom
 from orchestrator.ingest.media_source import MediaSource, is_pull
-from orchestrator.ingest.source import Source, SourceSnapshot
 from orchestrator.ingest.test_pattern import TestPattern
 from orchestrator.program.graphics import Overlay, Plane, lower_third
 from orchestrator.program.program import Feed, Program, ProgramSnapshot
 from orchestrator.program.slates import SlateCache, slate_text
+from orchestrator.program.source import Source, SourceSnapshot
 from orchestrator.program.speaker_card import Appearance, speaker_card
 from orchestrator.rundown import Cue, OnAir, Rundown, Slot, SourceState, decide
 from relays.destination import DestinationSnapshot

@@ -31,6 +31,7 @@ from av.stream import Stream
 
 from orchestrator.event.destination_spec import DestinationSpec
 from orchestrator.event.secret import redact
+from orchestrator.event.states import RelayState
 from relays.backoff import Backoff
 from relays.errors import RelayError
 from relays.live_check import live_check_for
@@ -54,7 +55,6 @@ PAUSE_GOODBYE = 1.0
 IDLE = 0.1
 # Packets written between two services of the link, when that many are queued.
 BATCH = 8
-RELAY_STATES = ("connecting", "live", "retrying", "paused", "stopped")
 
 _FAILURES = (RelayError, OSError, av.error.FFmpegError, ValueError)
 
@@ -81,7 +81,7 @@ class DestinationSnapshot:
     platform: str
     kind: str
     target: str
-    state: str
+    state: RelayState
     sent_bytes: int
     sent_packets: int
     reconnects: int
@@ -137,7 +137,7 @@ class Destination:
         )
         self._safe_target = spec.safe_url()
         # Written by the writer thread, read by anyone (plain attribute reads).
-        self._state = "connecting"
+        self._state: RelayState = "connecting"
         self._sent_bytes = 0
         self._sent_packets = 0
         self._reconnects = 0

@@ -1,4 +1,7 @@
-"""A local destination's writer: a recording file or the HLS mirror, muxed by PyAV.
+"""Local destinations: a recording file or the HLS mirror, resolved and muxed by PyAV.
+
+:func:`output_for` resolves a ``file`` or ``hls`` spec to what PyAV opens (a recording
+never overwrites an older file; HLS goes to the state dir); :class:`LocalWriter` writes it.
 
 Local files never block on a network, so PyAV writes them directly, packet by packet,
 on the destination's writer thread (muxing releases the GIL).
@@ -6,17 +9,74 @@ on the destination's writer thread (muxing releases the GIL).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import av
 from av.container import OutputContainer
 from av.stream import Stream
 
+from orchestrator.event.destination_spec import DestinationSpec
 from relays.memory_mux import Rebase
 from relays.packet import EncodedPacket, PacketKind
 
-if TYPE_CHECKING:
-    from relays.output import Output
+FILE_FORMATS = {".mkv": "matroska", ".flv": "flv", ".mp4": "mp4", ".ts": "mpegts"}
+HLS_SEGMENT_SECONDS = 2
+HLS_LIST_SIZE = 6
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Output:
+    """A local destination resolved to what PyAV opens."""
+
+    target: str
+    format: str
+    safe_target: str
+    options: dict[str, str] = field(default_factory=dict)
+    audio_only: bool = False
+
+    def __repr__(self) -> str:
+        return f"Output({self.safe_target!r}, format={self.format!r})"
+
+
+def hls_dir(state_dir: Path, name: str) -> Path:
+    return state_dir / "hls" / name
+
+
+def output_for(spec: DestinationSpec, state_dir: Path, attempt: int = 0) -> Output:
+    """Resolve a local ``spec`` (``file`` or ``hls``).
+
+    A recording never overwrites an earlier file: ``name.mkv`` is followed by
+    ``name-1.mkv``, ``name-2.mkv``… (nothing recorded is lost to a restart).
+
+    Raises:
+        ValueError: ``spec`` is not a local destination.
+    """
+    if spec.kind == "hls":
+        folder = hls_dir(state_dir, spec.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        index = folder / "index.m3u8"
+        options = {
+            "hls_time": str(HLS_SEGMENT_SECONDS),
+            "hls_list_size": str(HLS_LIST_SIZE),
+            "hls_flags": "delete_segments+independent_segments+temp_file",
+            "hls_segment_filename": str(folder / f"seg-{attempt}-%05d.ts"),
+        }
+        return Output(str(index), "hls", str(index), options, spec.audio_only)
+    if spec.kind != "file":
+        raise ValueError(f"{spec.kind} is not a local destination")
+    path = _free_path(Path(spec.target_url()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # No mp4 "faststart": it rewrites the whole file at close, too slow for a 5 s stop.
+    return Output(str(path), FILE_FORMATS[path.suffix.lower()], str(path), {}, spec.audio_only)
+
+
+def _free_path(path: Path) -> Path:
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 class LocalWriter:

@@ -1,13 +1,13 @@
 """What one network connection sends: the program's packets in its session's format.
 
-A :class:`MediaFeed` is made per connection, once the server has accepted the stream,
+A :class:`Framing` is made per connection, once the server has accepted the stream,
 and turns packets into what its session queues for the wire:
 
-- :class:`FlvFeed` (RTMP): the stream's start (FLV header, ``onMetaData``, codec
+- :class:`FlvFraming` (RTMP): the stream's start (FLV header, ``onMetaData``, codec
   configuration) from PyAV, then each packet's shared FLV tag
   (:meth:`~relays.packet.EncodedPacket.flv_tag`) on the connection's own timeline.
   Nothing is muxed per connection: the tags are built once for every destination.
-- :class:`AdtsFeed` (Icecast): PyAV muxes ADTS into memory.
+- :class:`AdtsFraming` (Icecast): PyAV muxes ADTS into memory.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from relays.rtmp.flv_tags import AVC_END_OF_SEQUENCE, FlvTimeline
 from relays.rtmp.session import RtmpPublishSession
 
 
-class MediaFeed(Protocol):
+class Framing(Protocol):
     """One connection's media, on the writer thread."""
 
     def start(self) -> None:
@@ -41,11 +41,11 @@ class MediaFeed(Protocol):
         ...
 
     def abort(self) -> None:
-        """Let go of what the feed holds, without a trailer."""
+        """Let go of what the framing holds, without a trailer."""
         ...
 
 
-class FlvFeed:
+class FlvFraming:
     """An RTMP connection's FLV; see the module docstring."""
 
     def __init__(
@@ -83,7 +83,7 @@ def start_tags(templates: tuple[Stream, Stream], *, audio_only: bool) -> list[Fl
     return FlvSplitter().feed(header)
 
 
-class AdtsFeed:
+class AdtsFraming:
     """An Icecast connection's ADTS; see the module docstring."""
 
     def __init__(self, session: IcecastSourceSession, templates: tuple[Stream, Stream]) -> None:

@@ -3,7 +3,7 @@
 :class:`Publisher` is the I/O shell around a sans-I/O session
 (:class:`~relays.rtmp.session.RtmpPublishSession` or
 :class:`~relays.icecast.IcecastSourceSession`), the connection's
-:class:`~relays.framing.MediaFeed` and a :class:`~relays.link.Link`, all on the
+:class:`~relays.framing.Framing` and a :class:`~relays.link.Link`, all on the
 destination's writer thread. It keeps what is in flight small: it takes a
 new packet of a kind only while fewer than :data:`LOW_WATER` bytes of its lane wait to be
 sent, so on a slow link packets stay in the destination's queue, where the drop policy
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from relays.errors import ConnectFailed, LinkStalled, RelayError
-from relays.framing import MediaFeed
+from relays.framing import Framing
 from relays.link import MAX_SEND, POLL, Link
 from relays.outbox import Outbox
 from relays.packet import EncodedPacket, PacketKind
@@ -69,14 +69,14 @@ class Publisher:
         self,
         link: Link,
         session: Session,
-        feed: Callable[[], MediaFeed],
+        framing: Callable[[], Framing],
         *,
         stall_timeout: float,
     ) -> None:
         self._link = link
         self._session = session
-        self._new_feed = feed
-        self._feed: MediaFeed | None = None
+        self._new_framing = framing
+        self._framing: Framing | None = None
         self._stall_timeout = stall_timeout
         self._out = bytearray()  # taken from the session, being sent
         self._flowing = True  # the last send took all it was given
@@ -94,7 +94,7 @@ class Publisher:
         host: str,
         port: int,
         session: Session,
-        feed: Callable[[], MediaFeed],
+        framing: Callable[[], Framing],
         *,
         tls: ssl.SSLContext | None,
         deadline: float,
@@ -102,7 +102,7 @@ class Publisher:
         stall_timeout: float,
     ) -> Publisher:
         """Connect, run the protocol until the server accepts the stream, then start the
-        feed (its header goes out first).
+        media (the framing's header goes out first).
 
         Raises:
             ConnectFailed: The link could not be set up, or the server did not accept
@@ -111,7 +111,7 @@ class Publisher:
             OSError: The connection failed.
         """
         link = Link.open(host, port, tls=tls, deadline=deadline, cancelled=cancelled)
-        publisher = cls(link, session, feed, stall_timeout=stall_timeout)
+        publisher = cls(link, session, framing, stall_timeout=stall_timeout)
         try:
             publisher._until_live(deadline, cancelled)
         except BaseException:
@@ -132,8 +132,8 @@ class Publisher:
                     f"in time (stuck at {session.state!r}): a blocked or overloaded ingest"
                 )
             self._pump(min(POLL, left), stall=False)
-        self._feed = self._new_feed()
-        self._feed.start()
+        self._framing = self._new_framing()
+        self._framing.start()
         self._progress = time.monotonic()
 
     # -- Writer ---------------------------------------------------------------------------
@@ -166,8 +166,8 @@ class Publisher:
         )
 
     def write(self, packet: EncodedPacket) -> None:
-        assert self._feed is not None
-        self._feed.write(packet)
+        assert self._framing is not None
+        self._framing.write(packet)
         lane = self._session.lane_of(packet.kind)
         marks = self._marks.setdefault(lane, deque())
         marks.append((self._session.outbox.queued(lane), packet.seconds, packet.kind))
@@ -178,8 +178,8 @@ class Publisher:
 
     def finish(self, deadline: float) -> None:
         try:
-            if self._feed is not None:
-                self._feed.end()
+            if self._framing is not None:
+                self._framing.end()
             self._session.finish()
             while self.pending and time.monotonic() < deadline:
                 self._pump(min(POLL, max(0.0, deadline - time.monotonic())), stall=True)
@@ -189,8 +189,8 @@ class Publisher:
             self._link.close(abort=bool(self.pending))
 
     def abort(self) -> None:
-        if self._feed is not None:
-            self._feed.abort()
+        if self._framing is not None:
+            self._framing.abort()
         self._link.close(abort=True)
 
     # -- inside ---------------------------------------------------------------------------

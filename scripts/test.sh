@@ -28,5 +28,7 @@ python3 -m ruff check .
 python3 -m ruff format --check .
 echo "== mypy"
 python3 -m mypy
+echo "== import-linter (the layers of docs/architecture.md)"
+lint-imports --no-cache
 echo "== pytest"
 exec python3 -m pytest -p no:cacheprovider "$@"

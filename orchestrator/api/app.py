@@ -17,7 +17,7 @@ from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
 from orchestrator.event.secret import Secret
 from orchestrator.show import Show
-from relays.output import hls_dir
+from relays.files import hls_dir
 
 if TYPE_CHECKING:
     from monitoring.watch import Watch

@@ -26,8 +26,8 @@ from orchestrator.event.reader import (
     Table,
     check_readable,
     one_of,
+    quote,
     resolve_path,
-    show,
 )
 from orchestrator.event.secret import Secret, sanitize_url
 
@@ -151,7 +151,7 @@ def parse_destinations(tables: Sequence[Table], base_dir: Path) -> tuple[Destina
             if name in first_use:
                 table.problem(
                     "name",
-                    f"{show(name)} is already used by {first_use[name]}: "
+                    f"{quote(name)} is already used by {first_use[name]}: "
                     "each destination needs its own name",
                 )
             else:
@@ -195,7 +195,7 @@ def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
     if name is not None and not NAME_PATTERN.fullmatch(name):
         table.problem(
             "name",
-            f"{show(name)} is not a valid name: use 1-40 lowercase letters, digits, - and _, "
+            f"{quote(name)} is not a valid name: use 1-40 lowercase letters, digits, - and _, "
             'starting with a letter or digit, like "yt" or "fb-backup"',
         )
         name = None
@@ -217,7 +217,7 @@ def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
     table.boolean("backup", False)
     listeners = table.raw("listeners")
     if listeners is not None and not isinstance(listeners, Mapping):
-        table.problem("listeners", f"expected a table, got {show(listeners)}")
+        table.problem("listeners", f"expected a table, got {quote(listeners)}")
         listeners = None
 
     if platform is None:
@@ -317,7 +317,7 @@ def _custom_target(
     elif url.lower().endswith(RECORDING_SUFFIXES):
         kind, location = "file", str(resolve_path(url, base_dir))
     else:
-        table.problem("url", f"{show(url)} is not something we can send to: use {_SUPPORTED}")
+        table.problem("url", f"{quote(url)} is not something we can send to: use {_SUPPORTED}")
         return None
     if kind == "rtmp" and not _hostname(url):
         table.problem("url", f"{_describe_url(url)} has no host: write it like rtmp://host/app")
@@ -371,11 +371,11 @@ def _scheme(url: str) -> str | None:
 
 def _describe_url(url: str) -> str:
     """A URL for a message: sanitised, or its template when it came from the environment."""
-    return show(url) if isinstance(url, EnvStr) else repr(sanitize_url(url))
+    return quote(url) if isinstance(url, EnvStr) else repr(sanitize_url(url))
 
 
 def _empty_key(value: Any) -> str:
-    where = f" ({show(value)} is set but empty)" if isinstance(value, EnvStr) else ""
+    where = f" ({quote(value)} is set but empty)" if isinstance(value, EnvStr) else ""
     return f"is empty{where}: put the platform's stream key here"
 
 

@@ -23,7 +23,7 @@ from orchestrator.event.ice_servers import IceServer, parse_ice_servers
 from orchestrator.event.monitoring_spec import MonitoringSpec, parse_monitoring
 from orchestrator.event.problems import EventError, Problem, Problems
 from orchestrator.event.program_spec import ProgramSpec, parse_program
-from orchestrator.event.reader import Table, did_you_mean, one_of, show, substitute_env
+from orchestrator.event.reader import Table, did_you_mean, one_of, quote, substitute_env
 from orchestrator.event.speaker_spec import SpeakerSpec, parse_speakers
 
 __all__ = [
@@ -232,7 +232,7 @@ def _parse_rundown(top: Table, declared: Sequence[str]) -> tuple[SegmentSpec, ..
         if speaker is not None and speaker not in declared and declared:
             table.problem(
                 "speaker",
-                f"no speaker has id {show(speaker)}: {did_you_mean(speaker, declared)}"
+                f"no speaker has id {quote(speaker)}: {did_you_mean(speaker, declared)}"
                 f"the speakers are {one_of(declared)}; fix the id or add a [[speakers]] table",
             )
             speaker = None
@@ -242,8 +242,8 @@ def _parse_rundown(top: Table, declared: Sequence[str]) -> tuple[SegmentSpec, ..
             if last_start is not None and start <= last_start[1]:
                 table.problem(
                     "start",
-                    f"{show(table.raw('start'))} is not after {last_start[0]} "
-                    f"({show(last_start[2])}): hard starts must follow the rundown "
+                    f"{quote(table.raw('start'))} is not after {last_start[0]} "
+                    f"({quote(last_start[2])}): hard starts must follow the rundown "
                     "order; reorder the items or fix the time",
                 )
             last_start = (table.at("start"), start, table.raw("start"))
@@ -262,7 +262,7 @@ def _parse_segment_duration(table: Table) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         table.problem(
             "duration",
-            f'expected a duration string, got {show(value)}: add the unit, like "{value}s"',
+            f'expected a duration string, got {quote(value)}: add the unit, like "{value}s"',
         )
         return None
     text = table.string("duration")
@@ -272,7 +272,7 @@ def _parse_segment_duration(table: Table) -> float | None:
         seconds = parse_duration(text)
     except ValueError as exc:
         # Quote the template, not the substituted value, when it came from the environment.
-        message = str(exc).replace(repr(str(text)), show(text), 1)
+        message = str(exc).replace(repr(str(text)), quote(text), 1)
         table.problem("duration", message)
         return None
     if not 0 < seconds <= MAX_SEGMENT_SECONDS:
@@ -295,24 +295,25 @@ def _parse_start(table: Table) -> datetime | None:
         except ValueError:
             table.problem(
                 "start",
-                f"{show(raw)} is not an RFC 3339 date-time: write it like {_START_EXAMPLE}",
+                f"{quote(raw)} is not an RFC 3339 date-time: write it like {_START_EXAMPLE}",
             )
             return None
     if isinstance(value, datetime):
         if value.utcoffset() is None:
             table.problem(
                 "start",
-                f"{show(raw)} has no timezone: add a UTC offset like +05:00 "
+                f"{quote(raw)} has no timezone: add a UTC offset like +05:00 "
                 f"(e.g. {_START_EXAMPLE}) or Z for UTC",
             )
             return None
         return value
     if isinstance(value, date | time):
         table.problem(
-            "start", f"{show(value)} needs both a date and a time: write it like {_START_EXAMPLE}"
+            "start",
+            f"{quote(value)} needs both a date and a time: write it like {_START_EXAMPLE}",
         )
         return None
     table.problem(
-        "start", f"expected a date-time, got {show(value)}: write it like {_START_EXAMPLE}"
+        "start", f"expected a date-time, got {quote(value)}: write it like {_START_EXAMPLE}"
     )
     return None

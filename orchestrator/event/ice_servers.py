@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from orchestrator.event.duration import format_duration, parse_duration
-from orchestrator.event.reader import Table, show
+from orchestrator.event.reader import Table, quote
 from orchestrator.event.secret import Secret
 
 ICE_SCHEMES: Final = ("stun:", "turn:", "turns:")
@@ -146,7 +146,7 @@ def _urls(table: Table) -> tuple[str, ...]:
         return ()
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        table.problem("urls", f"expected a string or an array of strings, got {show(value)}")
+        table.problem("urls", f"expected a string or an array of strings, got {quote(value)}")
         return ()
     if not items:
         table.problem("urls", 'is empty: add at least one, like "stun:stun.l.google.com:19302"')
@@ -155,7 +155,7 @@ def _urls(table: Table) -> tuple[str, ...]:
         if not item.lower().startswith(ICE_SCHEMES):
             table.problem(
                 "urls",
-                f"{show(item)} is not an ICE server URL: write stun:host:port, turn:host:port "
+                f"{quote(item)} is not an ICE server URL: write stun:host:port, turn:host:port "
                 "or turns:host:port",
             )
         else:

@@ -23,7 +23,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from orchestrator.event.problems import Problems
-from orchestrator.event.reader import Table, show
+from orchestrator.event.reader import Table, quote
 from orchestrator.event.secret import Secret
 
 POLL_LIMITS: Final = (5.0, 3600.0)
@@ -162,7 +162,7 @@ def _api(table: Table, platform: str) -> ApiListeners | None:
     resource = table.string(id_key, required=f"add {id_key} = ... ({example})")
     if resource is not None and not pattern.fullmatch(resource):
         hint = " (it looks like a URL: put only the id)" if "/" in resource else ""
-        table.problem(id_key, f"{show(resource)} is not a {platform} id{hint}: {example}")
+        table.problem(id_key, f"{quote(resource)} is not a {platform} id{hint}: {example}")
         resource = None
     token = _credential(table, credential, variable, what)
     api_base = _api_base(table, API_BASE[platform])
@@ -215,7 +215,7 @@ def _api_base(table: Table, default: str) -> str | None:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        table.problem("api_base", f"{show(text)} is not an http(s) URL: write it like {default}")
+        table.problem("api_base", f"{quote(text)} is not an http(s) URL: write it like {default}")
         return None
     if parts.query or parts.fragment or parts.username or parts.password:
         table.problem(
@@ -231,7 +231,7 @@ def _poll_seconds(table: Table) -> float:
     if value is None:
         return DEFAULT_POLL_SECONDS
     if isinstance(value, bool) or not isinstance(value, int | float):
-        table.problem("poll_seconds", f"expected a number of seconds, got {show(value)}")
+        table.problem("poll_seconds", f"expected a number of seconds, got {quote(value)}")
         return DEFAULT_POLL_SECONDS
     if not low <= value <= high:
         table.problem(
@@ -248,7 +248,7 @@ def _facebook_version(table: Table) -> str | None:
     match = _VERSION.fullmatch(text.strip())
     if match is None:
         table.problem(
-            "api_version", f'{show(text)} is not a Graph API version: write it like "23.0"'
+            "api_version", f'{quote(text)} is not a Graph API version: write it like "23.0"'
         )
         return None
     return f"v{match.group(1)}"
@@ -276,7 +276,7 @@ def _icecast(table: Table, url: str) -> IcecastListeners | None:
     if status_parts is None or status_parts.scheme not in ("http", "https"):
         table.problem(
             "status_url",
-            f"{show(status)} is not an http(s) URL: write it like "
+            f"{quote(status)} is not an http(s) URL: write it like "
             "http://icecast.example.org:8000/status-json.xsl",
         )
         return None

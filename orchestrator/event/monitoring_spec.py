@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from orchestrator.event.reader import Table, check_readable, resolve_path, show
+from orchestrator.event.reader import Table, check_readable, quote, resolve_path
 from orchestrator.event.secret import Secret
 
 DEFAULT_CONTROL_RESOLVER: Final = ("1.1.1.1", 53)
@@ -159,7 +159,7 @@ def _label(table: Table, name: str, default: str) -> str:
         return default
     if not LABEL_PATTERN.fullmatch(text):
         table.problem(
-            name, f"{show(text)} is not a label: use 1-40 letters, digits, spaces, . _ and -"
+            name, f"{quote(text)} is not a label: use 1-40 letters, digits, spaces, . _ and -"
         )
         return default
     return str(text)
@@ -170,7 +170,7 @@ def _seconds(table: Table, name: str, default: float, low: float, high: float) -
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float):
-        table.problem(name, f"expected a number of seconds, got {show(value)}")
+        table.problem(name, f"expected a number of seconds, got {quote(value)}")
         return default
     if not low <= value <= high:
         table.problem(name, f"{value} is out of range: use {low:g} to {high:g} seconds")
@@ -194,14 +194,14 @@ def _agents(table: Table) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        table.problem("agents", f"expected an array of URLs, got {show(value)}")
+        table.problem("agents", f"expected an array of URLs, got {quote(value)}")
         return ()
     result = []
     for index, url in enumerate(value):
         if not isinstance(url, str) or not _http_url(url):
             table.problem(
                 f"agents[{index}]",
-                f"{show(url)} is not an http(s) URL: write it like http://probe-lahore:9109/metrics",
+                f"{quote(url)} is not an http(s) URL: write it like http://probe-lahore:9109/metrics",
             )
             continue
         result.append(str(url))

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final
 
-from orchestrator.event.reader import Table, did_you_mean, one_of, show
+from orchestrator.event.reader import Table, did_you_mean, one_of, quote
 
 X264_PRESETS: Final = (
     "ultrafast",
@@ -62,7 +62,7 @@ def program_problems(values: Mapping[str, object]) -> list[tuple[str, str]]:
     for name, (low, high) in LIMITS.items():
         value = values[name]
         if isinstance(value, bool) or not isinstance(value, int):
-            problems.append((name, f"expected an integer, got {show(value)}"))
+            problems.append((name, f"expected an integer, got {quote(value)}"))
         elif not low <= value <= high:
             problems.append((name, f"{value} is out of range: use a value from {low} to {high}"))
         elif name in _EVEN and value % 2:
@@ -73,7 +73,7 @@ def program_problems(values: Mapping[str, object]) -> list[tuple[str, str]]:
         problems.append(
             (
                 "preset",
-                f"{show(preset)} is not an x264 preset: {hint}use one of {one_of(X264_PRESETS)}",
+                f"{quote(preset)} is not an x264 preset: {hint}use one of {one_of(X264_PRESETS)}",
             )
         )
     return problems

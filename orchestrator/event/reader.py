@@ -107,7 +107,7 @@ def join(key: str, name: str) -> str:
     return f"{key}.{name}" if key else name
 
 
-def show(value: Any) -> str:
+def quote(value: Any) -> str:
     """Describe a value for a message; strings from the environment show their template."""
     if isinstance(value, EnvStr):
         return f"{value.template!r} (from the environment)"
@@ -203,7 +203,7 @@ class Table:
         if isinstance(value, Unresolved):
             return None
         if not isinstance(value, str):
-            got = kind_of(value) if secret else show(value)
+            got = kind_of(value) if secret else quote(value)
             self.problem(name, f"expected a string, got {got}: put the value in quotes")
             return None
         if secret:
@@ -215,7 +215,7 @@ class Table:
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(name, f"expected an integer, got {show(value)}: write it like {default}")
+            self.problem(name, f"expected an integer, got {quote(value)}: write it like {default}")
             return default
         return value
 
@@ -224,7 +224,7 @@ class Table:
         if value is None:
             return default
         if not isinstance(value, bool):
-            self.problem(name, f"expected true or false, got {show(value)}")
+            self.problem(name, f"expected true or false, got {quote(value)}")
             return default
         return value
 
@@ -243,7 +243,7 @@ class Table:
         if value not in options:
             self.problem(
                 name,
-                f"{show(value)} is not allowed: {did_you_mean(value, options)}"
+                f"{quote(value)} is not allowed: {did_you_mean(value, options)}"
                 f"use one of {one_of(options)}",
             )
             return None
@@ -261,7 +261,7 @@ class Table:
         if value is None:
             return Table({}, self.at(name), self.problems)
         if not isinstance(value, Mapping):
-            self.problem(name, f"expected a table, got {show(value)}: write it as [{name}]")
+            self.problem(name, f"expected a table, got {quote(value)}: write it as [{name}]")
             return Table({}, self.at(name), self.problems)
         return Table(value, self.at(name), self.problems)
 
@@ -276,7 +276,7 @@ class Table:
             )
             return []
         if not isinstance(value, list):
-            self.problem(name, f"expected an array of tables, got {show(value)}")
+            self.problem(name, f"expected an array of tables, got {quote(value)}")
             return []
         result = []
         for index, item in enumerate(value):
@@ -284,7 +284,7 @@ class Table:
             if isinstance(item, Mapping):
                 result.append(Table(item, key, self.problems))
             elif not isinstance(item, Unresolved):
-                self.problems.add(key, f"expected a table, got {show(item)}")
+                self.problems.add(key, f"expected a table, got {quote(item)}")
         return result
 
 
@@ -304,7 +304,7 @@ def resolve_path(text: str, base_dir: Path) -> Path:
 
 def check_readable(table: Table, name: str, text: str, path: Path, what: str) -> None:
     """Record a problem under ``name`` unless ``path`` (read from ``text``) is a readable file."""
-    where = f"{show(text)} -> {path}" if isinstance(text, EnvStr) else str(path)
+    where = f"{quote(text)} -> {path}" if isinstance(text, EnvStr) else str(path)
     if not path.exists():
         table.problem(
             name,

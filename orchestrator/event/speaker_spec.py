@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from orchestrator.event.reader import Table, check_readable, resolve_path, show
+from orchestrator.event.reader import Table, check_readable, quote, resolve_path
 from orchestrator.event.secret import sanitize_url
 
 ID_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
@@ -84,14 +84,14 @@ def parse_speakers(
             if not ID_PATTERN.fullmatch(speaker_id):
                 table.problem(
                     "id",
-                    f"{show(speaker_id)} is not a valid id: use 1-40 lowercase letters, digits, "
+                    f"{quote(speaker_id)} is not a valid id: use 1-40 lowercase letters, digits, "
                     '- and _, starting with a letter or digit, like "host" or "guest-2"',
                 )
                 speaker_id = None
             elif speaker_id in first_use:
                 table.problem(
                     "id",
-                    f"{show(speaker_id)} is already used by {first_use[speaker_id]}: "
+                    f"{quote(speaker_id)} is already used by {first_use[speaker_id]}: "
                     "each speaker needs its own id",
                 )
             else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from orchestrator.ingest.source import Source
+from orchestrator.program.source import Source
 
 
 class GreenRoom:

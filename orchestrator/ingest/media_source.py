@@ -19,9 +19,9 @@ import av.error
 import numpy as np
 
 from orchestrator.event.secret import redact, sanitize_url
-from orchestrator.ingest.source import Source, SourceSnapshot
 from orchestrator.program.audio import SAMPLE_RATE, AudioBuffer, Samples
 from orchestrator.program.canvas import Canvas
+from orchestrator.program.source import Source, SourceSnapshot
 from orchestrator.rundown import SourceState
 from relays.backoff import Backoff
 

@@ -12,9 +12,9 @@ import time
 import av
 import numpy as np
 
-from orchestrator.ingest.source import Source, SourceSnapshot
 from orchestrator.program.audio import SAMPLE_RATE, Samples
 from orchestrator.program.graphics import RGB, Plane, card, planes
+from orchestrator.program.source import Source, SourceSnapshot
 from orchestrator.rundown import SourceState
 
 # Distinct, saturated colours so a viewer (and a test) can tell the speakers apart.

@@ -30,10 +30,10 @@ from typing import Final, Generic, TypeVar
 import av
 import numpy as np
 
-from orchestrator.ingest.source import Source, SourceSnapshot
 from orchestrator.program.audio import SAMPLE_RATE, AudioBuffer, Samples, silence
 from orchestrator.program.canvas import Canvas
 from orchestrator.program.graphics import ACCENT, Plane, planes
+from orchestrator.program.source import Source, SourceSnapshot
 from orchestrator.program.speaker_card import Appearance, speaker_card
 from orchestrator.rundown import SourceState
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import av
 
 from orchestrator.event import ProgramSpec
-from orchestrator.ingest.source import Source
 from orchestrator.program.audio import SAMPLE_RATE, silence
 from orchestrator.program.encoder import ProgramEncoder
 from orchestrator.program.graphics import Overlay, Plane, black, pixels
+from orchestrator.program.source import Source
 from relays.packet import EncodedPacket
 
 log = logging.getLogger(__name__)

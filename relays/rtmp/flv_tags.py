@@ -20,12 +20,28 @@ the stream set only: :mod:`relays.framing` takes it from PyAV once per connectio
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from relays.rtmp.flv import AUDIO_TAG, VIDEO_TAG, FlvTag
 
-if TYPE_CHECKING:
-    from relays.packet import EncodedPacket
+
+class MediaPacket(Protocol):
+    """What a tag is made of: :class:`relays.packet.EncodedPacket` has it (and caches the
+    tag, so this module needs nothing of it)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def pts(self) -> int: ...
+    @property
+    def dts(self) -> int: ...
+    @property
+    def time_base(self) -> Fraction: ...
+    @property
+    def keyframe(self) -> bool: ...
+
 
 _AVC_KEY: Final = 0x17
 _AVC_INTER: Final = 0x27
@@ -68,7 +84,7 @@ def annexb_to_avcc(data: bytes) -> bytes:
     return bytes(out)
 
 
-def media_tag(packet: EncodedPacket) -> FlvTag:
+def media_tag(packet: MediaPacket) -> FlvTag:
     """``packet`` as an FLV tag; its timestamp is the program's dts in milliseconds."""
     dts = millis(packet.dts, packet.time_base)
     if packet.kind == "audio":

@@ -30,7 +30,7 @@ from orchestrator.event.destination_spec import DestinationSpec
 from orchestrator.event.secret import Secret
 from relays.backoff import Backoff
 from relays.destination import DestinationSnapshot, _OnPump
-from relays.framing import FlvFeed
+from relays.framing import FlvFraming
 from relays.packet import EncodedPacket
 from relays.relay import Relay
 
@@ -345,15 +345,15 @@ def test_a_bug_that_breaks_a_connection_is_retried_not_fatal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     templates, packets = program
-    real_write = FlvFeed.write
+    real_write = FlvFraming.write
     writes = itertools.count()
 
-    def buggy_write(feed: FlvFeed, packet: EncodedPacket) -> None:
+    def buggy_write(feed: FlvFraming, packet: EncodedPacket) -> None:
         if next(writes) == 40:  # about half a second into the first connection
             raise RuntimeError("a bug, with the key key-buggy in its message")
         real_write(feed, packet)
 
-    monkeypatch.setattr(FlvFeed, "write", buggy_write)
+    monkeypatch.setattr(FlvFraming, "write", buggy_write)
     with NginxRtmp(tmp_path / "nginx") as nginx:
         relay = Relay(templates, tmp_path / "state", backoff=quick_backoff)  # type: ignore[arg-type]
         relay.add(rtmp("buggy", nginx.port, "key-buggy"))

@@ -1,0 +1,90 @@
+"""The layers hold where a user feels them: ``jalsa probe`` (a volunteer's agent on a cheap
+laptop) and ``jalsa report`` (offline, after the event) load no media stack.
+
+``python -X importtime`` lists every module a real run of the command imported; the
+import-linter contracts in pyproject.toml (run by scripts/test.sh) check the same statically.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from jalsa_run import free_port
+
+from monitoring.samples import SampleLog
+
+MEDIA_STACK = (
+    "av",
+    "numpy",
+    "PIL",
+    "aiortc",
+    "orchestrator.show",
+    "orchestrator.program",
+    "relays",
+)
+
+
+def imported_by(*args: str) -> set[str]:
+    """Run ``jalsa ARGS`` to completion; the top-level names of what it imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "orchestrator.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = set()
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            module = line.rsplit("|", 1)[1].strip()
+            names.add(module)
+    assert "orchestrator.event" in names, "importtime printed nothing"
+    return names
+
+
+def media_modules(names: set[str]) -> list[str]:
+    return sorted(n for n in names for m in MEDIA_STACK if n == m or n.startswith(m + "."))
+
+
+def test_jalsa_report_loads_no_media_stack(tmp_path: Path) -> None:
+    t = 1_797_500_000.0
+    SampleLog(tmp_path / "samples").write(
+        [
+            {"t": t, "type": "start", "event": "E", "destinations": [], "speakers": ["host"]},
+            {"t": t + 5, "type": "sample", "listeners": {"youtube": 120}},
+            {"t": t + 10, "type": "sample", "listeners": {"youtube": 80}},
+        ]
+    )
+    names = imported_by("report", "--state", str(tmp_path))
+    assert "monitoring.report" in names
+    assert media_modules(names) == []
+
+
+def test_jalsa_probe_loads_no_media_stack(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens: every probe fails at once
+    targets = tmp_path / "targets.toml"
+    targets.write_text(
+        f'control_resolver = "127.0.0.1:{closed}"\n'
+        f'[[targets]]\nplatform = "control"\nurl = "http://127.0.0.1:{closed}/"\n'
+        f'[[targets]]\nplatform = "youtube"\nurl = "http://127.0.0.1:{closed}/"\n'
+    )
+    names = imported_by(
+        "probe", "--vantage", "v", "--city", "Lahore", "--isp", "isp", "--once",
+        "--targets", str(targets), "--timeout", "0.5",
+    )  # fmt: skip
+    assert "monitoring.probe_agent" in names
+    assert media_modules(names) == []
+
+
+def test_the_measure_sees_a_media_stack_when_one_is_loaded() -> None:
+    """The same measurement on a module that does load it, so the tests above can fail."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import orchestrator.show"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert {"av", "numpy", "PIL"} <= set(media_modules(names))
