@@ -81,10 +81,12 @@ class WhipClient:
         self.headers: dict[str, str] = {}
 
     async def publish(self) -> int:
-        for track in (self.video, self.audio):
-            if track is not None:
-                self.pc.addTransceiver(track, direction="sendonly")
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        """POST the offer (made once: a refused POST may be sent again); the status."""
+        if self.pc.localDescription is None:
+            for track in (self.video, self.audio):
+                if track is not None:
+                    self.pc.addTransceiver(track, direction="sendonly")
+            await self.pc.setLocalDescription(await self.pc.createOffer())
         async with (
             aiohttp.ClientSession() as http,
             http.post(
