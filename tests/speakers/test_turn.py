@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import textwrap
 import time
@@ -26,6 +29,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from jalsa_run import JalsaRun, free_port
+from waiting import async_wait_for, wait_for
 from whip_client import WhipClient
 
 from orchestrator.event.ice_servers import IceServer
@@ -59,6 +63,20 @@ def _test_config(port: int, log: Path) -> str:
     return text
 
 
+def _answers_stun(port: int) -> bool:
+    """Whether coturn answers a STUN Binding request on its UDP port (it is up)."""
+    transaction = os.urandom(12)
+    request = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + transaction
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.2)
+        sock.sendto(request, ("127.0.0.1", port))
+        try:
+            answer = sock.recv(2048)
+        except TimeoutError:
+            return False
+    return answer[:2] == b"\x01\x01" and answer[8:20] == transaction  # a success response
+
+
 @pytest.fixture
 def turn(tmp_path: Path) -> Iterator[int]:
     port = free_port()
@@ -77,9 +95,20 @@ def turn(tmp_path: Path) -> Iterator[int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    log = tmp_path / "turn.log"
+
+    def answering() -> bool:
+        assert process.poll() is None, log.read_text() if log.exists() else "coturn exited"
+        return _answers_stun(port)
+
     try:
-        time.sleep(0.5)
-        assert process.poll() is None, (tmp_path / "turn.log").read_text()
+        wait_for(
+            answering,
+            10,
+            "coturn to answer STUN",
+            ignore=(ConnectionRefusedError,),  # the port refuses until coturn binds it
+            detail=lambda: log.read_text() if log.exists() else "",
+        )
         yield port
     finally:
         process.terminate()
@@ -156,10 +185,12 @@ async def test_a_relay_only_speaker_goes_on_air_through_coturn(turn: int, tmp_pa
             assert ':guest"' in link_header
             offer = client.pc.localDescription.sdp
             assert "typ relay" in offer and "typ host" not in offer
-            deadline = time.monotonic() + 15
-            while await asyncio.to_thread(run.metric, "jalsa_on_air", speaker="guest") != 1:
-                assert time.monotonic() < deadline, run.logs[-3000:]
-                await asyncio.sleep(0.2)
+            await async_wait_for(
+                lambda: asyncio.to_thread(lambda: run.metric("jalsa_on_air", speaker="guest") == 1),
+                15,
+                "the guest on air through coturn",
+                detail=lambda: run.logs[-3000:],
+            )
             assert SECRET not in run.logs and SECRET not in json.dumps(config)
         finally:
             await client.close()
