@@ -3,7 +3,9 @@
 :class:`NginxRtmp` runs a real nginx-rtmp in a temp dir on a free port, with two
 applications: ``live`` (relays, records nothing) and ``rec`` (``record all``: every stream
 published to it is written to ``<root>/rec/<stream>.flv``, so a test can ffprobe what a
-"platform" actually received).
+"platform" actually received). When nginx closes a recording (its publisher gone) it
+touches ``<root>/done/<stream>``: :meth:`NginxRtmp.wait_recorded` waits for that rather
+than for a guessed while.
 
 nginx runs as root here and its worker as ``nobody``: the worker must be able to reach
 and write the record dir, so :meth:`NginxRtmp.start` makes ``root`` and the record dir
@@ -14,6 +16,7 @@ Example::
 
     with NginxRtmp(tmp_path) as nginx:
         push(nginx.url("rec", "test"))
+        nginx.wait_recorded("test")
         probe(nginx.recording("test"))
 """
 
@@ -24,12 +27,14 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from waiting import wait_for
+
 NGINX: Final = "/usr/sbin/nginx"
+TOUCH: Final = "/usr/bin/touch"
 MODULE: Final = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 _START_ATTEMPTS: Final = 3  # a free port can be taken between choosing and binding it
 
@@ -51,6 +56,7 @@ rtmp {{
       record all;
       record_path {record_dir};
       record_unique off;
+      exec_record_done {touch} {done_dir}/$name;
     }}
   }}
 }}
@@ -130,9 +136,42 @@ class NginxRtmp:
         """The RTMP URL of ``stream`` in ``app`` (``"live"`` or ``"rec"``)."""
         return f"rtmp://127.0.0.1:{self.port}/{app}/{stream}"
 
+    @property
+    def done_dir(self) -> Path:
+        return self.root / "done"
+
     def recording(self, stream: str) -> Path:
         """Where the ``rec`` app writes ``stream`` (it exists once publishing started)."""
         return self.record_dir / f"{stream}.flv"
+
+    def recorded(self, stream: str) -> bool:
+        """Whether nginx has closed ``stream``'s recording and not written to it since
+        (a new publisher reopens it)."""
+        try:
+            done = (self.done_dir / stream).stat().st_mtime_ns
+            written = self.recording(stream).stat().st_mtime_ns
+        except FileNotFoundError:
+            return False
+        return done >= written
+
+    def wait_recorded(self, *streams: str, timeout: float = 10.0) -> None:
+        """Until the recordings of ``streams`` (default: every one there is) are closed,
+        once their publishers have gone.
+
+        Raises:
+            AssertionError: one is still open after ``timeout`` seconds.
+        """
+        names = streams or tuple(path.stem for path in self.record_dir.glob("*.flv"))
+        wait_for(
+            lambda: [name for name in names if not self.recorded(name)] == [],
+            timeout,
+            f"nginx to close the recordings of {', '.join(names)}",
+            detail=lambda: (
+                "still open: "
+                + ", ".join(name for name in names if not self.recorded(name))
+                + f"\n{self.errors()[-2000:]}"
+            ),
+        )
 
     def errors(self) -> str:
         """The error log so far (for assertion messages)."""
@@ -162,6 +201,8 @@ class NginxRtmp:
                     error_log=self.error_log,
                     port=self.port,
                     record_dir=self.record_dir,
+                    touch=TOUCH,
+                    done_dir=self.done_dir,
                 )
             )
             result = subprocess.run(
@@ -192,11 +233,9 @@ class NginxRtmp:
             subprocess.run(
                 [*self._command(), "-s", "quit"], capture_output=True, timeout=10, check=False
             )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.05)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: not _alive(pid), 10, "nginx to quit")
+            return
         # Only our own master and its workers, by id.
         for victim in [*_children(pid), pid]:
             with contextlib.suppress(ProcessLookupError):
@@ -219,9 +258,10 @@ class NginxRtmp:
 
     def _prepare_dirs(self) -> None:
         self.record_dir.mkdir(parents=True, exist_ok=True)
+        self.done_dir.mkdir(parents=True, exist_ok=True)
         self.error_log.parent.mkdir(parents=True, exist_ok=True)
         # The worker (nobody) writes recordings here and must traverse down to it.
-        for folder in (self.root, self.record_dir, self.error_log.parent):
+        for folder in (self.root, self.record_dir, self.done_dir, self.error_log.parent):
             folder.chmod(0o777)
         for parent in self.root.parents:
             mode = parent.stat().st_mode
@@ -243,12 +283,13 @@ class NginxRtmp:
             return None
 
     def _wait_listening(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def listening() -> bool:
             self._pid = self._pid or self._read_pid()
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self._pid is not None
-            except OSError:
-                time.sleep(0.05)
-        return False
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return self._pid is not None
+
+        try:
+            wait_for(listening, timeout, "nginx to listen", ignore=(OSError,))
+        except AssertionError:
+            return False
+        return True

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nginx_rtmp import NginxRtmp, _alive
+from waiting import wait_for
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(120)]
 
@@ -39,25 +40,17 @@ def probe(path: Path) -> dict[str, Any]:
     return result
 
 
-def probe_when_closed(path: Path, timeout: float = 10.0) -> dict[str, Any]:
-    """nginx closes a recording a moment after the publisher leaves; wait for it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            info = probe(path)
-            if float(info.get("format", {}).get("duration", 0)) > 0:
-                return info
-        except (subprocess.CalledProcessError, FileNotFoundError):
-            pass
-        if time.monotonic() > deadline:
-            return probe(path)
-        time.sleep(0.2)
-
-
 def test_rec_app_records_what_was_pushed(tmp_path: Path) -> None:
     with NginxRtmp(tmp_path / "nginx") as nginx:
-        push(nginx.url("rec", "test"), 3)
-        info = probe_when_closed(nginx.recording("test"))
+        pushing = threading.Thread(target=push, args=(nginx.url("rec", "test"), 3))
+        pushing.start()
+        recording = nginx.recording("test")
+        wait_for(lambda: recording.exists() and recording.stat().st_size > 0, 10, "a recording")
+        assert not nginx.recorded("test")  # open while its publisher is on
+        pushing.join(60)
+        # nginx closes a recording a moment after the publisher leaves.
+        nginx.wait_recorded("test")
+        info = probe(nginx.recording("test"))
         push(nginx.url("live", "other"), 0.5)
         assert not nginx.recording("other").exists(), "the live app must not record"
         assert "[emerg]" not in nginx.errors()
