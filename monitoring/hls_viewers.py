@@ -59,9 +59,6 @@ class HlsViewers:
         self._expire(sessions, self._clock())
         return len(sessions)
 
-    def counts(self) -> dict[str, int]:
-        return {stream: self.count(stream) for stream in self._streams}
-
     def _expire(self, sessions: OrderedDict[int, float], now: float) -> None:
         while sessions:
             oldest = next(iter(sessions.values()))

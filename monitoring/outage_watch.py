@@ -30,8 +30,6 @@ from monitoring.outage import (
 
 log = logging.getLogger(__name__)
 
-SCOPES = ("platform", "national", "throttling", "uplink")
-
 
 @dataclass(frozen=True, slots=True)
 class OutageEvent:

@@ -249,12 +249,6 @@ class Table:
             return None
         return value
 
-    def in_range(self, name: str, value: int, low: int, high: int) -> bool:
-        if low <= value <= high:
-            return True
-        self.problem(name, f"{value} is out of range: use a value from {low} to {high}")
-        return False
-
     def table(self, name: str) -> Table:
         """A sub-table (an empty one when absent or not a table)."""
         value = self.raw(name)

@@ -178,7 +178,6 @@ class WebRTCSource(Source):
         self._ended: float | None = None
         self._level = 0.0
         self._frames = 0
-        self._skipped = 0
         self._pictures_in = 0
         self._audio_in = 0
         self._last_error: str | None = None
@@ -313,8 +312,6 @@ class WebRTCSource(Source):
                     self._latest = self._canvas.fit(video)
                     last_fit = now
                     self._frames += 1
-                else:
-                    self._skipped += 1
             elif (
                 self._first_media is not None
                 and self._showing_card(now)

@@ -33,9 +33,6 @@ class AudioBuffer:
         self._chunks: deque[Samples] = deque()
         self._size = 0
         self._lock = threading.Lock()
-        self.dropped_samples = 0
-        self.underrun_samples = 0
-        self._peak = 0.0
 
     def write(self, samples: Samples) -> None:
         if samples.shape[1] == 0:
@@ -43,18 +40,15 @@ class AudioBuffer:
         with self._lock:
             self._chunks.append(samples)
             self._size += samples.shape[1]
-            self._peak = max(self._peak, float(np.abs(samples).max()))
             while self._size > self._max:
                 excess = self._size - self._max
                 head = self._chunks[0]
                 if head.shape[1] <= excess:
                     self._chunks.popleft()
                     self._size -= head.shape[1]
-                    self.dropped_samples += head.shape[1]
                 else:
                     self._chunks[0] = head[:, excess:]
                     self._size -= excess
-                    self.dropped_samples += excess
 
     def read(self, count: int) -> Samples:
         out = silence(count)
@@ -70,19 +64,12 @@ class AudioBuffer:
                 else:
                     self._chunks[0] = head[:, take:]
                 self._size -= take
-            self.underrun_samples += count - filled
         return out
 
     def clear(self) -> None:
         with self._lock:
             self._chunks.clear()
             self._size = 0
-
-    def take_peak(self) -> float:
-        """The peak level written since the last call (0..1), for level meters."""
-        with self._lock:
-            peak, self._peak = self._peak, 0.0
-        return peak
 
     @property
     def buffered_seconds(self) -> float:

@@ -107,10 +107,3 @@ class SessionTable:
         if ended is not None and ended[0] == speaker:
             return ended[1]
         return "unknown"
-
-    def speaker_of(self, session: str) -> str | None:
-        entry = self._open.get(session)
-        return entry.speaker if entry is not None else None
-
-    def open_sessions(self) -> list[str]:
-        return list(self._open)
