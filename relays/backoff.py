@@ -68,11 +68,6 @@ class Backoff:
         """Delays handed out since the last reset."""
         return self._attempt
 
-    @property
-    def connected_since(self) -> float | None:
-        """When the current connection was established, or None if not connected."""
-        return self._connected_since
-
     def ceiling(self) -> float:
         """The upper bound of the next delay: ``min(cap, base * 2**attempt)``."""
         # Past 2**1023 the float power overflows; the cap has long been reached anyway.

@@ -180,11 +180,6 @@ class GopBuffer:
         return self._max_bytes
 
     @property
-    def awaiting_keyframe(self) -> bool:
-        """True while incoming non-keyframe video is being dropped."""
-        return self._awaiting_keyframe
-
-    @property
     def dropped_video(self) -> int:
         """Video packets dropped so far."""
         return self._dropped_video

@@ -19,8 +19,7 @@ class QueueStats:
     """A snapshot of a :class:`PacketQueue`.
 
     Attributes:
-        queued_packets: Packets waiting to be written.
-        queued_bytes: Their payload bytes.
+        queued_bytes: The payload bytes waiting to be written.
         span_seconds: Media time they cover (newest dts minus oldest dts).
         dropped_video: Video packets dropped so far.
         dropped_audio: Audio packets dropped so far.
@@ -28,7 +27,6 @@ class QueueStats:
         oldest_seconds: Earliest dts (seconds) still queued, None if empty.
     """
 
-    queued_packets: int
     queued_bytes: int
     span_seconds: float
     dropped_video: int
@@ -146,7 +144,6 @@ class PacketQueue:
         with self._cond:
             b = self._buffer
             return QueueStats(
-                queued_packets=len(b),
                 queued_bytes=b.queued_bytes,
                 span_seconds=b.span_seconds,
                 dropped_video=b.dropped_video,

@@ -16,13 +16,13 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
-# Message type ids (RTMP 1.0, sections 5.4 and 7.1).
+# Message type ids (RTMP 1.0, sections 5.4 and 7.1) that the publisher sends or handles;
+# it ignores the others (such as 6, Set Peer Bandwidth).
 SET_CHUNK_SIZE: Final = 1
 ABORT: Final = 2
 ACKNOWLEDGEMENT: Final = 3
 USER_CONTROL: Final = 4
 WINDOW_ACK_SIZE: Final = 5
-SET_PEER_BANDWIDTH: Final = 6
 AUDIO: Final = 8
 VIDEO: Final = 9
 DATA_AMF0: Final = 18

@@ -3,8 +3,7 @@
 Pure, sans-I/O. PyAV's FLV muxer writes the file header, then tags (script data, audio,
 video), each followed by its 4-byte PreviousTagSize. An RTMP publisher sends each tag's
 body as one message, so :class:`FlvSplitter` takes the muxer's bytes in whatever pieces
-they come and returns whole :class:`FlvTag` values. :func:`tag_bytes` and
-:func:`file_header` build the same format, for tests and for anyone replaying tags.
+they come and returns whole :class:`FlvTag` values.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ TAG_TYPES: Final = frozenset((AUDIO_TAG, VIDEO_TAG, SCRIPT_TAG))
 
 _SIGNATURE: Final = b"FLV"
 _TAG_HEADER: Final = 11
-MAX_TAG_SIZE: Final = 0xFFFFFF
 
 
 class FlvError(ValueError):
@@ -40,34 +38,6 @@ class FlvTag:
     type: int
     timestamp: int
     data: bytes
-
-
-def file_header(*, audio: bool = True, video: bool = True) -> bytes:
-    """The 9-byte FLV file header and the first PreviousTagSize (0)."""
-    flags = (4 if audio else 0) | (1 if video else 0)
-    return _SIGNATURE + bytes((1, flags)) + struct.pack(">I", 9) + b"\x00\x00\x00\x00"
-
-
-def tag_bytes(tag: FlvTag) -> bytes:
-    """``tag`` as it appears in an FLV file, with its PreviousTagSize.
-
-    Raises:
-        ValueError: The type is unknown or a field does not fit.
-    """
-    if tag.type not in TAG_TYPES:
-        raise ValueError(f"unknown FLV tag type {tag.type}")
-    size = len(tag.data)
-    if size > MAX_TAG_SIZE:
-        raise ValueError(f"an FLV tag body is limited to {MAX_TAG_SIZE} bytes, got {size}")
-    ts = tag.timestamp & 0xFFFFFFFF
-    header = (
-        bytes((tag.type,))
-        + size.to_bytes(3, "big")
-        + (ts & 0xFFFFFF).to_bytes(3, "big")
-        + bytes((ts >> 24,))
-        + b"\x00\x00\x00"
-    )
-    return header + tag.data + struct.pack(">I", _TAG_HEADER + size)
 
 
 class FlvSplitter:

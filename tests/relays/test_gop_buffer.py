@@ -29,6 +29,11 @@ def audio(dts_frames: int, *, size: int = 10) -> EncodedPacket:
     return EncodedPacket("audio", bytes(size), next(_serial), dts_frames * 1024, AUDIO_TB, True)
 
 
+def awaiting_keyframe(buf: GopBuffer) -> bool:
+    """Whether the buffer drops incoming non-keyframe video now (its private gate)."""
+    return buf._awaiting_keyframe
+
+
 def drain(buf: GopBuffer) -> list[EncodedPacket]:
     out = []
     while (pkt := buf.pop()) is not None:
@@ -67,7 +72,7 @@ def test_fifo_in_push_order_across_kinds() -> None:
 
 def test_fresh_buffer_starts_at_first_keyframe() -> None:
     buf = GopBuffer(10, 10_000)
-    assert buf.awaiting_keyframe
+    assert awaiting_keyframe(buf)
     buf.push(audio(0))
     buf.push(video(0))
     buf.push(audio(1))
@@ -76,7 +81,7 @@ def test_fresh_buffer_starts_at_first_keyframe() -> None:
     key = video(1, key=True)
     buf.push(key)
     buf.push(audio(2))
-    assert not buf.awaiting_keyframe
+    assert not awaiting_keyframe(buf)
     assert drain(buf)[0] is key
 
 
@@ -107,7 +112,7 @@ def test_span_overflow_drops_video_before_audio() -> None:
     assert buf.span_seconds <= 1.0
     buf.push(video(40))  # 1.33 s, while the oldest audio is at 0.02 s
     assert (buf.dropped_video, buf.dropped_audio) == (26, 0)
-    assert buf.awaiting_keyframe
+    assert awaiting_keyframe(buf)
     assert buf.span_seconds <= 1.0
     assert [p.kind for p in drain(buf)] == ["audio"] * 24
 
@@ -119,7 +124,7 @@ def test_no_later_keyframe_drops_all_video_and_awaits_keyframe() -> None:
     buf.push(video(1, size=200))
     buf.push(video(2, size=200))  # 610 bytes: the only GOP (being appended) goes
     assert buf.dropped_video == 3
-    assert buf.awaiting_keyframe
+    assert awaiting_keyframe(buf)
     assert buf.queued_bytes == 10
     buf.push(video(3))  # rest of the dropped GOP: not decodable, dropped
     buf.push(audio(1))  # audio keeps flowing while awaiting a keyframe
@@ -127,7 +132,7 @@ def test_no_later_keyframe_drops_all_video_and_awaits_keyframe() -> None:
     assert buf.dropped_audio == 0
     key = video(4, key=True)
     buf.push(key)
-    assert not buf.awaiting_keyframe
+    assert not awaiting_keyframe(buf)
     assert [p.kind for p in drain(buf)] == ["audio", "audio", "video"]
 
 
@@ -164,7 +169,7 @@ def test_oversized_packet_is_rejected_and_queue_kept() -> None:
     buf.push(a)
     buf.push(video(1, size=151))
     assert (buf.dropped_video, buf.dropped_bytes) == (1, 151)
-    assert buf.awaiting_keyframe  # the rest of that GOP would not decode
+    assert awaiting_keyframe(buf)  # the rest of that GOP would not decode
     buf.push(video(2))
     buf.push(audio(1, size=151))
     assert (buf.dropped_video, buf.dropped_audio) == (2, 1)
@@ -176,7 +181,7 @@ def test_oversized_keyframe_keeps_audio_gated_on_a_fresh_stream() -> None:
     buf.push(video(0, key=True, size=200))
     buf.push(audio(0))
     assert len(buf) == 0
-    assert buf.awaiting_keyframe
+    assert awaiting_keyframe(buf)
 
 
 def test_clear_to_keyframe_drops_all_and_gates_audio() -> None:
@@ -198,7 +203,7 @@ def test_clear_to_keyframe_drops_all_and_gates_audio() -> None:
 
 def test_audio_only_buffer_never_gates_and_drops_video() -> None:
     buf = GopBuffer(100, 10_000, audio_only=True)
-    assert not buf.awaiting_keyframe
+    assert not awaiting_keyframe(buf)
     a = audio(0)
     buf.push(a)
     buf.push(video(0, key=True))
@@ -376,7 +381,7 @@ def test_matches_reference_model_and_keeps_invariants(
         assert len(buf) == len(ref.queue)
         assert buf.queued_bytes == sum(p.size for p in ref.queue)
         assert buf.span_seconds == pytest.approx(ref.span())
-        assert buf.awaiting_keyframe == ref.awaiting
+        assert awaiting_keyframe(buf) == ref.awaiting
         assert buf.dropped_video == sum(p.kind == "video" for p in ref.dropped)
         assert buf.dropped_audio == sum(p.kind == "audio" for p in ref.dropped)
 

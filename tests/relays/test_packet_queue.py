@@ -53,7 +53,7 @@ def test_producer_and_consumer_threads_keep_order_and_lose_nothing() -> None:
     consumer.join(10)
     assert not consumer.is_alive()
     assert received == pkts
-    assert q.stats() == QueueStats(0, 0, 0.0, 0, 0, 0, None)
+    assert q.stats() == QueueStats(0, 0.0, 0, 0, 0, None)
 
 
 def test_get_times_out_with_none() -> None:
@@ -105,7 +105,7 @@ def test_closed_queue_drains_then_returns_none_and_ignores_puts() -> None:
     assert q.get(timeout=5) is None
     assert time.monotonic() - start < 2  # a closed queue never waits
     s = q.stats()
-    assert (s.queued_packets, s.dropped_video, s.dropped_audio) == (0, 0, 0)
+    assert (s.queued_bytes, s.dropped_video, s.dropped_audio) == (0, 0, 0)
 
 
 def test_close_with_discard_drops_and_counts_what_is_queued() -> None:
@@ -116,7 +116,8 @@ def test_close_with_discard_drops_and_counts_what_is_queued() -> None:
     assert q.drained
     assert q.get(timeout=5) is None
     s = q.stats()
-    assert (s.queued_packets, s.dropped_video, s.dropped_audio) == (0, 2, 2)
+    assert not q.has_packets()
+    assert (s.queued_bytes, s.dropped_video, s.dropped_audio) == (0, 2, 2)
 
 
 def test_put_never_blocks_without_a_consumer() -> None:
@@ -130,7 +131,9 @@ def test_put_never_blocks_without_a_consumer() -> None:
     assert s.queued_bytes <= 50_000
     assert s.span_seconds <= 2.0
     assert s.dropped_video > 0
-    assert s.queued_packets + s.dropped_video + s.dropped_audio == len(pkts)
+    q.close()  # what is left drains without waiting
+    left = list(iter(lambda: q.get(timeout=0), None))
+    assert len(left) + s.dropped_video + s.dropped_audio == len(pkts)
 
 
 def test_concurrent_slow_consumer_counts_add_up() -> None:
@@ -140,7 +143,7 @@ def test_concurrent_slow_consumer_counts_add_up() -> None:
     done = threading.Event()
 
     def consume() -> None:
-        while not done.is_set() or q.stats().queued_packets:
+        while not done.is_set() or q.has_packets():
             pkt = q.get(timeout=0.05)
             if pkt is not None:
                 received.append(pkt)
@@ -160,7 +163,8 @@ def test_concurrent_slow_consumer_counts_add_up() -> None:
     assert done.is_set()
     assert not consumer.is_alive()
     s = q.stats()
-    assert len(received) + s.dropped_video + s.dropped_audio + s.queued_packets == len(pkts)
+    assert not q.has_packets()
+    assert len(received) + s.dropped_video + s.dropped_audio == len(pkts)
     assert [p.pts for p in received] == sorted(p.pts for p in received)
     assert received[0].keyframe
 
@@ -171,7 +175,7 @@ def test_clear_to_keyframe_restarts_at_a_keyframe() -> None:
     for p in pkts[:4]:
         q.put(p)
     q.clear_to_keyframe()
-    assert q.stats().queued_packets == 0
+    assert not q.has_packets()
     for p in pkts[4:]:
         q.put(p)
     first = q.get(timeout=1)

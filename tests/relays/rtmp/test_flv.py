@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from program_replay import encode_loop, tiny_spec
 
 from relays.memory_mux import MemoryMuxer
-from relays.rtmp.flv import FlvError, FlvSplitter, FlvTag, file_header, tag_bytes
+from relays.rtmp.flv import FlvError, FlvSplitter, FlvTag
+
+
+def file_header(*, audio: bool = True, video: bool = True) -> bytes:
+    """The 9-byte FLV file header and the first PreviousTagSize (0)."""
+    flags = (4 if audio else 0) | (1 if video else 0)
+    return b"FLV" + bytes((1, flags)) + struct.pack(">I", 9) + b"\x00\x00\x00\x00"
+
+
+def tag_bytes(tag: FlvTag) -> bytes:
+    """``tag`` as it appears in an FLV file, with its PreviousTagSize."""
+    size = len(tag.data)
+    ts = tag.timestamp & 0xFFFFFFFF
+    header = (
+        bytes((tag.type,))
+        + size.to_bytes(3, "big")
+        + (ts & 0xFFFFFF).to_bytes(3, "big")
+        + bytes((ts >> 24,))
+        + b"\x00\x00\x00"
+    )
+    return header + tag.data + struct.pack(">I", 11 + size)
 
 
 def test_pyav_flv_output_splits_into_metadata_then_media_tags() -> None:

@@ -16,7 +16,6 @@ from relays.rtmp.chunks import (
     COMMAND_AMF0,
     DATA_AMF0,
     SET_CHUNK_SIZE,
-    SET_PEER_BANDWIDTH,
     USER_CONTROL,
     VIDEO,
     WINDOW_ACK_SIZE,
@@ -28,6 +27,7 @@ from relays.rtmp.flv import FlvTag
 from relays.rtmp.session import HANDSHAKE_SIZE, RtmpPublishSession, rtmp_target
 
 KEY = "secret-stream-key"
+SET_PEER_BANDWIDTH = 6  # RTMP 1.0, section 5.4.5: servers send it, the publisher ignores it
 
 
 class Server:
