@@ -30,5 +30,7 @@ echo "== mypy"
 python3 -m mypy
 echo "== import-linter (the layers of docs/architecture.md)"
 lint-imports --no-cache
+echo "== vulture (dead code)"
+python3 -m vulture
 echo "== pytest"
 exec python3 -m pytest -p no:cacheprovider "$@"
