@@ -25,6 +25,7 @@ from media import Probe, decode_errors, ffprobe
 from nginx_rtmp import NginxRtmp
 from program_replay import Replay, encode_loop, tiny_spec
 from tls_terminator import Certificates, TlsTerminator, make_certificates
+from waiting import wait_for
 
 from orchestrator.event.destination_spec import DestinationSpec
 from orchestrator.event.secret import Secret
@@ -105,12 +106,22 @@ class Timeline:
     relay: Relay
     samples: list[tuple[float, dict[str, DestinationSnapshot]]] = field(default_factory=list)
 
+    def sample(self) -> dict[str, DestinationSnapshot]:
+        snaps = {s.name: s for s in self.relay.snapshots()}
+        self.samples.append((time.monotonic(), snaps))
+        return snaps
+
     def sample_for(self, seconds: float) -> None:
+        """Media flows for ``seconds``, sampled (a scenario's length, not a wait)."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            now = time.monotonic()
-            self.samples.append((now, {s.name: s for s in self.relay.snapshots()}))
+            self.sample()
             time.sleep(0.2)
+
+    def sample_until(
+        self, test: Callable[[dict[str, DestinationSnapshot]], bool], timeout: float, what: str
+    ) -> None:
+        wait_for(lambda: test(self.sample()), timeout, what, poll=0.2)
 
     def first(self, name: str, since: float, test: Callable[[DestinationSnapshot], bool]) -> float:
         for at, snaps in self.samples:
@@ -198,7 +209,12 @@ def fault_run(
             timeline = Timeline(relay)
             with Watchdog() as watchdog, Replay(packets, relay.publish):
                 started = time.monotonic()
-                timeline.sample_for(2.5)
+                on = ("healthy", "audio", *FAULTS)
+                timeline.sample_until(
+                    lambda snaps: all(snaps[name].state == "live" for name in on),
+                    10,
+                    "every reachable destination live before the faults",
+                )
                 fault_at = time.monotonic()
                 proxies["blackhole"].set_mode("blackhole")
                 proxies["throttle"].set_mode("throttle", rate_bytes_per_s=THROTTLE)
@@ -219,7 +235,7 @@ def fault_run(
             live_again = {
                 m: timeline.first(m, healed_at, lambda s: s.state == "live") for m in FAULTS
             }
-            time.sleep(0.5)  # nginx closes the recordings
+            nginx.wait_recorded()
             yield FaultRun(
                 nginx,
                 timeline,
@@ -361,7 +377,7 @@ def test_a_bug_that_breaks_a_connection_is_retried_not_fatal(
         with caplog.at_level(logging.WARNING, "relays.destination"), Replay(packets, relay.publish):
             timeline.sample_for(6.0)
             relay.close(3.0)
-        time.sleep(0.5)
+        nginx.wait_recorded("key-buggy")
         last = timeline.last("buggy")
         assert (last.state, last.reconnects) == ("live", 1)
         assert "internal error" in (last.last_error or "")
@@ -400,7 +416,7 @@ def test_rtmps_verifies_certificates_by_default(
         with Replay(packets, relay.publish):
             timeline.sample_for(5.0)
             relay.close(3.0)
-        time.sleep(0.5)
+        nginx.wait_recorded("key-trusted", "key-unchecked")
         strict = timeline.last("strict")
         assert strict.state != "live"
         assert "TLS certificate verification failed" in (strict.last_error or "")
