@@ -2,11 +2,14 @@ import base64
 import hashlib
 import hmac
 import os
+import pickle
+import pwd
+import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -30,6 +33,7 @@ REPO = Path(__file__).resolve().parents[3]
 KEY = "yt-SECRET-key-9f8e7d"
 VIDEO = "dQw4w9WgXcQ"
 PLUS5 = timezone(timedelta(hours=5))
+T = TypeVar("T")
 
 
 def minimal() -> dict[str, Any]:
@@ -380,19 +384,56 @@ def test_folder_instead_of_file(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_unreadable_file(tmp_path: Path) -> None:
-    clip = tmp_path / "a.mp4"
-    clip.write_bytes(b"x")
-    clip.chmod(0)
-    only_problem(
-        with_("speakers", 1, source="a.mp4"),
-        "speakers[1].source",
-        "not readable",
-        "permissions",
-        base_dir=tmp_path,
-        check_files=True,
-    )
+def unprivileged(work: Callable[[], T]) -> T:
+    """``work()`` as a user who is not root (root reads any file): when the tests run as
+    root (CI does), in a forked child that became ``nobody``; its result is pickled back,
+    and whatever it raised is raised here as an AssertionError."""
+    if os.geteuid() != 0:
+        return work()
+    nobody = pwd.getpwnam("nobody")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            payload = pickle.dumps((True, work()))
+        except BaseException as error:
+            payload = pickle.dumps((False, f"{type(error).__name__}: {error}"))
+        with os.fdopen(write, "wb") as out:
+            out.write(payload)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        data = answer.read()
+    os.waitpid(pid, 0)
+    assert data, "the unprivileged child died without an answer"
+    done, result = pickle.loads(data)
+    if not done:
+        raise AssertionError(f"as nobody: {result}")
+    return result  # type: ignore[no-any-return]
+
+
+def test_unreadable_file() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        base.chmod(0o755)  # nobody may look in, not read the clip
+        clip = base / "a.mp4"
+        clip.write_bytes(b"x")
+        clip.chmod(0)
+        problem = unprivileged(
+            lambda: only_problem(
+                with_("speakers", 1, source="a.mp4"),
+                "speakers[1].source",
+                "not readable",
+                "permissions",
+                base_dir=base,
+                check_files=True,
+            )
+        )
+    assert problem.key == "speakers[1].source"
 
 
 def test_photo_must_be_an_image_and_fallback_a_file() -> None:
