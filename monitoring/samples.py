@@ -35,6 +35,7 @@ from typing import Any, Final
 from monitoring.listeners import ListenersSnapshot
 from monitoring.outage_watch import OutageEvent
 from monitoring.show_view import ShowView
+from orchestrator.event.states import OnAirKind, RelayState
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,8 @@ class Sampler:
         self.every = every
         self._clock = clock
         self._next_sample = 0.0
-        self._on_air: tuple[str, str] | None = None
-        self._states: dict[str, str] = {}
+        self._on_air: tuple[str, OnAirKind] | None = None
+        self._states: dict[str, RelayState] = {}
         self._pending: deque[Record] = deque(maxlen=PENDING_LIMIT)
         self._started = False
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from orchestrator.event.states import RelayState
+from orchestrator.event.states import OnAirKind, RelayState
 
 
 class ProgramView(Protocol):
@@ -66,7 +66,7 @@ class ShowView(Protocol):
     @property
     def on_air(self) -> str: ...
     @property
-    def on_air_kind(self) -> str: ...
+    def on_air_kind(self) -> OnAirKind: ...
     @property
     def ends_at(self) -> float | None: ...
     @property

@@ -20,9 +20,13 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from orchestrator.event import SegmentSpec
+from orchestrator.event.states import OnAirKind
+
+RundownState: TypeAlias = Literal["before", "on", "gap", "ended"]
+SlateName: TypeAlias = Literal["starting", "between", "joining", "reconnecting", "ended"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ class Cue:
     when ``before`` or ``gap``, and 0 when ``ended``.
     """
 
-    state: Literal["before", "on", "gap", "ended"]
+    state: RundownState
     current: Slot | None
     next: Slot | None
     remaining: float
@@ -164,15 +168,23 @@ class OnAir:
     ``fallback`` and the ``joining``/``reconnecting`` slates, else None.
     """
 
-    kind: Literal["speaker", "fallback", "slate"]
+    kind: OnAirKind
     speaker: str | None
-    slate: Literal["starting", "between", "joining", "reconnecting", "ended"] | None
+    slate: SlateName | None
     slot: Slot | None
     next: Slot | None
 
 
+SourceStateName: TypeAlias = Literal["ready", "connecting", "lost", "ended"]
+""":class:`SourceState` values, as snapshots (``/api/state``) name them."""
+
+
 class SourceState(enum.Enum):
-    """The state of a speaker's source, as far as the current slot is concerned."""
+    """The state of a speaker's source, as far as the current slot is concerned.
+
+    Snapshots carry ``.value``, a :data:`SourceStateName`: mypy checks each member's value
+    is one, and tests/orchestrator/test_rundown.py that each name has a member.
+    """
 
     READY = "ready"  # producing media
     CONNECTING = "connecting"  # has produced no media yet for this slot

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.event import Event, SpeakerSpec
+from orchestrator.event.states import OnAirKind
 from orchestrator.ingest.green_room import GreenRoom
 from orchestrator.ingest.media_source import MediaSource, is_pull
 from orchestrator.ingest.test_pattern import TestPattern
@@ -25,7 +26,16 @@ from orchestrator.program.program import Feed, Program, ProgramSnapshot
 from orchestrator.program.slates import SlateCache, slate_text
 from orchestrator.program.source import Source, SourceSnapshot
 from orchestrator.program.speaker_card import Appearance, speaker_card
-from orchestrator.rundown import Cue, OnAir, Rundown, Slot, SourceState, decide
+from orchestrator.rundown import (
+    Cue,
+    OnAir,
+    Rundown,
+    RundownState,
+    SlateName,
+    Slot,
+    SourceState,
+    decide,
+)
 from relays.destination import DestinationSnapshot
 from relays.relay import Relay
 
@@ -62,10 +72,10 @@ class SlotView:
 @dataclass(frozen=True, slots=True)
 class ShowSnapshot:
     event: str
-    state: str  # before | on | gap | ended
-    on_air_kind: str  # speaker | fallback | slate
+    state: RundownState
+    on_air_kind: OnAirKind
     on_air: str  # speaker id, or "slate"
-    slate: str | None
+    slate: SlateName | None
     current: SlotView | None
     next: SlotView | None
     remaining: float

@@ -17,3 +17,7 @@ RELAY_STATES: Final[tuple[RelayState, ...]] = (
     "paused",
     "stopped",
 )
+
+OnAirKind: TypeAlias = Literal["speaker", "fallback", "slate"]
+"""What the program shows: a speaker's own feed, their recorded fallback, or a slate
+(``on_air_kind`` in ``/api/state`` and the samples log, read by monitoring)."""

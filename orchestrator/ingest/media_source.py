@@ -101,7 +101,7 @@ class MediaSource(Source):
             self.name,
             "pull" if self.live else "clip",
             self._safe_location,
-            self.state.name.lower(),
+            self.state.value,
             self._frames,
             self._reconnects,
             self._last_error,

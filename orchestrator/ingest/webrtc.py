@@ -244,7 +244,7 @@ class WebRTCSource(Source):
             name=self.name,
             kind="webrtc",
             location="browser (WHIP)",
-            state=state.name.lower(),
+            state=state.value,
             frames=self._frames,
             reconnects=0,
             last_error=self._last_error,

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
 import av
 
 from orchestrator.program.audio import Samples
-from orchestrator.rundown import SourceState
+from orchestrator.rundown import SourceState, SourceStateName
+
+SourceKind: TypeAlias = Literal["clip", "pull", "testsrc", "webrtc"]
 
 
 @dataclass(frozen=True, slots=True)
 class SourceSnapshot:
     name: str
-    kind: str  # "clip" | "pull" | "testsrc"
+    kind: SourceKind
     location: str  # sanitised: safe to show and log
-    state: str
+    state: SourceStateName
     frames: int
     reconnects: int
     last_error: str | None

@@ -37,6 +37,7 @@ from orchestrator.event import SpeakerSpec
 from orchestrator.event.ice_servers import IceServer
 from orchestrator.ingest.webrtc import WebRTCSource
 from orchestrator.program.speaker_card import Appearance
+from orchestrator.rundown import SourceState
 from orchestrator.show import Show
 from orchestrator.speakers.offer import Offer, OfferRefused
 from orchestrator.speakers.quality import Counters, QualityMeter
@@ -115,7 +116,7 @@ class WhipIngest:
 
     def connected(self, speaker: str) -> bool:
         source = self._show.green_room.get(speaker)
-        return source is not None and source.snapshot().state == "ready"
+        return source is not None and source.state is SourceState.READY
 
     def report_rtt(self, speaker: str, session: str, rtt: object) -> None:
         found = self._sessions.get(session)

@@ -1,14 +1,22 @@
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from orchestrator.event import SegmentSpec
-from orchestrator.rundown import Cue, OnAir, Rundown, Slot, SourceState, decide
+from orchestrator.rundown import (
+    Cue,
+    OnAir,
+    Rundown,
+    Slot,
+    SourceState,
+    SourceStateName,
+    decide,
+)
 
 T0 = 1_766_000_000.0  # an epoch instant; whole seconds keep the arithmetic exact
 
@@ -302,3 +310,8 @@ def test_fractional_durations_keep_slots_ordered(durations: list[float], offset:
     cue = rundown.at(T0 + offset)
     assert cue.state == "on" and cue.current is not None
     assert cue.current.start - 1e-6 <= T0 + offset < cue.current.end + 1e-6
+
+
+def test_each_source_state_name_has_its_state() -> None:
+    # (mypy checks the other way: every member's value is a SourceStateName.)
+    assert sorted(s.value for s in SourceState) == sorted(get_args(SourceStateName))
