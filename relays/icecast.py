@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal, TypeAlias
 from urllib.parse import quote, unquote, urlsplit
 
 from relays.errors import ProtocolError, PublishRefused
@@ -53,6 +53,9 @@ def icecast_target(url: str) -> IcecastTarget:
     )
 
 
+IcecastState: TypeAlias = Literal["request", "live", "closed"]
+
+
 class IcecastSourceSession:
     """One source connection's protocol state.
 
@@ -69,7 +72,7 @@ class IcecastSourceSession:
         self, target: IcecastTarget, *, name: str, content_type: str = "audio/aac"
     ) -> None:
         self.target = target
-        self.state = "request"
+        self.state: IcecastState = "request"
         self._name = name
         self._content_type = content_type
         self.outbox = Outbox(BODY)

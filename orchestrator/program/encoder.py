@@ -19,7 +19,7 @@ from av.video.stream import VideoStream
 
 from orchestrator.event import ProgramSpec
 from orchestrator.program.audio import CHANNELS, SAMPLE_RATE, Samples
-from relays.packet import EncodedPacket
+from relays.packet import EncodedPacket, PacketKind
 
 AAC_FRAME = 1024
 
@@ -97,10 +97,10 @@ class ProgramEncoder:
         self._container.close()
 
     @staticmethod
-    def _wrap(kind: str, packet: av.Packet[Any]) -> EncodedPacket:
+    def _wrap(kind: PacketKind, packet: av.Packet[Any]) -> EncodedPacket:
         assert packet.pts is not None and packet.dts is not None and packet.time_base
         return EncodedPacket(
-            kind="video" if kind == "video" else "audio",
+            kind=kind,
             data=bytes(packet),
             pts=packet.pts,
             dts=packet.dts,

@@ -33,7 +33,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from relays.errors import ProtocolError, PublishRefused
@@ -131,6 +131,9 @@ def rtmp_target(url: str, key: str | None) -> RtmpTarget:
     return RtmpTarget(host, port, tls, app, f"{scheme}://{netloc}/{app}", stream)
 
 
+RtmpState: TypeAlias = Literal["handshake", "connect", "publish", "live", "closed"]
+
+
 class RtmpPublishSession:
     """One publishing connection's protocol state; see the module docstring.
 
@@ -151,7 +154,7 @@ class RtmpPublishSession:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target
-        self.state = "handshake"
+        self.state: RtmpState = "handshake"
         self._random_bytes = random_bytes
         self._clock = clock
         self.outbox = Outbox(URGENT, VIDEO_LANE)
