@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+
+from waiting import wait_for
 
 CONFIG = """\
 <icecast>
@@ -98,16 +98,19 @@ class Icecast:
             self._process = subprocess.Popen(
                 ["icecast2", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=stderr
             )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                self.status()
-                return
-            if self._process.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"icecast did not start: {self.errors()}")
+        process = self._process
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"icecast exited: {self.errors()}")
+            self.status()
+            return True
+
+        try:
+            wait_for(up, 10, "icecast to serve its status", ignore=(OSError,))
+        except (AssertionError, RuntimeError) as error:
+            self.stop()
+            raise RuntimeError(f"icecast did not start: {self.errors()}") from error
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

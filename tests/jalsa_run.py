@@ -10,11 +10,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_for
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -109,18 +113,30 @@ class JalsaRun:
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Until /metrics says the program is up (or the process died: then raise)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"jalsa exited with {self.process.returncode}:\n{self.logs}")
-            try:
-                if self.metric("jalsa_program_up") == 1:
-                    return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"jalsa was not ready within {timeout}s:\n{self.logs}")
+        self.wait_for(lambda: self.metric("jalsa_program_up") == 1, timeout, "jalsa to be ready")
+
+    def alive(self) -> None:
+        """Raise (with the log) if jalsa has exited."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"jalsa exited with {self.process.returncode}:\n{self.logs}")
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float, what: str) -> T:
+        """:func:`waiting.wait_for` while jalsa runs: it raises at once if jalsa exits,
+        and a timeout's message ends with the log's tail. An unreachable port counts as
+        "not yet" (jalsa still starting)."""
+
+        def alive_and(predicate: Callable[[], T] = predicate) -> T:
+            self.alive()
+            return predicate()
+
+        return wait_for(
+            alive_and,
+            timeout,
+            what,
+            ignore=(OSError, urllib.error.URLError),
+            detail=lambda: self.logs[-3000:],
+        )
 
     def links(self, *extra: str) -> dict[str, str]:
         """``jalsa links`` for this run's event and state dir: speaker id → join URL."""

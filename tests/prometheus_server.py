@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from jalsa_run import free_port
+from waiting import wait_for
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
@@ -61,18 +61,18 @@ class PrometheusServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+        process = self.process
+
+        def ready() -> bool:
+            if process.poll() is not None:
                 raise AssertionError(f"prometheus exited:\n{self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"prometheus was not ready:\n{self.log_path.read_text()}")
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
+                return response.status == 200
+
+        wait_for(
+            ready, 30, "prometheus to be ready", ignore=(OSError,), detail=self.log_path.read_text
+        )
+        return self
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -98,10 +98,4 @@ class PrometheusServer:
 
     def wait_for(self, expr: str, timeout: float = 20.0) -> list[dict[str, Any]]:
         """Until ``expr`` returns something (then return it)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.query(expr)
-            if found:
-                return found
-            time.sleep(0.3)
-        raise AssertionError(f"{expr} returned nothing within {timeout}s")
+        return wait_for(lambda: self.query(expr), timeout, f"{expr} to return something")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 
 import aiohttp
 import pytest
 from icecast_server import Icecast
+from waiting import async_wait_for, wait_for
 
 from monitoring.listeners import ListenerPoller
 from monitoring.platform_apis import Count
@@ -22,11 +22,11 @@ pytestmark = pytest.mark.skipif(ICECAST is None, reason="icecast2 is not install
 
 async def settles_at(poller: ListenerPoller, session: aiohttp.ClientSession, value: int) -> bool:
     """Polls until the count is ``value`` (Icecast takes a moment to see a listener go)."""
-    for _ in range(40):
-        if await poller.poll(session) == Count(value):
-            return True
-        await asyncio.sleep(0.1)
-    return False
+
+    async def counted() -> bool:
+        return await poller.poll(session) == Count(value)
+
+    return await async_wait_for(counted, 4, f"{poller.destination} to count {value}")
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +39,7 @@ def icecast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 15
-            while "/jalsa.mp3" not in server.status():
-                assert time.monotonic() < deadline, server.errors()
-                time.sleep(0.1)
+            wait_for(lambda: "/jalsa.mp3" in server.status(), 15, "the mount", detail=server.errors)
             yield server.port
         finally:
             source.terminate()
