@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -59,6 +61,18 @@ def wait_for(
         if time.monotonic() >= deadline:
             raise _timed_out(timeout, what, last, error, detail() if detail else "")
         time.sleep(poll)
+
+
+def blocked_in_wait(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is blocked in a ``threading`` wait (a Condition's, an Event's):
+    for tests that must act only once a consumer is really waiting."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "wait" and code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 async def async_wait_for(

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
+from waiting import async_wait_for
 
 from monitoring.agent_scrape import AgentFeed, parse_agent_metrics
 from monitoring.metrics import ProbeCollector
@@ -145,10 +146,7 @@ async def test_webhook_retries_and_never_logs_its_url(
     outage = Outage("national", "*", frozenset({"a", "b"}), frozenset({"Lahore", "Karachi"}), 100.0)
     hook.notify(OutageEvent("started", outage, 160.0))
     task = asyncio.create_task(hook.run())
-    for _ in range(100):
-        if hook.sent:
-            break
-        await asyncio.sleep(0.02)
+    await async_wait_for(lambda: hook.sent, 2, "the webhook sent")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
+
+from waiting import wait_for
 
 from orchestrator.event import ProgramSpec
 from orchestrator.ingest.test_pattern import TestPattern
@@ -28,15 +29,27 @@ def test_timestamps_are_continuous_across_cuts_and_cuts_are_keyframes() -> None:
     sink = Collect()
     program = Program(spec, sink)
     pattern = TestPattern("A", width=320, height=180)
+
+    def encoded(frames: int) -> None:
+        """Until ``frames`` more pictures are encoded (about 0.4 s of program at 25 fps)."""
+        with sink.lock:
+            before = sum(p.kind == "video" for p in sink.packets)
+
+        def more() -> bool:
+            with sink.lock:
+                return sum(p.kind == "video" for p in sink.packets) >= before + frames
+
+        wait_for(more, 10, f"{frames} more frames")
+
     program.start()
     try:
-        time.sleep(0.4)
+        encoded(10)
         program.cut(Feed("a", source=pattern))
-        time.sleep(0.4)
+        encoded(10)
         program.cut(Feed("slate", still=slate(320, 180, "Between", ())))
-        time.sleep(0.4)
+        encoded(10)
         program.cut(Feed("b", still=black(320, 180)))
-        time.sleep(0.3)
+        encoded(8)
     finally:
         program.stop()
     video = [p for p in sink.packets if p.kind == "video"]

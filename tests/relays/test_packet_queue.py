@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 import pytest
+from waiting import blocked_in_wait, wait_for
 
 from relays.packet import EncodedPacket
 from relays.packet_queue import PacketQueue, QueueStats
@@ -69,7 +70,7 @@ def test_get_wakes_when_a_packet_arrives() -> None:
     q = PacketQueue(10, 10_000)
     result: list[EncodedPacket | None] = []
     consumer = run_thread(lambda: result.append(q.get(timeout=10)))
-    time.sleep(0.1)
+    wait_for(lambda: blocked_in_wait(consumer), 5, "the consumer blocked in get")
     key = stream(1)[0]
     q.put(key)
     consumer.join(5)
@@ -80,7 +81,7 @@ def test_close_wakes_a_blocked_get_which_returns_none() -> None:
     q = PacketQueue(10, 10_000)
     result: list[EncodedPacket | None] = []
     consumer = run_thread(lambda: result.append(q.get(timeout=30)))
-    time.sleep(0.1)
+    wait_for(lambda: blocked_in_wait(consumer), 5, "the consumer blocked in get")
     start = time.monotonic()
     q.close()
     consumer.join(5)
