@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 CHROMIUM = "/usr/bin/chromium"
-# Run as root with no network (see TESTING.md); the fake devices give a real camera and
+# Run as root (scripts/test.sh is; hence --no-sandbox) and on a machine that may have no
+# internet access (so nothing that calls home); the fake devices give a real camera and
 # microphone feed (a green test pattern with a moving pacman, and a beep).
 CHROMIUM_ARGS = [
     "--no-sandbox",

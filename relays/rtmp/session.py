@@ -22,8 +22,13 @@ size (and acknowledges what it received), pings (answered with a pong), and ``_e
 or ``onStatus`` errors, which raise :class:`~relays.errors.PublishRefused` with the
 server's own description.
 
-The I/O shell (:mod:`relays.link`) calls :meth:`~RtmpPublishSession.receive_data` with
-whatever the socket read and writes out :meth:`~RtmpPublishSession.data_to_send`.
+The I/O shell is :class:`relays.publisher.Publisher` over a :class:`relays.link.Link` (the
+TCP or TLS socket). While the session connects, the shell runs on the destination's own
+thread. Once the session is live, the relay's :mod:`relays.pump` thread drives it, and
+the goodbye (:meth:`~RtmpPublishSession.finish`) runs back on the destination's thread. The
+shell calls :meth:`~RtmpPublishSession.receive_data` with whatever the socket read and
+sends :meth:`~RtmpPublishSession.data_to_send`. The media comes from the connection's
+:class:`relays.framing.FlvFraming`, which calls :meth:`~RtmpPublishSession.send_tag`.
 """
 
 from __future__ import annotations
