@@ -10,6 +10,7 @@ then one :class:`EventError` is raised with all of them.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ __all__ = [
     "SpeakerSpec",
     "load_event",
     "parse_event",
+    "segment_ids",
 ]
 
 MAX_SEGMENT_SECONDS: Final = 24 * 3600.0
@@ -49,7 +51,10 @@ _TOP_KEYS: Final = (
     "ice_servers",
     "monitoring",
 )
-_SEGMENT_KEYS: Final = ("speaker", "duration", "start")
+_SEGMENT_KEYS: Final = ("speaker", "duration", "start", "id")
+# An item id as written in the file; a derived one ("host-2") may be a little longer.
+SEGMENT_ID_PATTERN: Final = re.compile(r"[a-z0-9_-]{1,40}")
+_DERIVED_ID: Final = re.compile(r"[a-z0-9_-]+")
 _START_EXAMPLE: Final = "2026-12-17T20:30:00+05:00"
 DEFAULT_EVENT_NAME: Final = "Digital Jalsa"
 
@@ -70,19 +75,56 @@ class SegmentSpec:
     ``start``, when set, is a hard start: the segment begins exactly then, cutting an
     overrunning previous segment. It is always timezone-aware.
 
+    ``id`` is the item's id as written in the file (None: not given); live control and
+    the journal name items by :func:`segment_ids`, which derives the missing ones.
+
     Raises:
-        ValueError: the duration is not in (0, 24h] or ``start`` has no UTC offset.
+        ValueError: the duration is not in (0, 24h], ``start`` has no UTC offset, or
+            ``id`` is not made of lowercase letters, digits, ``-`` and ``_``.
     """
 
     speaker: str
     duration: float
     start: datetime | None = None
+    id: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.duration <= MAX_SEGMENT_SECONDS:
             raise ValueError(f"segment duration must be in (0, 24h], got {self.duration!r}")
         if self.start is not None and self.start.utcoffset() is None:
             raise ValueError("segment start must have a UTC offset")
+        if self.id is not None and not _DERIVED_ID.fullmatch(self.id):
+            raise ValueError(f"segment id must be lowercase letters, digits, - and _: {self.id!r}")
+
+
+def segment_ids(segments: Sequence[SegmentSpec]) -> tuple[str, ...]:
+    """Each item's id: its own, else derived from its speaker.
+
+    A speaker's first item is ``"<speaker>"``, their later ones ``"<speaker>-2"``,
+    ``"<speaker>-3"``... counting all of that speaker's items, those with an id of their
+    own too, so giving one item an id never renames another.
+
+    Raises:
+        ValueError: two items have the same id.
+    """
+    ids = _derived_ids([(segment.speaker, segment.id) for segment in segments])
+    seen: set[str] = set()
+    for item_id in ids:
+        if item_id in seen:
+            raise ValueError(f"two rundown items have the id {item_id!r}")
+        seen.add(item_id)
+    return ids
+
+
+def _derived_ids(items: Sequence[tuple[str, str | None]]) -> tuple[str, ...]:
+    """The ids of ``(speaker, id as written)`` items, in order (duplicates kept)."""
+    count: dict[str, int] = {}
+    ids = []
+    for speaker, given in items:
+        count[speaker] = count.get(speaker, 0) + 1
+        nth = count[speaker]
+        ids.append(given if given is not None else speaker if nth == 1 else f"{speaker}-{nth}")
+    return tuple(ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +268,8 @@ def _parse_rundown(top: Table, declared: Sequence[str]) -> tuple[SegmentSpec, ..
         )
     last_start: tuple[str, datetime, Any] | None = None
     result = []
+    # Items with a known speaker, for their ids (False: an invalid id, already reported).
+    named: list[tuple[Table, str, str | Literal[False] | None]] = []
     for table in tables:
         table.check_keys(_SEGMENT_KEYS)
         speaker = table.string("speaker", required='add speaker = "<id>" naming a [[speakers]] id')
@@ -238,6 +282,9 @@ def _parse_rundown(top: Table, declared: Sequence[str]) -> tuple[SegmentSpec, ..
             speaker = None
         duration = _parse_segment_duration(table)
         start = _parse_start(table)
+        item_id = _parse_segment_id(table)
+        if speaker is not None:
+            named.append((table, str(speaker), item_id))
         if start is not None:
             if last_start is not None and start <= last_start[1]:
                 table.problem(
@@ -247,9 +294,60 @@ def _parse_rundown(top: Table, declared: Sequence[str]) -> tuple[SegmentSpec, ..
                     "order; reorder the items or fix the time",
                 )
             last_start = (table.at("start"), start, table.raw("start"))
-        if speaker is not None and duration is not None:
-            result.append(SegmentSpec(speaker=str(speaker), duration=duration, start=start))
+        if speaker is not None and duration is not None and item_id is not False:
+            result.append(
+                SegmentSpec(speaker=str(speaker), duration=duration, start=start, id=item_id)
+            )
+    _check_ids_unique(named)
     return tuple(result)
+
+
+def _parse_segment_id(table: Table) -> str | Literal[False] | None:
+    """The item's id as written; None when absent; False when invalid (problem recorded)."""
+    if not table.has("id"):
+        return None
+    value = table.string("id")
+    if value is None:
+        return False
+    if not SEGMENT_ID_PATTERN.fullmatch(value):
+        table.problem(
+            "id",
+            f"{quote(value)} is not a valid id: use 1-40 lowercase letters, digits, - and _, "
+            'like "host-opening"',
+        )
+        return False
+    return value
+
+
+def _check_ids_unique(named: Sequence[tuple[Table, str, str | Literal[False] | None]]) -> None:
+    """Report an id two items would share, on the item whose id was written.
+
+    Args:
+        named: each item with a known speaker: its table, speaker and id as written
+            (None: not given, False: invalid and already reported).
+    """
+    # An invalid id still counts as its speaker's item; "\0" keeps it from clashing.
+    written = [
+        (speaker, f"\0{i}" if given is False else given)
+        for i, (_, speaker, given) in enumerate(named)
+    ]
+    first: dict[str, int] = {}
+    for position, item_id in enumerate(_derived_ids(written)):
+        earlier = first.setdefault(item_id, position)
+        if earlier == position:
+            continue
+        (table, _, given), (other, _, other_given) = named[position], named[earlier]
+        if given is None and other_given is None:
+            table.problem(
+                "id",
+                f"is missing: by default this item and {other.key} would both be "
+                f"{quote(item_id)}; give one of them an id",
+            )
+        elif given is None:
+            other.problem("id", f"{quote(item_id)} is the default id of {table.key}: pick another")
+        else:
+            how = "the default id" if other_given is None else "already the id"
+            table.problem("id", f"{quote(given)} is {how} of {other.key}: pick another id")
 
 
 def _parse_segment_duration(table: Table) -> float | None:

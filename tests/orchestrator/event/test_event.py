@@ -26,6 +26,7 @@ from orchestrator.event import (
     parse_event,
 )
 from orchestrator.event.destination_spec import PLATFORM_INGEST
+from orchestrator.event.event_file import segment_ids
 from orchestrator.event.ice_servers import IceServer
 from orchestrator.event.secret import Secret
 
@@ -554,6 +555,87 @@ def test_segment_spec_validates_on_construction() -> None:
         SegmentSpec("host", 25 * 3600)
     with pytest.raises(ValueError):
         SegmentSpec("host", 60, datetime(2026, 1, 1))
+
+
+# --- rundown item ids ------------------------------------------------------------------
+
+
+def rundown_of(*items: dict[str, Any]) -> dict[str, Any]:
+    data = minimal()
+    data["speakers"].append({"id": "host-2", "name": "Second Host"})
+    data["rundown"] = [{"duration": "1m", **item} for item in items]
+    return data
+
+
+def test_item_ids_default_to_the_speaker_then_a_count() -> None:
+    event = parse(rundown_of({"speaker": "host"}, {"speaker": "guest"}, {"speaker": "host"}))
+    assert [segment.id for segment in event.rundown] == [None, None, None]
+    assert segment_ids(event.rundown) == ("host", "guest", "host-2")
+
+
+def test_an_item_id_is_kept_and_renames_no_other_item() -> None:
+    event = parse(
+        rundown_of(
+            {"speaker": "host", "id": "host-opening"},
+            {"speaker": "guest", "id": "keynote_1"},
+            {"speaker": "host"},
+        )
+    )
+    assert [segment.id for segment in event.rundown] == ["host-opening", "keynote_1", None]
+    # host's second item stays "host-2" whether or not the first one has an id
+    assert segment_ids(event.rundown) == ("host-opening", "keynote_1", "host-2")
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("", "not a valid id"),
+        ("Host", "lowercase"),
+        ("host opening", "not a valid id"),
+        ("x" * 41, "1-40"),
+        (7, "expected a string"),
+    ],
+)
+def test_invalid_item_id(value: Any, hint: str) -> None:
+    only_problem(with_("rundown", 0, id=value), "rundown[0].id", hint)
+
+
+def test_an_id_given_twice() -> None:
+    data = rundown_of({"speaker": "host", "id": "talk"}, {"speaker": "guest", "id": "talk"})
+    only_problem(data, "rundown[1].id", "'talk' is already the id of rundown[0]")
+
+
+def test_an_id_that_is_another_items_default() -> None:
+    earlier = rundown_of({"speaker": "host"}, {"speaker": "guest", "id": "host"})
+    only_problem(earlier, "rundown[1].id", "'host' is the default id of rundown[0]")
+    later = rundown_of(
+        {"speaker": "guest", "id": "host-2"}, {"speaker": "host"}, {"speaker": "host"}
+    )
+    only_problem(later, "rundown[0].id", "'host-2' is the default id of rundown[2]")
+
+
+def test_two_default_ids_that_clash_ask_for_an_id() -> None:
+    # host's second item and speaker "host-2"'s first would both be "host-2"
+    data = rundown_of({"speaker": "host"}, {"speaker": "host"}, {"speaker": "host-2"})
+    only_problem(data, "rundown[2].id", "is missing", "rundown[1]", "'host-2'")
+    data["rundown"][2]["id"] = "second-host"
+    assert segment_ids(parse(data).rundown) == ("host", "host-2", "second-host")
+
+
+def test_an_invalid_id_still_counts_as_its_speakers_item() -> None:
+    # the second host item is "host-2" once the first one's id is fixed: that clash is real
+    data = rundown_of({"speaker": "host", "id": "BAD"}, {"speaker": "host"}, {"speaker": "host-2"})
+    problems = problems_of(data)
+    assert [p.key for p in problems] == ["rundown[0].id", "rundown[2].id"]
+    assert "'host-2'" in problems[1].message
+
+
+def test_segment_ids_of_segments_built_in_code() -> None:
+    assert segment_ids([SegmentSpec("a", 1), SegmentSpec("a", 1, id="x")]) == ("a", "x")
+    with pytest.raises(ValueError, match="'a'"):
+        segment_ids([SegmentSpec("a", 1), SegmentSpec("b", 1, id="a")])
+    with pytest.raises(ValueError, match="id"):
+        SegmentSpec("host", 60, id="Host")
 
 
 # --- environment variables -------------------------------------------------------------
