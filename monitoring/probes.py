@@ -3,10 +3,11 @@
 For each target, in order, on one connection:
 
 1. ``dns``: the system resolver (``loop.getaddrinfo``: what the audience on this ISP
-   gets); beside it, the control resolver is asked directly over UDP. The check is the
-   system resolver's; when it fails and the control answers, names are blocked at DNS,
-   and the control's addresses are used for the next steps so they still say whether
-   the platform is reachable at all.
+   gets); beside it, the control resolver is asked directly with dnspython, over UDP
+   (and over TCP when the answer is truncated). The check is the system resolver's;
+   when it fails and the control answers, names are blocked at DNS, and the control's
+   addresses are used for the next steps so they still say whether the platform is
+   reachable at all.
 2. ``tcp``: connect to the first address that accepts (IPv4 first).
 3. ``tls``: a handshake with SNI = host on that connection, the certificate verified
    (a block page's certificate fails here).
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import random
 import socket
 import ssl
 import time
@@ -39,7 +39,17 @@ from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
 
-from monitoring.dns_wire import DnsAnswer, DnsWireError, build_query, parse_response
+import dns.asyncbackend
+import dns.asyncquery
+import dns.exception
+import dns.inet
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.IN.A
+
 from monitoring.outage import Check
 from monitoring.probe_round import (
     CheckResult,
@@ -212,19 +222,20 @@ class Prober:
     ) -> ResolverResult:
         started = time.monotonic()
         try:
-            answer = await asyncio.wait_for(_udp_query(host, resolver), self.timeout)
+            response = await asyncio.wait_for(_dns_query(host, resolver), self.timeout)
         except TimeoutError:
             return ResolverResult(platform, host, "control", False, self.timeout, (), "timeout")
-        except (OSError, DnsWireError) as error:
-            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        except (OSError, EOFError, dns.exception.DNSException, _Failed) as error:
             return ResolverResult(
-                platform, host, "control", False, time.monotonic() - started, (), reason
+                platform, host, "control", False, time.monotonic() - started, (), _dns_reason(error)
             )
         seconds = time.monotonic() - started
-        if answer.rcode != 0 or not answer.addresses:
-            reason = answer.rcode_name if answer.rcode else "no A record"
+        rcode = response.rcode()
+        addresses = _a_records(response)
+        if rcode != dns.rcode.NOERROR or not addresses:
+            reason = _rcode_name(rcode) if rcode != dns.rcode.NOERROR else "no A record"
             return ResolverResult(platform, host, "control", False, seconds, (), reason)
-        return ResolverResult(platform, host, "control", True, seconds, answer.addresses)
+        return ResolverResult(platform, host, "control", True, seconds, addresses)
 
     async def _connect(
         self, addresses: list[str], port: int
@@ -344,36 +355,61 @@ async def _read_body(reader: asyncio.StreamReader, limit: int, seconds: float) -
     return size
 
 
-class _DnsClient(asyncio.DatagramProtocol):
-    def __init__(self, query_id: int) -> None:
-        self.query_id = query_id
-        self.answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+async def _dns_query(host: str, resolver: tuple[str, int]) -> dns.message.Message:
+    """Ask ``resolver`` for the A records of ``host``: over UDP, and again over TCP when the
+    UDP answer is truncated.
 
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        if not self.answer.done():
-            try:
-                parse_response(data, self.query_id)
-            except DnsWireError:
-                return  # not ours (or garbage): keep waiting for the real answer
-            self.answer.set_result(data)
+    Datagrams that are not the answer to this query (another id or question, or garbage)
+    are ignored, so the wait goes on for the real answer. The UDP socket is connected, so
+    an ICMP port unreachable ends the wait at once ("Connection refused").
 
-    def error_received(self, exc: Exception) -> None:
-        if not self.answer.done():
-            self.answer.set_exception(exc)
-
-
-async def _udp_query(host: str, resolver: tuple[str, int]) -> DnsAnswer:
-    query_id = random.getrandbits(16)
-    query = build_query(host, query_id)
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: _DnsClient(query_id), remote_addr=resolver
-    )
+    Raises:
+        _Failed: ``host`` cannot be asked.
+        OSError | EOFError | dns.exception.DNSException: no answer to read.
+    """
     try:
-        transport.sendto(query)
-        return parse_response(await protocol.answer, query_id)
-    finally:
-        transport.close()
+        # IDNA 2003, as Python's getaddrinfo encodes the name the system resolver asks.
+        name = dns.name.from_text(host, idna_codec=dns.name.IDNA_2003)
+    except dns.exception.DNSException:
+        name = dns.name.root
+    if name == dns.name.root:
+        raise _Failed(f"{host!r} is not a valid host name")
+    query = dns.message.make_query(name, dns.rdatatype.A)
+    address, port = resolver
+    backend = dns.asyncbackend.get_backend("asyncio")
+    udp = await backend.make_socket(  # type: ignore[no-untyped-call]  # (untyped in dnspython)
+        dns.inet.af_for_address(address), socket.SOCK_DGRAM, 0, None, (address, port)
+    )
+    async with udp:
+        response, _ = await dns.asyncquery.udp_with_fallback(
+            query, address, port=port, udp_sock=udp, backend=backend, ignore_errors=True
+        )
+    return response
+
+
+def _a_records(response: dns.message.Message) -> tuple[str, ...]:
+    """The addresses of the answer section's A records (after a CNAME chain, its last
+    name's)."""
+    return tuple(
+        rdata.address
+        for rrset in response.answer
+        if rrset.rdtype == dns.rdatatype.A and rrset.rdclass == dns.rdataclass.IN
+        for rdata in rrset
+        if isinstance(rdata, dns.rdtypes.IN.A.A)
+    )
+
+
+def _rcode_name(rcode: dns.rcode.Rcode) -> str:
+    text = dns.rcode.to_text(rcode)
+    return f"RCODE{int(rcode)}" if text.isdigit() else text
+
+
+def _dns_reason(error: BaseException) -> str:
+    """A short reason for a control query that got no answer."""
+    if isinstance(error, EOFError):
+        return "closed"  # the TCP retry of a truncated answer
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return str(reason)
 
 
 def describe(error: BaseException) -> str:

@@ -1,5 +1,6 @@
 """Local servers for the connectivity probes: good, refusing, hanging, badly certified,
-blocked-for-legal-reasons and throttled, plus a fake DNS resolver. Nothing leaves loopback.
+blocked-for-legal-reasons and throttled, plus a fake DNS resolver (UDP and TCP, on one
+port; messages made with dnspython). Nothing leaves loopback.
 
 :func:`make_pki` writes a test CA and certificates: ``good`` (localhost, signed by the
 CA), ``wrong_host`` (other.example, signed by the CA) and ``self_signed`` (localhost).
@@ -22,12 +23,16 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rrset
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from monitoring.dns_wire import build_response
 
 BIG = 2_000_000
 
@@ -120,8 +125,9 @@ class ProbeServers:
 
     Attributes (ports): ``good`` (TLS, good cert), ``plain`` (HTTP), ``throttled`` (TLS,
     body at ``rate`` bytes/s), ``hang`` (accepts, never answers), ``self_signed``,
-    ``wrong_host``, ``refused`` (nothing listens), ``dns`` (UDP fake resolver: 127.0.0.1
-    for every name but ``nx.test``, which is NXDOMAIN). ``max_hanging`` is the most
+    ``wrong_host``, ``refused`` (nothing listens), ``dns`` (the fake resolver, UDP and TCP:
+    see :func:`dns_answers`). ``dns_queries`` and ``dns_tcp_queries`` count the queries it
+    got, ``dns_names`` the names asked (over UDP, in order); ``max_hanging`` is the most
     connections the hang server held at once.
     """
 
@@ -134,6 +140,8 @@ class ProbeServers:
         self.hanging = 0
         self.max_hanging = 0
         self.dns_queries = 0
+        self.dns_tcp_queries = 0
+        self.dns_names: list[str] = []
         self._servers: list[asyncio.Server] = []
         self._udp: asyncio.DatagramTransport | None = None
         self._loop = asyncio.new_event_loop()
@@ -166,12 +174,26 @@ class ProbeServers:
         self.hang = await self._listen(self._hang)
         self.self_signed = await self._listen(self._http, _server_context(self.pki.self_signed))
         self.wrong_host = await self._listen(self._http, _server_context(self.pki.wrong_host))
+        await self._start_dns()
+
+    async def _start_dns(self) -> None:
+        """UDP and TCP on the same port (one a TCP listener may hold already: try another)."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _FakeResolver(self), local_addr=("127.0.0.1", 0)
-        )
-        self._udp = transport
-        self.dns = transport.get_extra_info("sockname")[1]
+        for _ in range(20):
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _FakeResolver(self), local_addr=("127.0.0.1", 0)
+            )
+            port: int = transport.get_extra_info("sockname")[1]
+            try:
+                server = await asyncio.start_server(self._dns_tcp, "127.0.0.1", port)
+            except OSError:
+                transport.close()
+                continue
+            self._servers.append(server)
+            self._udp = transport
+            self.dns = port
+            return
+        raise OSError("no port free for both UDP and TCP")
 
     async def _stop(self) -> None:
         for writer in list(self._writers):
@@ -225,6 +247,23 @@ class ProbeServers:
             self._writers.discard(writer)
             writer.transport.abort()
 
+    async def _dns_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """DNS over TCP: each message after its two-byte length (RFC 1035 4.2.2)."""
+        self._writers.add(writer)
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                query = dns.message.from_wire(await reader.readexactly(size))
+                self.dns_tcp_queries += 1
+                for response in dns_answers(query, tcp=True):
+                    writer.write(len(response).to_bytes(2, "big") + response)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, dns.exception.DNSException):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()
+
     async def _hang(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         self.hanging += 1
@@ -239,6 +278,53 @@ class ProbeServers:
             writer.transport.abort()
 
 
+NX = dns.name.from_text("nx.test")
+TRUNCATED = dns.name.from_text("jalsa-truncated.invalid")
+NOISY = dns.name.from_text("jalsa-noisy.invalid")
+SPOOFED = dns.name.from_text("jalsa-spoofed.invalid")
+
+
+def dns_answers(query: dns.message.Message, *, tcp: bool = False) -> list[bytes]:
+    """What the fake resolver sends back to ``query``, in order.
+
+    ``nx.test`` is NXDOMAIN. Over UDP, ``jalsa-truncated.invalid`` gets a truncated answer
+    (TC set, 10.0.0.1: what a client that ignores TC would take), ``jalsa-noisy.invalid``
+    gets garbage, an answer with another id and one to another question (10.0.0.2 each)
+    before the real answer, and ``jalsa-spoofed.invalid`` gets only the answer to another
+    question. Every other name, and every name over TCP, is 127.0.0.1.
+    """
+    name = query.question[0].name if query.question else dns.name.root
+
+    def answer(to: dns.message.Message, address: str) -> bytes:
+        response = dns.message.make_response(to)
+        response.answer.append(dns.rrset.from_text(to.question[0].name, 60, "IN", "A", address))
+        return response.to_wire()
+
+    if name == NX:
+        response = dns.message.make_response(query)
+        response.set_rcode(dns.rcode.NXDOMAIN)
+        return [response.to_wire()]
+    if tcp:
+        return [answer(query, "127.0.0.1")]
+    elsewhere = dns.message.make_query("elsewhere.invalid", "A", id=query.id)
+    if name == TRUNCATED:
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.TC
+        response.answer.append(dns.rrset.from_text(name, 60, "IN", "A", "10.0.0.1"))
+        return [response.to_wire()]
+    if name == NOISY:
+        other_id = dns.message.make_query(name, "A", id=(query.id + 1) % 0x10000)
+        return [
+            b"\x00garbage",
+            answer(other_id, "10.0.0.2"),
+            answer(elsewhere, "10.0.0.2"),
+            answer(query, "127.0.0.1"),
+        ]
+    if name == SPOOFED:
+        return [answer(elsewhere, "10.0.0.2")]
+    return [answer(query, "127.0.0.1")]
+
+
 class _FakeResolver(asyncio.DatagramProtocol):
     def __init__(self, servers: ProbeServers) -> None:
         self.servers = servers
@@ -250,10 +336,13 @@ class _FakeResolver(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         self.servers.dns_queries += 1
         assert self.transport is not None
-        if b"\x02nx\x04test\x00" in data:
-            self.transport.sendto(build_response(data, (), rcode=3), addr)
-        else:
-            self.transport.sendto(build_response(data, ("127.0.0.1",)), addr)
+        try:
+            query = dns.message.from_wire(data)
+        except dns.exception.DNSException:
+            return
+        self.servers.dns_names += [q.name.to_text() for q in query.question]
+        for response in dns_answers(query):
+            self.transport.sendto(response, addr)
 
 
 def _free_port() -> int:

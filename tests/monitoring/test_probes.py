@@ -1,4 +1,5 @@
-"""Probes against local servers that refuse, hang, serve bad certificates and throttle."""
+"""Probes against local servers that refuse, hang, serve bad certificates and throttle, and
+a fake control resolver that truncates, answers other queries and says NXDOMAIN."""
 
 from __future__ import annotations
 
@@ -161,6 +162,43 @@ async def test_control_resolver_failures(servers: ProbeServers) -> None:
     control = next(r for r in found.resolvers if r.resolver == "control")
     assert not control.success and control.error in ("timeout", "Connection refused")
     assert by_check(found, "x") == {"dns": (True, None), "tcp": (True, None)}
+
+
+async def test_a_truncated_answer_is_asked_again_over_tcp(servers: ProbeServers) -> None:
+    before = servers.dns_tcp_queries
+    found = await prober(
+        servers, Target("t", "ingest", f"tcp://jalsa-truncated.invalid:{servers.good}")
+    ).round()
+    control = next(r for r in found.resolvers if r.resolver == "control")
+    # Over UDP the answer was 10.0.0.1 with TC set; the full answer came over TCP.
+    assert (control.success, control.addresses) == (True, ("127.0.0.1",))
+    assert servers.dns_tcp_queries > before
+    assert by_check(found, "t")["tcp"] == (True, None)
+
+
+async def test_answers_to_other_queries_are_ignored(servers: ProbeServers) -> None:
+    found = await prober(
+        servers,
+        Target("noisy", "ingest", f"tcp://jalsa-noisy.invalid:{servers.good}"),
+        Target("spoofed", "ingest", f"tcp://jalsa-spoofed.invalid:{servers.good}"),
+        timeout=0.5,
+    ).round()
+    control = {r.platform: r for r in found.resolvers if r.resolver == "control"}
+    # Garbage, another id and another question (10.0.0.2) came first: only ours is taken.
+    assert (control["noisy"].success, control["noisy"].addresses) == (True, ("127.0.0.1",))
+    # Only an answer to another question: the wait goes on until the timeout.
+    assert (control["spoofed"].success, control["spoofed"].error) == (False, "timeout")
+    assert control["spoofed"].addresses == ()
+
+
+async def test_the_control_resolver_is_asked_the_idna_name(servers: ProbeServers) -> None:
+    servers.dns_names.clear()
+    found = await prober(
+        servers, Target("idn", "ingest", f"tcp://bücher.invalid:{servers.good}")
+    ).round()
+    assert servers.dns_names == ["xn--bcher-kva.invalid."]  # as getaddrinfo encodes it
+    (control,) = (r for r in found.resolvers if r.resolver == "control")
+    assert (control.success, control.addresses) == (True, ("127.0.0.1",))
 
 
 async def test_concurrency_is_limited(servers: ProbeServers) -> None:
