@@ -210,6 +210,11 @@ class Prober:
             return ResolverResult(
                 platform, host, "system", False, time.monotonic() - started, (), reason
             )
+        except UnicodeError:  # the idna codec refuses the name (e.g. "a..b")
+            reason = f"{host!r} is not a valid host name"
+            return ResolverResult(
+                platform, host, "system", False, time.monotonic() - started, (), reason
+            )
         seconds = time.monotonic() - started
         # IPv4 first: a v6 route that blackholes would otherwise eat the whole timeout.
         found = dict.fromkeys(

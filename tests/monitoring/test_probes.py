@@ -164,6 +164,16 @@ async def test_control_resolver_failures(servers: ProbeServers) -> None:
     assert by_check(found, "x") == {"dns": (True, None), "tcp": (True, None)}
 
 
+async def test_a_host_name_idna_refuses_fails_its_round_cleanly(servers: ProbeServers) -> None:
+    found = await prober(servers, Target("bad", "ingest", f"tcp://a..b:{servers.good}")).round()
+    resolvers = {r.resolver: (r.success, r.error) for r in found.resolvers if r.platform == "bad"}
+    assert resolvers == {
+        "system": (False, "'a..b' is not a valid host name"),
+        "control": (False, "'a..b' is not a valid host name"),
+    }
+    assert by_check(found, "bad")["dns"][0] is False
+
+
 async def test_a_truncated_answer_is_asked_again_over_tcp(servers: ProbeServers) -> None:
     before = servers.dns_tcp_queries
     found = await prober(
