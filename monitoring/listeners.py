@@ -7,6 +7,10 @@ errors by reason, and waits as :class:`~monitoring.poll_schedule.PollSchedule` s
 HTTP session and their tasks; its :meth:`Listeners.snapshot` is what /metrics, the
 sampler and the console read.
 
+A YouTube poller's one request also says whether the broadcast is live
+(:mod:`monitoring.broadcast`): each answer gives the count and a verdict, handed to
+:attr:`Listeners.broadcasts`. There is no second client polling the same video.
+
 Credentials never leave :func:`~monitoring.platform_apis.request_for`: log lines and
 snapshots carry the URL without its query, and error details are built from the error's
 kind (never an exception's text, which may quote the URL) and scrubbed of every secret.
@@ -15,16 +19,17 @@ kind (never an exception's text, which may quote the URL) and scrubbed of every 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import partial
-from typing import Final
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 import aiohttp
 
+from monitoring.broadcast import Broadcasts, unreachable, youtube_verdict
 from monitoring.hls_viewers import HlsViewers
 from monitoring.platform_apis import (
     REASONS,
@@ -53,6 +58,7 @@ from orchestrator.event.listener_spec import (
     YouTubeListeners,
     listener_spec,
 )
+from orchestrator.event.secret import redact
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,23 @@ def listener_platform(spec: ListenerSpec) -> str:
     if isinstance(spec, IcecastListeners):
         return "icecast"
     return "hls"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What came back for one request."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    at: float  # wall-clock time of the answer
+
+    def json(self) -> Any:
+        """The body as JSON; None if it is not."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +150,7 @@ class ListenerPoller:
         clock: wall-clock time (epoch seconds).
         timeout: the limit for one request, connect to last byte.
         schedule: the poll timing (default: every ``spec.poll_seconds``).
+        broadcasts: where a YouTube answer's broadcast verdict goes.
     """
 
     def __init__(
@@ -137,6 +161,7 @@ class ListenerPoller:
         clock: Callable[[], float] = time.time,
         timeout: float = REQUEST_TIMEOUT,
         schedule: PollSchedule | None = None,
+        broadcasts: Broadcasts | None = None,
     ) -> None:
         self.destination = destination
         self.spec = spec
@@ -151,6 +176,7 @@ class ListenerPoller:
         self._errors: Counter[Reason] = Counter()
         self._last_error: str | None = None
         self._failing: Reason | None = None
+        self._broadcasts = broadcasts
 
     async def run(self, session: aiohttp.ClientSession) -> None:
         while True:
@@ -162,29 +188,27 @@ class ListenerPoller:
             await asyncio.sleep(self._schedule.next_delay(outcome))
 
     async def poll(self, session: aiohttp.ClientSession) -> Outcome:
-        """Ask once and record the outcome."""
-        request = request_for(self.spec)
-        outcome = await self._get(session, request, partial(parse_response, self.spec))
+        """Ask once and record the outcome (and, for YouTube, the broadcast's verdict)."""
+        spec = self.spec
+        request = request_for(spec)
+        answer = await self._get(session, request)
+        outcome = answer if isinstance(answer, Failure) else _judge(spec, answer)
+        if isinstance(spec, YouTubeListeners):
+            self._judge_broadcast(spec, answer)
         if (
             isinstance(outcome, Failure)
             and outcome.reason == "bad_response"
-            and isinstance(self.spec, IcecastListeners)
-            and (page := icecast_html_url(self.spec)) is not None
+            and isinstance(spec, IcecastListeners)
+            and (page := icecast_html_url(spec)) is not None
         ):
             # Icecast 2.4's status-json.xsl is malformed with some libxslt versions (and
             # now and then anyway): its HTML status page says the same.
-            mount = self.spec.mount
-            html = partial(_html_outcome, mount)
-            outcome = await self._get(session, ApiRequest(page), html)
+            html = await self._get(session, ApiRequest(page))
+            outcome = html if isinstance(html, Failure) else _html_outcome(spec.mount, html)
         self._record(outcome, request.describe())
         return outcome
 
-    async def _get(
-        self,
-        session: aiohttp.ClientSession,
-        request: ApiRequest,
-        judge: Callable[[int, Mapping[str, str], bytes, float], Outcome],
-    ) -> Outcome:
+    async def _get(self, session: aiohttp.ClientSession, request: ApiRequest) -> Answer | Failure:
         try:
             async with session.get(
                 request.url,
@@ -194,13 +218,23 @@ class ListenerPoller:
                 allow_redirects=False,
             ) as response:
                 body = await response.content.read(MAX_BODY)
-                return judge(response.status, response.headers, body, self._clock())
+                return Answer(response.status, response.headers, body, self._clock())
         except TimeoutError:
             return Failure("timeout", f"no answer within {self._timeout:g}s")
         except aiohttp.ClientConnectorError as error:
             return Failure("network", f"cannot connect to {error.host}:{error.port}")
         except aiohttp.ClientError as error:
             return Failure("network", type(error).__name__)
+
+    def _judge_broadcast(self, spec: YouTubeListeners, answer: Answer | Failure) -> None:
+        if self._broadcasts is None:
+            return
+        if isinstance(answer, Failure):
+            verdict = unreachable(answer.detail)
+        else:
+            verdict = youtube_verdict(answer.status, answer.json(), spec.video_id)
+        text = redact(verdict.text, self._secrets)
+        self._broadcasts.note(self.destination, replace(verdict, text=text))
 
     def _record(self, outcome: Outcome, where: str) -> None:
         self._polls += 1
@@ -253,6 +287,7 @@ class Listeners:
         timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self.hls = hls
+        self.broadcasts = Broadcasts()  # YouTube's verdicts, from the same polls
         self._clock = clock
         self._timeout = timeout
         self.pollers: list[ListenerPoller] = []
@@ -271,6 +306,7 @@ class Listeners:
     def remove(self, name: str) -> None:
         """Stop counting a destination that was removed."""
         self.pollers = [p for p in self.pollers if p.destination != name]
+        self.broadcasts.forget(name)
         self._hls_streams = [n for n in self._hls_streams if n != name]
         task = self._tasks.pop(name, None)
         if task is not None:
@@ -296,7 +332,9 @@ class Listeners:
         if isinstance(spec, HlsListeners):
             self._hls_streams.append(d.name)
         elif spec is not None:
-            poller = ListenerPoller(d.name, spec, clock=self._clock, timeout=self._timeout)
+            poller = ListenerPoller(
+                d.name, spec, clock=self._clock, timeout=self._timeout, broadcasts=self.broadcasts
+            )
             self.pollers.append(poller)
             return poller
         return None
@@ -316,9 +354,11 @@ class Listeners:
         return ListenersSnapshot(tuple(p.snapshot() for p in self.pollers) + hls)
 
 
-def _html_outcome(
-    mount: str, status: int, headers: Mapping[str, str], body: bytes, now: float
-) -> Outcome:
-    if status != 200:
-        return Failure("bad_response", f"status.xsl: HTTP {status}")
-    return parse_icecast_html(body.decode("utf-8", "replace"), mount)
+def _judge(spec: PolledSpec, answer: Answer) -> Outcome:
+    return parse_response(spec, answer.status, answer.headers, answer.body, answer.at)
+
+
+def _html_outcome(mount: str, answer: Answer) -> Outcome:
+    if answer.status != 200:
+        return Failure("bad_response", f"status.xsl: HTTP {answer.status}")
+    return parse_icecast_html(answer.body.decode("utf-8", "replace"), mount)

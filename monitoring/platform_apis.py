@@ -5,10 +5,13 @@ back (status, headers, body) into an :class:`Outcome`. The poller does the I/O.
 
 Documented response shapes:
 
-- YouTube Data API v3 ``videos?part=liveStreamingDetails``:
-  ``{"items": [{"liveStreamingDetails": {"concurrentViewers": "123"}}]}``; the count is a
-  string, absent when the broadcast is not live; no item: no such video. Errors are
-  ``{"error": {"code": 403, "errors": [{"reason": "quotaExceeded"}]}}``.
+- YouTube Data API v3 ``videos?part=snippet,liveStreamingDetails``:
+  ``{"items": [{"snippet": {"liveBroadcastContent": "live"}, "liveStreamingDetails":
+  {"concurrentViewers": "123"}}]}``; the count is a string, absent when the broadcast is
+  not live; no item: no such video. Errors are
+  ``{"error": {"code": 403, "errors": [{"reason": "quotaExceeded"}]}}``. The same answer
+  says whether the broadcast is live (:func:`monitoring.broadcast.youtube_verdict`): one
+  request, one quota unit (``videos.list`` costs 1 whatever the parts), for both.
 - Facebook Graph ``/<live_video_id>?fields=live_views``: ``{"live_views": 123}``; errors
   ``{"error": {"code": 4, "message": ...}}`` (codes 4, 17, 32, 613: rate limits).
 - Twitch Helix ``streams?user_login=``: ``{"data": [{"viewer_count": 123}]}``, empty
@@ -58,6 +61,8 @@ _FACEBOOK_AUTH_CODES: Final = {10, 102, 190, 200}
 _YOUTUBE_QUOTA: Final = {"quotaExceeded", "dailyLimitExceeded", "rateLimitExceeded"}
 _YOUTUBE_AUTH: Final = {"keyInvalid", "forbidden", "accessNotConfigured", "ipRefererBlocked"}
 _MAX_DETAIL: Final = 160
+# The count (liveStreamingDetails) and the broadcast's life cycle (snippet), in one request.
+YOUTUBE_PARTS: Final = "snippet,liveStreamingDetails"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -97,12 +102,12 @@ Outcome = Count | Failure
 
 
 def request_for(spec: PolledSpec) -> ApiRequest:
-    """The GET that fetches ``spec``'s count."""
+    """The GET that fetches ``spec``'s count (for YouTube, also the broadcast's state)."""
     if isinstance(spec, YouTubeListeners):
         key = spec.api_key.reveal()
         return ApiRequest(
             f"{spec.api_base}/youtube/v3/videos",
-            {"part": "liveStreamingDetails", "id": spec.video_id, "key": key},
+            {"part": YOUTUBE_PARTS, "id": spec.video_id, "key": key},
             secrets=(key,),
         )
     if isinstance(spec, FacebookListeners):

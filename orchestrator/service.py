@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import make_asgi_app
 
+from monitoring.broadcast import Broadcasts
 from monitoring.metrics import build_registry
 from monitoring.watch import Watch
 from orchestrator.api.app import create_app
@@ -24,6 +25,7 @@ from orchestrator.api.auth import operator_token
 from orchestrator.event import Event
 from orchestrator.event.address import Address
 from orchestrator.show import Show
+from relays.relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,25 @@ def _server(app: object, address: Address) -> _Server:
     return _Server(config)
 
 
+def show_verdicts(relay: Relay, broadcasts: Broadcasts) -> None:
+    """Join the two sides (neither imports the other): the broadcast verdicts the listener
+    pollers read from the platform's API go into the relay destinations' snapshots
+    (``live_check``), and a verdict is judged against whether its destination pushes.
+    Destinations added over the API are found by name like the others."""
+
+    def note(name: str, text: str | None) -> None:
+        with contextlib.suppress(KeyError):  # removed meanwhile
+            relay.get(name).note_platform_verdict(text)
+
+    def pushing(name: str) -> bool:
+        try:
+            return relay.get(name).state == "live"
+        except KeyError:
+            return False
+
+    broadcasts.connect(note, pushing)
+
+
 async def serve(
     event: Event,
     *,
@@ -62,6 +83,7 @@ async def serve(
     token, created = operator_token(state_dir)
     show = Show(event, state_dir, loop_rundown=loop_rundown)
     watch = Watch(event, state_dir, show.snapshot)  # listeners, probes, outages, samples
+    show_verdicts(show.relay, watch.listeners.broadcasts)
     app = create_app(show, token, state_dir, watch)
     registry = build_registry(show.snapshot, watch.collectors())
     servers = [_server(app, http), _server(make_asgi_app(registry), metrics)]

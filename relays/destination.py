@@ -13,6 +13,10 @@ States: ``connecting`` → ``live`` → (a failure) ``retrying`` → ``connectin
 ``paused`` while an operator has paused it; ``stopped`` once closed. A bug that breaks a
 connection (not the link) is retried the same way, its traceback logged: the program
 keeps going out rather than one destination stopping for good.
+
+What the platform says about the broadcast (``live_check``) is not asked here: the
+listener poller of ``monitoring`` asks (one client per platform API), and the wiring hands
+its verdict to :meth:`Destination.note_platform_verdict`.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ from orchestrator.event.secret import redact
 from orchestrator.event.states import RelayState
 from relays.backoff import Backoff
 from relays.errors import RelayError
-from relays.live_check import live_check_for
 from relays.output import open_writer
 from relays.packet import EncodedPacket, PacketKind
 from relays.packet_queue import PacketQueue
@@ -74,7 +77,8 @@ class DestinationSnapshot:
             packet handed to the link.
         last_error: The latest failure, sanitised; kept after a recovery.
         live_check: What the platform's API says about the broadcast, if it is checked
-            (``None``: not checked).
+            (``None``: not checked, or no answer yet): ``live``, ``ended: ...``,
+            ``not started: ...``, ``gone: ...``, ``unknown: ...``.
     """
 
     name: str
@@ -144,7 +148,7 @@ class Destination:
         self._last_error: str | None = None
         self._sent_at: float | None = None  # program time of the newest packet sent
         self._newest = 0.0  # program time of the newest packet offered (program thread)
-        self._live_check = live_check_for(spec, pushing=lambda: self._state == "live")
+        self._live_check: str | None = None  # the platform's verdict, from the wiring
 
     # -- the program thread's side ------------------------------------------------------
     def offer(self, packets: list[EncodedPacket]) -> None:
@@ -161,8 +165,6 @@ class Destination:
     # -- control (any thread) -------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
-        if self._live_check is not None:
-            self._live_check.start()
 
     def pause(self) -> None:
         """End the stream (politely) and hold it until :meth:`resume`; others go on."""
@@ -179,6 +181,15 @@ class Destination:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def state(self) -> RelayState:
+        return self._state
+
+    def note_platform_verdict(self, text: str | None) -> None:
+        """What the platform's API says about the broadcast now (shown as ``live_check``;
+        None: not checked). Any thread."""
+        self._live_check = text
+
     def close(self, deadline: float | None = None, *, drain: bool = True) -> None:
         """Stop taking packets and end the stream by ``deadline`` (``time.monotonic()``).
 
@@ -189,8 +200,6 @@ class Destination:
         self._closing = True
         self._queue.close(discard=not drain)
         self._wake.set()
-        if self._live_check is not None:
-            self._live_check.stop()
 
     def join(self, timeout: float) -> bool:
         self._thread.join(max(0.0, timeout))
@@ -198,7 +207,6 @@ class Destination:
 
     def snapshot(self) -> DestinationSnapshot:
         stats = self._queue.stats()
-        verdict = self._live_check.verdict if self._live_check is not None else None
         sent_at = self._sent_at
         lag = max(0.0, self._newest - sent_at) if sent_at is not None else 0.0
         return DestinationSnapshot(
@@ -214,7 +222,7 @@ class Destination:
             dropped_audio=stats.dropped_audio,
             lag_seconds=lag,
             last_error=self._last_error,
-            live_check=verdict.text if verdict is not None else None,
+            live_check=self._live_check,
         )
 
     # -- the writer thread ------------------------------------------------------------------

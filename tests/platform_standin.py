@@ -3,17 +3,20 @@
 One :class:`PlatformStandIn` serves, on 127.0.0.1, the four listener APIs and an Icecast
 status page, each following a script of responses set by the test:
 
-- YouTube Data API v3: ``GET /youtube/v3/videos?part=liveStreamingDetails&id=&key=``
+- YouTube Data API v3: ``GET /youtube/v3/videos?part=snippet,liveStreamingDetails&id=&key=``
+  (``snippet.liveBroadcastContent`` only if ``part`` asks for the snippet, as YouTube does)
 - Facebook Graph: ``GET /v<version>/<live_video_id>?fields=live_views&access_token=``
 - Twitch Helix: ``GET /helix/streams?user_login=`` with ``Client-Id`` and ``Bearer``
 - X API v2: ``GET /2/spaces/<id>?space.fields=participant_count`` with ``Bearer``
 - Icecast: ``GET /status-json.xsl``
 
 A script step is a :data:`Step`: ``("count", n)``, ``("offline",)``, ``("429", seconds)``,
-``("quota",)``, ``("error", status)``, ``("hang", seconds)`` or ``("auth",)``; after the
-last step the last one repeats. Wrong credentials always get the platform's auth error.
-The app runs on its own loop in a daemon thread, so sync tests (driving a jalsa
-subprocess) and async tests use it alike. Every request is recorded.
+``("quota",)``, ``("error", status)``, ``("hang", seconds)`` or ``("auth",)``, and for
+YouTube ``("ended",)`` (the broadcast is over); after the last step the last one repeats.
+A YouTube ``count`` is a live broadcast, ``offline`` one still upcoming. Wrong
+credentials always get the platform's auth error. The app runs on its own loop in a
+daemon thread, so sync tests (driving a jalsa subprocess) and async tests use it alike.
+Every request is recorded, with its time (``time.monotonic()``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Seen:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -143,14 +147,22 @@ class PlatformStandIn:
             )
         if (other := _common(step)) is not None:
             return other
-        details: dict[str, Any] = {"actualStartTime": "2026-12-17T20:30:00Z"}
+        details: dict[str, Any] = {"scheduledStartTime": "2026-12-17T20:30:00Z"}
+        content = "upcoming"
+        if step[0] in ("count", "ended"):
+            details["actualStartTime"] = "2026-12-17T20:30:00Z"
+            content = "live"
         if step[0] == "count":
             details["concurrentViewers"] = str(step[1])
-        item = {
-            "kind": "youtube#video",
-            "id": request.query.get("id"),
-            "liveStreamingDetails": details,
-        }
+        if step[0] == "ended":
+            details["actualEndTime"] = "2026-12-17T21:00:00Z"
+            content = "none"
+        item: dict[str, Any] = {"kind": "youtube#video", "id": request.query.get("id")}
+        parts = request.query.get("part", "").split(",")
+        if "snippet" in parts:
+            item["snippet"] = {"title": "Jalsa", "liveBroadcastContent": content}
+        if "liveStreamingDetails" in parts:
+            item["liveStreamingDetails"] = details
         return web.json_response(
             {"kind": "youtube#videoListResponse", "items": [item], "pageInfo": {"totalResults": 1}}
         )

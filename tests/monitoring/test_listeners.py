@@ -22,6 +22,7 @@ from platform_standin import (
     PlatformStandIn,
 )
 
+from monitoring.broadcast import Broadcasts
 from monitoring.hls_viewers import HlsViewers
 from monitoring.listeners import ListenerPoller, Listeners
 from monitoring.platform_apis import Count, Failure
@@ -79,7 +80,11 @@ async def test_each_platform_counts_with_its_credentials(
         assert (snap.platform, snap.value, snap.errors) == (platform, 100 + n, ())
         assert snap.age_seconds is not None and snap.age_seconds < 1
     youtube = standin.seen("youtube")[-1]
-    assert youtube.query == {"part": "liveStreamingDetails", "id": "dQw4w9WgXcQ", "key": YT_KEY}
+    assert youtube.query == {
+        "part": "snippet,liveStreamingDetails",
+        "id": "dQw4w9WgXcQ",
+        "key": YT_KEY,
+    }
     facebook = standin.seen("facebook")[-1]
     assert facebook.path == "/v19.0/1234567"
     assert facebook.query == {"fields": "live_views", "access_token": FB_TOKEN}
@@ -104,6 +109,52 @@ async def test_offline_and_wrong_credentials(
         poller.snapshot().last_error
         == "auth: HTTP 400: API key not valid. Please pass a valid API key."
     )
+
+
+def verdicts() -> tuple[Broadcasts, list[str | None]]:
+    """Broadcasts whose verdicts (as the wiring gets them) land in the list."""
+    broadcasts, texts = Broadcasts(), []
+    broadcasts.connect(lambda name, text: texts.append(text), lambda name: False)
+    return broadcasts, texts
+
+
+async def test_one_youtube_request_gives_the_count_and_the_broadcast_verdict(
+    standin: PlatformStandIn, session: aiohttp.ClientSession
+) -> None:
+    # The count and whether the broadcast is live come from the same answer: one request
+    # per poll (one quota unit), not one for the count and another for the verdict.
+    spec = YouTubeListeners("Br0adcast01", Secret(YT_KEY), standin.base)
+    broadcasts, texts = verdicts()
+    poller = ListenerPoller("yt", spec, broadcasts=broadcasts)
+    standin.script("youtube", ("count", 321), ("ended",), ("offline",))
+    before = len(standin.seen("youtube"))
+    assert await poller.poll(session) == Count(321)
+    assert texts == ["live"]
+    assert await poller.poll(session) == Count(0)
+    assert (texts[-1] or "").startswith(
+        "ended: broadcast Br0adcast01 ended at 2026-12-17T21:00:00Z; what is pushed now "
+        "reaches no viewer"
+    )
+    assert await poller.poll(session) == Count(0)
+    assert (texts[-1] or "").startswith("not started: broadcast Br0adcast01 is still upcoming")
+    seen = standin.seen("youtube")[before:]
+    assert len(seen) == len(texts) == 3  # three polls, three requests, three verdicts
+    assert all(r.query["part"] == "snippet,liveStreamingDetails" for r in seen)
+
+
+async def test_the_verdict_when_youtube_cannot_be_asked(
+    standin: PlatformStandIn, session: aiohttp.ClientSession
+) -> None:
+    broadcasts, texts = verdicts()
+    wrong = YouTubeListeners("Br0adcast01", Secret("not-the-key-000"), standin.base)
+    await ListenerPoller("yt", wrong, broadcasts=broadcasts).poll(session)
+    port = free_port()
+    spec = YouTubeListeners("Br0adcast01", Secret(YT_KEY), f"http://127.0.0.1:{port}")
+    await ListenerPoller("yt", spec, broadcasts=broadcasts).poll(session)
+    assert texts == [
+        "unknown: the YouTube API answered 400 keyInvalid",
+        f"unknown: the YouTube API could not be reached (cannot connect to 127.0.0.1:{port})",
+    ]
 
 
 async def test_timeout_keeps_the_last_value_and_counts_errors(
@@ -248,25 +299,41 @@ async def test_listeners_of_an_event(standin: PlatformStandIn) -> None:
 
 async def test_destinations_added_and_removed_while_live(standin: PlatformStandIn) -> None:
     standin.script("icecast", ("count", 7))
-    (radio,) = destinations_of(
+    standin.script("youtube", ("count", 12))
+    radio, yt = destinations_of(
         [
             {
                 "name": "radio",
                 "url": "icecast://source:pw-1234@127.0.0.1:1/jalsa.mp3",
                 "listeners": {"status_url": f"{standin.base}/status-json.xsl"},
-            }
+            },
+            {
+                "name": "yt2",
+                "platform": "youtube",
+                "key": "k-1234",
+                "listeners": {
+                    "video_id": "Br0adcast02",
+                    "api_key": "${YT_API_KEY}",
+                    "api_base": standin.base,
+                },
+            },
         ]
     )
     listeners = Listeners((), HlsViewers())  # an event with nothing to count at start
+    notes: list[tuple[str, str | None]] = []
+    listeners.broadcasts.connect(lambda name, text: notes.append((name, text)), lambda _: True)
     task = asyncio.create_task(listeners.run())
     try:
         listeners.add(radio)  # POST /api/destinations
+        listeners.add(yt)  # with its listeners table: its broadcast is judged too
         for _ in range(100):
-            if listeners.snapshot().by_platform():
+            if len(listeners.snapshot().by_platform()) == 2 and notes:
                 break
             await asyncio.sleep(0.05)
-        assert listeners.snapshot().by_platform() == {"icecast": 7}
+        assert listeners.snapshot().by_platform() == {"icecast": 7, "youtube": 12}
+        assert notes[0] == ("yt2", "live")
         listeners.remove("radio")  # DELETE /api/destinations/radio
+        listeners.remove("yt2")
         assert listeners.snapshot().destinations == ()
     finally:
         task.cancel()

@@ -43,7 +43,11 @@ def judge(spec: PolledSpec, body: Any, status: int = 200, **headers: str) -> obj
 def test_requests_carry_credentials_where_each_platform_wants_them() -> None:
     yt = request_for(YT)
     assert yt.url == "https://www.googleapis.com/youtube/v3/videos"
-    assert yt.params == {"part": "liveStreamingDetails", "id": "dQw4w9WgXcQ", "key": "yt-key-123"}
+    assert yt.params == {
+        "part": "snippet,liveStreamingDetails",
+        "id": "dQw4w9WgXcQ",
+        "key": "yt-key-123",
+    }
     fb = request_for(FB)
     assert fb.url == "https://graph.facebook.com/v23.0/1234"
     assert fb.params == {"fields": "live_views", "access_token": "fb-token-123"}
