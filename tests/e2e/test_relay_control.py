@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from event_toml import event_toml, slot, speaker
 from icecast_server import Icecast
 from jalsa_run import JalsaRun
 from media import decode_errors, ffprobe
@@ -51,36 +51,32 @@ def state_of(run: JalsaRun, name: str) -> str | None:
     return next((d["state"] for d in listing if d["name"] == name), None)
 
 
-def wait_state(run: JalsaRun, name: str, wanted: str, timeout: float = 10.0) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if state_of(run, name) == wanted:
-            return time.monotonic() - start
-        time.sleep(0.2)
-    raise AssertionError(f"{name} never became {wanted}: {state_of(run, name)}\n{run.logs}")
+def wait_state(run: JalsaRun, name: str, wanted: str, timeout: float = 10.0) -> None:
+    run.wait_for(lambda: state_of(run, name) == wanted, timeout, f"{name} to be {wanted}")
 
 
 def icecast_listeners(run: JalsaRun) -> float | None:
     return run.metric("jalsa_listeners", platform="icecast")
 
 
-def wait_metric(run: JalsaRun, name: str, timeout: float = 10.0, **labels: str) -> float | None:
-    """The metric's value once it is exported (None if it never is within ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while (value := run.metric(name, **labels)) is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+def wait_metric(run: JalsaRun, name: str, timeout: float = 10.0, **labels: str) -> float:
+    """The metric's value once it is exported (0 included)."""
+    exported = lambda: (value := run.metric(name, **labels)) is not None and (value,)  # noqa: E731
+    (value,) = run.wait_for(exported, timeout, f"{name}{labels} exported")
     return value
 
 
 def wait_playlist(run: JalsaRun, path: str, timeout: float = 20.0) -> str:
-    """The playlist once it is served (its first segment written), else ``""``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, body = run.http(path)
-        if status == 200:
-            return body.decode()
-        time.sleep(0.3)
-    return ""
+    """The playlist once it is served (its first segment written)."""
+    served = lambda: (answer := run.http(path))[0] == 200 and answer[1].decode()  # noqa: E731
+    return run.wait_for(served, timeout, f"{path} served")
+
+
+def media_flows(run: JalsaRun, seconds: float) -> None:
+    """Until the program has made ``seconds`` more media (its own clock, not the wall's)."""
+    media = lambda: run.metric("jalsa_program_media_seconds_total") or 0.0  # noqa: E731
+    until = media() + seconds
+    run.wait_for(lambda: media() >= until, seconds + 20, f"{seconds} s more of program")
 
 
 @dataclass
@@ -105,37 +101,26 @@ class Session:
 def session(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
     work = tmp_path_factory.mktemp("relay-control")
     event = work / "event.toml"
+    rec = f"rtmp://127.0.0.1:{nginx.port}/rec"
     event.write_text(
-        textwrap.dedent(f"""
-        [event]
-        name = "Live Control"
-        on_end = "slate"
-
-        [program]
-        width = 640
-        height = 360
-        video_bitrate_kbps = 800
-        preset = "ultrafast"
-
-        [[speakers]]
-        id = "host"
-        name = "Host"
-        source = "testsrc"
-
-        [[rundown]]
-        speaker = "host"
-        duration = "10m"
-
-        [[destinations]]
-        name = "main"
-        url = "rtmp://127.0.0.1:{nginx.port}/rec"
-        key = "{MAIN_KEY}"
-
-        [[destinations]]
-        name = "second"
-        url = "rtmp://127.0.0.1:{nginx.port}/rec"
-        key = "{SECOND_KEY}"
-    """)
+        event_toml(
+            "Live Control",
+            event={"on_end": "slate"},
+            # A keyframe every second: a resumed destination starts at the next one.
+            program={
+                "width": 640,
+                "height": 360,
+                "video_bitrate_kbps": 800,
+                "keyframe_seconds": 1,
+                "preset": "ultrafast",
+            },
+            speakers=[speaker("host", source="testsrc")],
+            rundown=[slot("host", "10m")],
+            destinations=[
+                {"name": "main", "url": rec, "key": MAIN_KEY},
+                {"name": "second", "url": rec, "key": SECOND_KEY},
+            ],
+        )
     )
     with (
         Icecast(work / "icecast", password=ICECAST_PASSWORD) as icecast,
@@ -175,22 +160,22 @@ def session(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Itera
         s.icecast_listeners.append(icecast_listeners(run))
         r["pause"] = call(run, "POST", "/api/destinations/second/pause")
         wait_state(run, "second", "paused", timeout=5)
-        time.sleep(2.0)
+        media_flows(run, 2.0)  # the program goes on; the paused destination stays paused
         s.metrics_paused = run.metrics_text()
         s.seen_states["second-while-paused"] = state_of(run, "second")
         r["resume"] = call(run, "POST", "/api/destinations/second/resume")
         wait_state(run, "second", "live", timeout=5)
         s.resumed_at = time.monotonic()
-        time.sleep(3.0)
+        media_flows(run, 3.0)
         r["remove"] = call(run, "DELETE", "/api/destinations/added")
         s.added_for = time.monotonic() - added_at
         r["list"] = call(run, "GET", "/api/destinations")
         r["remove-again"] = call(run, "DELETE", "/api/destinations/added")
         r["pause-unknown"] = call(run, "POST", "/api/destinations/nope/pause")
-        time.sleep(2.0)
+        media_flows(run, 2.0)
         s.stopped_at = time.monotonic()
         s.exit_code, _ = run.stop(signal.SIGTERM)
-    time.sleep(0.5)
+    nginx.wait_recorded(MAIN_KEY, SECOND_KEY, ADDED_KEY)
     yield s
 
 
