@@ -29,6 +29,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal, TypeAlias, get_args
 
 import av.error
 from av.stream import Stream
@@ -60,6 +61,11 @@ IDLE = 0.1
 BATCH = 8
 
 _FAILURES = (RelayError, OSError, av.error.FFmpegError, ValueError)
+
+StreamEnd: TypeAlias = Literal["paused", "deadline", "drained"]
+"""Why a stream is over (:meth:`Destination._step`): a pause, a close that ran out of
+time, a close that sent everything."""
+_STREAM_ENDS: Final[dict[str, StreamEnd]] = {end: end for end in get_args(StreamEnd)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +113,7 @@ class Destination:
         stall_timeout: Bound on a link taking no bytes while some wait.
         backoff: The reconnect schedule (1 s doubling to 30 s, reset after a healthy
             minute, if None).
-        pump: Moves live network connections (its own thread does, if None).
+        pump: Moves live network connections (the relay's, shared by all).
     """
 
     def __init__(
@@ -119,7 +125,7 @@ class Destination:
         connect_timeout: float = CONNECT_TIMEOUT,
         stall_timeout: float = STALL_TIMEOUT,
         backoff: Backoff | None = None,
-        pump: Pump | None = None,
+        pump: Pump,
     ) -> None:
         self.spec = spec
         self._pump = pump
@@ -276,8 +282,8 @@ class Destination:
             if attempt:
                 log.info("destination %s (%s) is live again", self.spec.name, self._safe_target)
             base = self._sent_bytes
-            if self._pump is not None and isinstance(writer, Publisher):
-                end = self._pump.run(_OnPump(self, writer, base))
+            if isinstance(writer, Publisher):
+                end = _stream_end(self._pump.run(_OnPump(self, writer, base)))
             else:
                 end = self._stream(writer, base)
             self._end(writer, end, base)
@@ -299,14 +305,15 @@ class Destination:
             )
             return True
 
-    def _stream(self, writer: Writer, base: int) -> str:
-        """Rounds on this thread (waiting up to :data:`IDLE` in each) until one ends it."""
+    def _stream(self, writer: Writer, base: int) -> StreamEnd:
+        """A local output's rounds on this thread (waiting up to :data:`IDLE` in each)
+        until one ends it."""
         while True:
             end = self._step(writer, base, IDLE)
             if end is not None:
                 return end
 
-    def _step(self, writer: Writer, base: int, wait: float) -> str | None:
+    def _step(self, writer: Writer, base: int, wait: float) -> StreamEnd | None:
         """One round: write what is queued and the writer takes, move bytes (waiting up to
         ``wait`` for something to do). Returns ``"paused"``, ``"deadline"`` (a close ran
         out of time) or ``"drained"`` (a close sent everything) when the stream is over."""
@@ -333,7 +340,7 @@ class Destination:
         self._backoff.healthy(time.monotonic())
         return None
 
-    def _end(self, writer: Writer, end: str, base: int) -> None:
+    def _end(self, writer: Writer, end: StreamEnd, base: int) -> None:
         """End the stream as ``end`` (from :meth:`_step`) says."""
         if end == "paused":
             writer.finish(time.monotonic() + PAUSE_GOODBYE)
@@ -383,7 +390,7 @@ class _OnPump:
     def fileno(self) -> int:
         return self._writer.fileno()
 
-    def step(self) -> str | None:
+    def step(self) -> StreamEnd | None:
         return self._destination._step(self._writer, self._base, 0.0)
 
     def ready(self) -> bool:
@@ -391,6 +398,14 @@ class _OnPump:
 
     def backed_up(self) -> bool:
         return self._writer.backed_up
+
+
+def _stream_end(value: str) -> StreamEnd:
+    """What :meth:`Pump.run` handed back: the :class:`StreamEnd` our round returned."""
+    try:
+        return _STREAM_ENDS[value]
+    except KeyError:
+        raise RuntimeError(f"the pump handed back an unknown end {value!r}") from None
 
 
 def _only(kinds: tuple[PacketKind, ...]) -> PacketKind | None:
