@@ -184,10 +184,6 @@ class Destination:
         self._wake.set()
 
     @property
-    def paused(self) -> bool:
-        return self._paused
-
-    @property
     def state(self) -> RelayState:
         return self._state
 

@@ -8,10 +8,12 @@ covered by ``ignore_decorators``.)
 import av
 import uvicorn
 
+from monitoring.listeners import DestinationListeners
 from monitoring.metrics import ShowCollector
 from monitoring.outage_watch import OutagesSnapshot
 from orchestrator.ingest.webrtc import SpeakerSourceSnapshot
 from orchestrator.program.source import SourceSnapshot
+from relays.destination import DestinationSnapshot
 
 # prometheus_client calls collect() on every registered collector at scrape time.
 ShowCollector.collect
@@ -28,6 +30,7 @@ av.codec.context.CodecContext.gop_size
 av.audio.stream.AudioStream.layout
 av.VideoFrame.pict_type
 av.AudioFrame.sample_rate
+av.codec.context.CodecContext.flags
 
 # Snapshot fields read only as JSON: /api/state and /api/monitoring serve
 # dataclasses.asdict(...) to the console (last_error) and to operators (docs/speakers.md).
@@ -37,3 +40,7 @@ SpeakerSourceSnapshot.level
 SpeakerSourceSnapshot.pictures_in
 SpeakerSourceSnapshot.audio_in
 OutagesSnapshot.recent
+DestinationSnapshot.live_check  # the console's destinations table, /api/state
+DestinationSnapshot.sent_packets  # /api/state; bench/benchlib.py reads it
+DestinationListeners.updated_at  # /api/state listeners
+DestinationListeners.polls
