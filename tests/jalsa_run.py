@@ -115,6 +115,20 @@ class JalsaRun:
         """Until /metrics says the program is up (or the process died: then raise)."""
         self.wait_for(lambda: self.metric("jalsa_program_up") == 1, timeout, "jalsa to be ready")
 
+    def media_seconds(self) -> float:
+        """Seconds of program media made so far (the program's clock)."""
+        return self.metric("jalsa_program_media_seconds_total") or 0.0
+
+    def media_flows(self, seconds: float) -> float:
+        """Until the program has made ``seconds`` more media: a test lets the show run by
+        its own clock, not the wall's. Returns the media seconds then."""
+        until = self.media_seconds() + seconds
+        return self.wait_for(
+            lambda: (now := self.media_seconds()) >= until and now,
+            seconds + 20,
+            f"{seconds:g} s more of program",
+        )
+
     def alive(self) -> None:
         """Raise (with the log) if jalsa has exited."""
         assert self.process is not None

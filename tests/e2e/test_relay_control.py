@@ -72,13 +72,6 @@ def wait_playlist(run: JalsaRun, path: str, timeout: float = 20.0) -> str:
     return run.wait_for(served, timeout, f"{path} served")
 
 
-def media_flows(run: JalsaRun, seconds: float) -> None:
-    """Until the program has made ``seconds`` more media (its own clock, not the wall's)."""
-    media = lambda: run.metric("jalsa_program_media_seconds_total") or 0.0  # noqa: E731
-    until = media() + seconds
-    run.wait_for(lambda: media() >= until, seconds + 20, f"{seconds} s more of program")
-
-
 @dataclass
 class Session:
     run: JalsaRun
@@ -160,19 +153,19 @@ def session(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Itera
         s.icecast_listeners.append(icecast_listeners(run))
         r["pause"] = call(run, "POST", "/api/destinations/second/pause")
         wait_state(run, "second", "paused", timeout=5)
-        media_flows(run, 2.0)  # the program goes on; the paused destination stays paused
+        run.media_flows(2.0)  # the program goes on; the paused destination stays paused
         s.metrics_paused = run.metrics_text()
         s.seen_states["second-while-paused"] = state_of(run, "second")
         r["resume"] = call(run, "POST", "/api/destinations/second/resume")
         wait_state(run, "second", "live", timeout=5)
         s.resumed_at = time.monotonic()
-        media_flows(run, 3.0)
+        run.media_flows(3.0)
         r["remove"] = call(run, "DELETE", "/api/destinations/added")
         s.added_for = time.monotonic() - added_at
         r["list"] = call(run, "GET", "/api/destinations")
         r["remove-again"] = call(run, "DELETE", "/api/destinations/added")
         r["pause-unknown"] = call(run, "POST", "/api/destinations/nope/pause")
-        media_flows(run, 2.0)
+        run.media_flows(2.0)
         s.stopped_at = time.monotonic()
         s.exit_code, _ = run.stop(signal.SIGTERM)
     nginx.wait_recorded(MAIN_KEY, SECOND_KEY, ADDED_KEY)

@@ -14,7 +14,6 @@ import itertools
 import json
 import signal
 import subprocess
-import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from event_toml import event_toml, slot, speaker
 from faults import FaultProxy
 from icecast_server import Icecast
 from jalsa_run import JalsaRun
@@ -115,6 +115,11 @@ def _destinations(api: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {d["name"]: d for d in api}
 
 
+def state(run: JalsaRun, name: str) -> str:
+    listing = json.loads(run.http("/api/destinations", token=run.token())[1])
+    return str(_destinations(listing)[name]["state"])
+
+
 @pytest.fixture(scope="module")
 def finished(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     work = tmp_path_factory.mktemp("relay-isolation")
@@ -129,85 +134,74 @@ def finished(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iter
         rec = f"rtmp://127.0.0.1:{nginx.port}/rec"
         event = work / "event.toml"
         event.write_text(
-            textwrap.dedent(f"""
-            [event]
-            name = "Relay Isolation"
-            on_end = "slate"
-
-            [program]
-            width = 640
-            height = 360
-            fps = 30
-            video_bitrate_kbps = 1000
-            audio_bitrate_kbps = 128
-            keyframe_seconds = 2
-            preset = "ultrafast"
-
-            [[speakers]]
-            id = "host"
-            name = "Host"
-            source = "{noise}"
-
-            [[rundown]]
-            speaker = "host"
-            duration = "10m"
-
-            [[destinations]]
-            name = "healthy"
-            url = "{rec}"
-            key = "{KEYS["healthy"]}"
-
-            [[destinations]]
-            name = "blackhole"
-            url = "rtmp://127.0.0.1:{blackhole.port}/rec"
-            key = "{KEYS["blackhole"]}"
-
-            [[destinations]]
-            name = "throttled"
-            url = "rtmp://127.0.0.1:{slow.port}/rec"
-            key = "{KEYS["throttled"]}"
-
-            [[destinations]]
-            name = "audio"
-            url = "{rec}"
-            key = "{KEYS["audio"]}"
-            audio_only = true
-
-            [[destinations]]
-            name = "strict"
-            url = "rtmps://127.0.0.1:{tls.port}/rec"
-            key = "{KEYS["strict"]}"
-
-            [[destinations]]
-            name = "trusted"
-            url = "rtmps://127.0.0.1:{tls.port}/rec"
-            key = "{KEYS["trusted"]}"
-            ca_file = "{certificates.ca}"
-
-            [[destinations]]
-            name = "radio"
-            url = "{icecast.source_url("radio.aac")}"
-            """)
+            event_toml(
+                "Relay Isolation",
+                event={"on_end": "slate"},
+                program={
+                    "width": 640,
+                    "height": 360,
+                    "fps": 30,
+                    "video_bitrate_kbps": 1000,
+                    "audio_bitrate_kbps": 128,
+                    "keyframe_seconds": 2,
+                    "preset": "ultrafast",
+                },
+                speakers=[speaker("host", source=noise)],
+                rundown=[slot("host", "10m")],
+                destinations=[
+                    {"name": "healthy", "url": rec, "key": KEYS["healthy"]},
+                    {
+                        "name": "blackhole",
+                        "url": f"rtmp://127.0.0.1:{blackhole.port}/rec",
+                        "key": KEYS["blackhole"],
+                    },
+                    {
+                        "name": "throttled",
+                        "url": f"rtmp://127.0.0.1:{slow.port}/rec",
+                        "key": KEYS["throttled"],
+                    },
+                    {"name": "audio", "url": rec, "key": KEYS["audio"], "audio_only": True},
+                    {
+                        "name": "strict",
+                        "url": f"rtmps://127.0.0.1:{tls.port}/rec",
+                        "key": KEYS["strict"],
+                    },
+                    {
+                        "name": "trusted",
+                        "url": f"rtmps://127.0.0.1:{tls.port}/rec",
+                        "key": KEYS["trusted"],
+                        "ca_file": certificates.ca,
+                    },
+                    {"name": "radio", "url": icecast.source_url("radio.aac")},
+                ],
+            )
         )
         with JalsaRun(event, work / "state") as run:
             run.wait_ready()
             ready_at = time.monotonic()
-            time.sleep(FAULT_SECONDS)
+            run.media_flows(FAULT_SECONDS)  # the program goes on, faults and all
             metrics_faulty = run.metrics_text()
             api_faulty = json.loads(run.http("/api/destinations", token=run.token())[1])
             pulled = listen(icecast.listen_url("radio.aac"), work / "pulled.aac", seconds=3.0)
             healed_at = time.monotonic()
             blackhole.set_mode("pass")
             slow.set_mode("pass")
-            time.sleep(8.0)
+            run.wait_for(lambda: state(run, "blackhole") == "live", 30, "the blackhole healed")
+            run.media_flows(7.0)  # over 5 s recorded, from its first keyframe (every 2 s)
             metrics_healed = run.metrics_text()
             api_healed = json.loads(run.http("/api/destinations", token=run.token())[1])
             # A dead link at shutdown: its writer is abandoned at the deadline.
             blackhole.set_mode("blackhole")
-            time.sleep(0.5)
+            labels = {"destination": "blackhole", "platform": "custom"}
+            run.wait_for(
+                lambda: (run.metric("jalsa_relay_lag_seconds", **labels) or 0) > 0.5,
+                10,
+                "the blackholed link backed up",
+            )
             stopped_at = time.monotonic()
             code, took = run.stop(signal.SIGTERM)
-        time.sleep(0.5)  # nginx finalises the recordings
+        # (Not the blackhole's: the proxy holds its upstream connection open.)
+        nginx.wait_recorded(*(KEYS[name] for name in ("healthy", "throttled", "audio", "trusted")))
         yield Run(
             run,
             nginx,
