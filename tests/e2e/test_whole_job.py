@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from event_toml import event_toml, slot, speaker
 from jalsa_run import JalsaRun, free_port
 from media import Probe, centre_colour, decode_errors, dominant, ffprobe
 from nginx_rtmp import NginxRtmp
@@ -57,95 +57,60 @@ def finished(
     refused = free_port()  # nothing listens here
     event = work / "rally.toml"
     event.write_text(
-        textwrap.dedent(f"""
-        [event]
-        name = "Test Jalsa"
-        on_end = "stop"
-
-        [program]
-        width = 640
-        height = 360
-        fps = 30
-        video_bitrate_kbps = 800
-        audio_bitrate_kbps = 96
-        keyframe_seconds = 2
-        preset = "ultrafast"
-
-        [[speakers]]
-        id = "red"
-        name = "Red Speaker"
-        title = "First"
-        source = "{clips / "red.mp4"}"
-
-        [[speakers]]
-        id = "blue"
-        name = "Blue Speaker"
-        source = "{clips / "blue.mp4"}"
-
-        [[speakers]]
-        id = "green"
-        name = "Green Speaker"
-        source = "{clips / "green.mp4"}"
-
-        [[rundown]]
-        speaker = "red"
-        duration = "{SLOT:g}s"
-
-        [[rundown]]
-        speaker = "blue"
-        duration = "{SLOT:g}s"
-
-        [[speakers]]
-        id = "radio"
-        name = "Radio Speaker"
-        source = "{message}"
-        photo = "{photo}"
-
-        [[rundown]]
-        speaker = "green"
-        duration = "{SLOT:g}s"
-
-        [[rundown]]
-        speaker = "radio"
-        duration = "{SLOT:g}s"
-
-        [[destinations]]
-        name = "custom"
-        platform = "custom"
-        url = "{nginx.url("rec", "")}"
-        key = "{CUSTOM_KEY}"
-
-        [[destinations]]
-        name = "yt"
-        platform = "youtube"
-        url = "{nginx.url("rec", "")}"
-        key = "${{YT_TEST_KEY}}"
-
-        [[destinations]]
-        name = "refusing"
-        platform = "custom"
-        url = "rtmp://127.0.0.1:{refused}/live"
-        key = "refused-key"
-
-        [[destinations]]
-        name = "recording"
-        platform = "custom"
-        url = "recordings/show.mkv"
-
-        [[destinations]]
-        name = "mirror"
-        platform = "custom"
-        url = "hls"
-    """)
+        event_toml(
+            "Test Jalsa",
+            event={"on_end": "stop"},
+            program={
+                "width": 640,
+                "height": 360,
+                "fps": 30,
+                "video_bitrate_kbps": 800,
+                "audio_bitrate_kbps": 96,
+                "keyframe_seconds": 2,
+                "preset": "ultrafast",
+            },
+            speakers=[
+                speaker("red", "Red Speaker", title="First", source=clips / "red.mp4"),
+                speaker("blue", "Blue Speaker", source=clips / "blue.mp4"),
+                speaker("green", "Green Speaker", source=clips / "green.mp4"),
+                speaker("radio", "Radio Speaker", source=message, photo=photo),
+            ],
+            rundown=[slot(who, f"{SLOT:g}s") for who in ("red", "blue", "green", "radio")],
+            destinations=[
+                {
+                    "name": "custom",
+                    "platform": "custom",
+                    "url": nginx.url("rec", ""),
+                    "key": CUSTOM_KEY,
+                },
+                {
+                    "name": "yt",
+                    "platform": "youtube",
+                    "url": nginx.url("rec", ""),
+                    "key": "${YT_TEST_KEY}",
+                },
+                {
+                    "name": "refusing",
+                    "platform": "custom",
+                    "url": f"rtmp://127.0.0.1:{refused}/live",
+                    "key": "refused-key",
+                },
+                {"name": "recording", "platform": "custom", "url": "recordings/show.mkv"},
+                {"name": "mirror", "platform": "custom", "url": "hls"},
+            ],
+        )
     )
     with JalsaRun(event, work / "state", env={"YT_TEST_KEY": YT_KEY}) as run:
         run.wait_ready()
-        time.sleep(SLOT * 1.5)
+        # Mid-way through blue's slot: on air, then half a slot of program.
+        run.wait_for(lambda: run.metric("jalsa_on_air", speaker="blue") == 1, SLOT + 10, "blue")
+        run.media_flows(SLOT / 2)
         scraped_at = time.time()
         metrics_live = run.metrics_text()
         _, state_live = run.http("/api/state", token=run.token())
         unauthorised, _ = run.http("/api/state")
         exit_code = run.wait(timeout=SLOTS * SLOT + 30)
+        nginx.wait_recorded(CUSTOM_KEY, YT_KEY)
         yield Finished(
             run,
             exit_code,
