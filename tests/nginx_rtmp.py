@@ -5,7 +5,8 @@ applications: ``live`` (relays, records nothing) and ``rec`` (``record all``: ev
 published to it is written to ``<root>/rec/<stream>.flv``, so a test can ffprobe what a
 "platform" actually received). When nginx closes a recording (its publisher gone) it
 touches ``<root>/done/<stream>``: :meth:`NginxRtmp.wait_recorded` waits for that rather
-than for a guessed while.
+than for a guessed while. Likewise a publish to either app touches
+``<root>/published/<stream>`` (:meth:`NginxRtmp.wait_published`).
 
 nginx runs as root here and its worker as ``nobody``: the worker must be able to reach
 and write the record dir, so :meth:`NginxRtmp.start` makes ``root`` and the record dir
@@ -50,12 +51,13 @@ rtmp {{
   server {{
     listen 127.0.0.1:{port};
     chunk_size 4096;
-    application live {{ live on; record off; }}
+    application live {{ live on; record off; exec_publish {touch} {published_dir}/$name; }}
     application rec {{
       live on;
       record all;
       record_path {record_dir};
       record_unique off;
+      exec_publish {touch} {published_dir}/$name;
       exec_record_done {touch} {done_dir}/$name;
     }}
   }}
@@ -140,6 +142,19 @@ class NginxRtmp:
     def done_dir(self) -> Path:
         return self.root / "done"
 
+    @property
+    def published_dir(self) -> Path:
+        return self.root / "published"
+
+    def wait_published(self, stream: str, timeout: float = 10.0) -> None:
+        """Until someone has published ``stream`` (to either app).
+
+        Raises:
+            AssertionError: nobody did within ``timeout`` seconds.
+        """
+        marker = self.published_dir / stream
+        wait_for(marker.exists, timeout, f"{stream} published", detail=self.errors)
+
     def recording(self, stream: str) -> Path:
         """Where the ``rec`` app writes ``stream`` (it exists once publishing started)."""
         return self.record_dir / f"{stream}.flv"
@@ -203,6 +218,7 @@ class NginxRtmp:
                     record_dir=self.record_dir,
                     touch=TOUCH,
                     done_dir=self.done_dir,
+                    published_dir=self.published_dir,
                 )
             )
             result = subprocess.run(
@@ -259,9 +275,16 @@ class NginxRtmp:
     def _prepare_dirs(self) -> None:
         self.record_dir.mkdir(parents=True, exist_ok=True)
         self.done_dir.mkdir(parents=True, exist_ok=True)
+        self.published_dir.mkdir(parents=True, exist_ok=True)
         self.error_log.parent.mkdir(parents=True, exist_ok=True)
         # The worker (nobody) writes recordings here and must traverse down to it.
-        for folder in (self.root, self.record_dir, self.done_dir, self.error_log.parent):
+        for folder in (
+            self.root,
+            self.record_dir,
+            self.done_dir,
+            self.published_dir,
+            self.error_log.parent,
+        ):
             folder.chmod(0o777)
         for parent in self.root.parents:
             mode = parent.stat().st_mode

@@ -9,20 +9,21 @@ from __future__ import annotations
 import functools
 import http.server
 import subprocess
-import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
+from event_toml import event_toml, slot, speaker
 from jalsa_run import JalsaRun
 from media import centre_colour, decode_errors, dominant, ffprobe
+from nginx_rtmp import NginxRtmp
+from waiting import wait_for
 
 pytestmark = pytest.mark.media
 
+PROGRAM = {"width": 640, "height": 360, "preset": "ultrafast", "video_bitrate_kbps": 600}
 KILLED_AT = 9  # seconds after jalsa is up, the field encoder dies…
 RESTARTED_AT = 18  # …and comes back
 
@@ -69,44 +70,28 @@ def pusher(url: str) -> Iterator[subprocess.Popen[bytes]]:
         process.wait(10)
 
 
-def test_a_dropped_pull_is_covered_then_recovered(nginx: Any, tmp_path: Path) -> None:
+def test_a_dropped_pull_is_covered_then_recovered(nginx: NginxRtmp, tmp_path: Path) -> None:
     source = nginx.url("live", "field-encoder")
     event = tmp_path / "pull.toml"
     event.write_text(
-        textwrap.dedent(f"""
-        [event]
-        name = "Pull Test"
-        on_end = "stop"
-
-        [program]
-        width = 640
-        height = 360
-        preset = "ultrafast"
-        video_bitrate_kbps = 600
-
-        [[speakers]]
-        id = "field"
-        name = "Field Reporter"
-        source = "{source}"
-
-        [[rundown]]
-        speaker = "field"
-        duration = "36s"
-
-        [[destinations]]
-        name = "recording"
-        platform = "custom"
-        url = "out/pull.mkv"
-    """)
+        event_toml(
+            "Pull Test",
+            event={"on_end": "stop"},
+            program=PROGRAM,
+            speakers=[speaker("field", "Field Reporter", source=source)],
+            rundown=[slot("field", "36s")],
+            destinations=[{"name": "recording", "platform": "custom", "url": "out/pull.mkv"}],
+        )
     )
     with pusher(source) as first:
-        time.sleep(2)  # the pusher is publishing before jalsa starts
+        nginx.wait_published("field-encoder")  # publishing before jalsa starts
         with JalsaRun(event, tmp_path / "state") as run:
             run.wait_ready()
-            time.sleep(KILLED_AT)
+            # The schedule by the program's clock: the recording's times are its times.
+            run.media_flows(KILLED_AT)
             first.kill()
             first.wait(10)
-            time.sleep(RESTARTED_AT - KILLED_AT)
+            run.media_flows(RESTARTED_AT - KILLED_AT)
             with pusher(source):
                 code = run.wait(timeout=60)
     assert code == 0, run.logs
@@ -172,11 +157,14 @@ def hls_origin(folder: Path) -> Iterator[str]:
     server.RequestHandlerClass.log_message = lambda *args: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+
+    def segments() -> int:
+        playlist = folder / "live.m3u8"
+        text = playlist.read_text() if playlist.exists() else ""
+        return sum(line.endswith(".ts") for line in text.splitlines())
+
     try:
-        deadline = time.monotonic() + 20
-        while not (folder / "live.m3u8").exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(2)  # a few segments in the playlist
+        wait_for(lambda: segments() >= 3, 20, "a few segments in the origin's playlist")
         yield f"http://127.0.0.1:{server.server_address[1]}/live.m3u8"
     finally:
         server.shutdown()
@@ -189,31 +177,14 @@ def test_a_pulled_hls_stream_goes_on_air(tmp_path: Path) -> None:
     with hls_origin(tmp_path / "origin") as url:
         event = tmp_path / "hls.toml"
         event.write_text(
-            textwrap.dedent(f"""
-            [event]
-            name = "HLS Pull"
-            on_end = "stop"
-
-            [program]
-            width = 640
-            height = 360
-            preset = "ultrafast"
-            video_bitrate_kbps = 600
-
-            [[speakers]]
-            id = "cdn"
-            name = "Relay From Karachi"
-            source = "{url}"
-
-            [[rundown]]
-            speaker = "cdn"
-            duration = "12s"
-
-            [[destinations]]
-            name = "recording"
-            platform = "custom"
-            url = "out/hls.mkv"
-        """)
+            event_toml(
+                "HLS Pull",
+                event={"on_end": "stop"},
+                program=PROGRAM,
+                speakers=[speaker("cdn", "Relay From Karachi", source=url)],
+                rundown=[slot("cdn", "12s")],
+                destinations=[{"name": "recording", "platform": "custom", "url": "out/hls.mkv"}],
+            )
         )
         with JalsaRun(event, tmp_path / "state") as run:
             code = run.wait(timeout=60)

@@ -52,6 +52,7 @@ def test_rec_app_records_what_was_pushed(tmp_path: Path) -> None:
         nginx.wait_recorded("test")
         info = probe(nginx.recording("test"))
         push(nginx.url("live", "other"), 0.5)
+        nginx.wait_published("other")
         assert not nginx.recording("other").exists(), "the live app must not record"
         assert "[emerg]" not in nginx.errors()
     codecs = sorted(s["codec_name"] for s in info["streams"])
