@@ -18,7 +18,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,10 +25,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from event_toml import event_toml, program, slot, speaker
 from jalsa_run import JalsaRun, free_port, jalsa
 from platform_standin import SECRETS, TWITCH_CLIENT, TWITCH_TOKEN, YT_KEY, PlatformStandIn
 from probe_servers import ProbeServers, make_pki
 from prometheus_server import PrometheusServer
+from waiting import wait_for
 
 pytestmark = pytest.mark.media
 
@@ -69,16 +70,6 @@ def get(url: str, agent: str = "test", token: str | None = None) -> bytes:
         return body
 
 
-def wait_until(what: str, check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_listeners_probes_outage_prometheus_and_report(
     tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]]
 ) -> None:
@@ -106,66 +97,63 @@ def test_listeners_probes_outage_prometheus_and_report(
         )
         agent_port = free_port()
         event = tmp_path / "event.toml"
+        refused = f"127.0.0.1:{servers.refused}"
         event.write_text(
-            textwrap.dedent(f"""
-                [event]
-                name = "Monitored Jalsa"
-                on_end = "slate"
-                [program]
-                width = 320
-                height = 180
-                fps = 10
-                preset = "ultrafast"
-                video_bitrate_kbps = 300
-                [[speakers]]
-                id = "host"
-                name = "Host"
-                source = "testsrc"
-                [[rundown]]
-                speaker = "host"
-                duration = "10m"
-                [[destinations]]
-                name = "yt"
-                platform = "youtube"
-                key = "stream-key-1234"
-                url = "rtmp://127.0.0.1:{servers.refused}/live2"
-                [destinations.listeners]
-                video_id = "dQw4w9WgXcQ"
-                api_key = "${{YT_API_KEY}}"
-                api_base = "{apis.base}"
-                poll_seconds = 5
-                [[destinations]]
-                name = "tw"
-                platform = "twitch"
-                key = "stream-key-5678"
-                url = "rtmp://127.0.0.1:{servers.refused}/app"
-                [destinations.listeners]
-                user_login = "jalsa_tv"
-                client_id = "{TWITCH_CLIENT}"
-                access_token = "${{TWITCH_TOKEN}}"
-                api_base = "{apis.base}"
-                poll_seconds = 5
-                [[destinations]]
-                name = "radio"
-                url = "icecast://source:radio-pw-99@127.0.0.1:{servers.refused}/jalsa.mp3"
-                [destinations.listeners]
-                status_url = "{apis.base}/status-json.xsl"
-                poll_seconds = 5
-                [[destinations]]
-                name = "mirror"
-                url = "hls"
-                [monitoring]
-                probes = true
-                city = "Lahore"
-                isp = "PTCL"
-                targets = "{targets}"
-                probe_seconds = 5
-                agents = ["http://127.0.0.1:{agent_port}/metrics"]
-                webhook = "${{HOOK_URL}}"
-                sample_seconds = 1
-                outage_for_seconds = 0
-                outage_clear_seconds = 0
-            """)
+            event_toml(
+                "Monitored Jalsa",
+                event={"on_end": "slate"},
+                program=program(fps=10, video_bitrate_kbps=300),
+                speakers=[speaker("host", source="testsrc")],
+                rundown=[slot("host", "10m")],
+                destinations=[
+                    {
+                        "name": "yt",
+                        "platform": "youtube",
+                        "key": "stream-key-1234",
+                        "url": f"rtmp://{refused}/live2",
+                        "listeners": {
+                            "video_id": "dQw4w9WgXcQ",
+                            "api_key": "${YT_API_KEY}",
+                            "api_base": apis.base,
+                            "poll_seconds": 5,
+                        },
+                    },
+                    {
+                        "name": "tw",
+                        "platform": "twitch",
+                        "key": "stream-key-5678",
+                        "url": f"rtmp://{refused}/app",
+                        "listeners": {
+                            "user_login": "jalsa_tv",
+                            "client_id": TWITCH_CLIENT,
+                            "access_token": "${TWITCH_TOKEN}",
+                            "api_base": apis.base,
+                            "poll_seconds": 5,
+                        },
+                    },
+                    {
+                        "name": "radio",
+                        "url": f"icecast://source:radio-pw-99@{refused}/jalsa.mp3",
+                        "listeners": {
+                            "status_url": f"{apis.base}/status-json.xsl",
+                            "poll_seconds": 5,
+                        },
+                    },
+                    {"name": "mirror", "url": "hls"},
+                ],
+                monitoring={
+                    "probes": True,
+                    "city": "Lahore",
+                    "isp": "PTCL",
+                    "targets": targets,
+                    "probe_seconds": 5,
+                    "agents": [f"http://127.0.0.1:{agent_port}/metrics"],
+                    "webhook": "${HOOK_URL}",
+                    "sample_seconds": 1,
+                    "outage_for_seconds": 0,
+                    "outage_clear_seconds": 0,
+                },
+            )
         )
         env = {
             "YT_API_KEY": YT_KEY,
@@ -185,7 +173,7 @@ def test_listeners_probes_outage_prometheus_and_report(
                 run.wait_ready()
                 token = run.token()
                 mirror = f"http://127.0.0.1:{run.http_port}/hls/mirror/index.m3u8"
-                wait_until("the HLS playlist", lambda: _ok(mirror))
+                run.wait_for(lambda: _ok(mirror), 30, "the HLS playlist")
                 get(mirror, "phone-browser")
                 get(mirror, "desktop-browser")
                 with PrometheusServer(
@@ -195,13 +183,15 @@ def test_listeners_probes_outage_prometheus_and_report(
                         "jalsa-probe": [f"127.0.0.1:{agent_port}"],
                     },
                 ) as prometheus:
-                    wait_until(
-                        "the x outage",
+                    run.wait_for(
                         lambda: run.metric("jalsa_outage", scope="platform", platform="x") == 1,
+                        30,
+                        "the x outage",
                     )
-                    wait_until(
-                        "youtube listeners",
+                    run.wait_for(
                         lambda: run.metric("jalsa_listeners", platform="youtube") == 1600,
+                        30,
+                        "youtube listeners",
                     )
                     metrics = run.metrics_text()
                     state = json.loads(
@@ -220,7 +210,7 @@ def test_listeners_probes_outage_prometheus_and_report(
                         " == 0)",
                     )
                     controls = 'jalsa_probe_success{platform="control", check="tls"} == 1'
-                    wait_until("both vantages", lambda: len(prometheus.query(controls)) == 2)
+                    wait_for(lambda: len(prometheus.query(controls)) == 2, 30, "both vantages")
                     listeners = prometheus.wait_for('jalsa_listeners{platform="youtube"}')
                     outage = prometheus.wait_for(
                         'jalsa_outage{scope="platform", platform="x"} == 1'
