@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
+from event_toml import event_toml, slot, speaker
 from jalsa_run import jalsa
+
+HOST = speaker("host", source="testsrc")
 
 
 def test_a_valid_file_passes(tmp_path: Path) -> None:
     event = tmp_path / "ok.toml"
     event.write_text(
-        textwrap.dedent("""
-        [[speakers]]
-        id = "host"
-        name = "Host"
-        source = "testsrc"
-
-        [[rundown]]
-        speaker = "host"
-        duration = "1m"
-
-        [[destinations]]
-        name = "yt"
-        platform = "youtube"
-        key = "${YT_STREAM_KEY}"
-    """)
+        event_toml(
+            None,
+            program=None,
+            speakers=[HOST],
+            rundown=[slot("host", "1m")],
+            destinations=[{"name": "yt", "platform": "youtube", "key": "${YT_STREAM_KEY}"}],
+        )
     )
     result = jalsa("check", str(event), env={"YT_STREAM_KEY": "abc-def-ghi"})
     assert result.returncode == 0, result.stderr
@@ -36,29 +30,16 @@ def test_a_valid_file_passes(tmp_path: Path) -> None:
 def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
     event = tmp_path / "bad.toml"
     event.write_text(
-        textwrap.dedent("""
-        [program]
-        fps = "thirty"
-
-        [[speakers]]
-        id = "host"
-        name = "Host"
-        source = "clips/missing.mp4"
-
-        [[rundown]]
-        speaker = "hots"
-        duration = "ten minutes"
-
-        [[destinations]]
-        name = "yt"
-        platform = "youtube"
-        key = "${NOT_SET_ANYWHERE}"
-
-        [[destinations]]
-        name = "srt"
-        platform = "custom"
-        url = "srt://example.org:9000"
-    """)
+        event_toml(
+            None,
+            program={"fps": "thirty"},
+            speakers=[speaker("host", source="clips/missing.mp4")],
+            rundown=[slot("hots", "ten minutes")],
+            destinations=[
+                {"name": "yt", "platform": "youtube", "key": "${NOT_SET_ANYWHERE}"},
+                {"name": "srt", "platform": "custom", "url": "srt://example.org:9000"},
+            ],
+        )
     )
     result = jalsa("check", str(event), env={})
     assert result.returncode == 2
@@ -78,10 +59,8 @@ def test_every_problem_is_reported_with_its_key(tmp_path: Path) -> None:
 
 def test_run_validates_before_starting(tmp_path: Path) -> None:
     event = tmp_path / "bad.toml"
-    event.write_text(
-        '[[speakers]]\nid = "host"\nname = "Host"\nsource = "testsrc"\n'
-        '[[rundown]]\nspeaker = "nobody"\nduration = "1m"\n'
-    )
+    nobody = [slot("nobody", "1m")]
+    event.write_text(event_toml(None, program=None, speakers=[HOST], rundown=nobody))
     result = jalsa("run", str(event), "--state", str(tmp_path / "state"))
     assert result.returncode == 2
     assert "rundown[0].speaker" in result.stderr
