@@ -15,7 +15,6 @@ Chromium's fake camera is a green test pattern (with a moving pacman): mid-frame
 from __future__ import annotations
 
 import subprocess
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS
+from event_toml import event_toml, program, slot, speaker
 from jalsa_run import JalsaRun
 from media import dominant, ffprobe
 from PIL import Image
@@ -65,17 +65,10 @@ class Seen:
 
 
 def _wait(check: Callable[[], bool], timeout: float, what: str, run: JalsaRun) -> float:
+    """``run.wait_for(check, …)``; how long it took."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        assert run.process is not None and run.process.poll() is None, run.logs[-3000:]
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout}s\n{run.logs[-3000:]}")
-
-
-def _program_seconds(run: JalsaRun) -> float:
-    return run.metric("jalsa_program_media_seconds_total") or 0.0
+    run.wait_for(check, timeout, what)
+    return time.monotonic() - started
 
 
 def _join(page: Page, link: str, *, audio_only: bool = False) -> None:
@@ -91,42 +84,24 @@ def seen(tmp_path_factory: pytest.TempPathFactory, clips: Path) -> Iterator[Seen
     Image.new("RGB", (320, 180), (30, 60, 220)).save(work / "radio.png")
     event = work / "event.toml"
     event.write_text(
-        textwrap.dedent(f"""
-        [event]
-        name = "Browser Jalsa"
-        on_end = "stop"
-        [program]
-        width = 640
-        height = 360
-        fps = 15
-        video_bitrate_kbps = 500
-        preset = "ultrafast"
-        [[speakers]]
-        id = "host"
-        name = "Host"
-        source = "testsrc"
-        [[speakers]]
-        id = "guest"
-        name = "Guest Speaker"
-        title = "From the field"
-        [[speakers]]
-        id = "radio"
-        name = "Radio Speaker"
-        photo = "radio.png"
-        [[rundown]]
-        speaker = "host"
-        duration = "{HOST_SECONDS}s"
-        [[rundown]]
-        speaker = "guest"
-        duration = "{GUEST_SECONDS}s"
-        [[rundown]]
-        speaker = "radio"
-        duration = "{RADIO_SECONDS}s"
-        [[destinations]]
-        name = "recording"
-        platform = "custom"
-        url = "recordings/show.mkv"
-        """)
+        event_toml(
+            "Browser Jalsa",
+            event={"on_end": "stop"},
+            program=program(width=640, height=360, video_bitrate_kbps=500),
+            speakers=[
+                speaker("host", source="testsrc"),
+                speaker("guest", "Guest Speaker", title="From the field"),
+                speaker("radio", "Radio Speaker", photo="radio.png"),
+            ],
+            rundown=[
+                slot("host", f"{HOST_SECONDS}s"),
+                slot("guest", f"{GUEST_SECONDS}s"),
+                slot("radio", f"{RADIO_SECONDS}s"),
+            ],
+            destinations=[
+                {"name": "recording", "platform": "custom", "url": "recordings/show.mkv"}
+            ],
+        )
     )
     with JalsaRun(event, work / "state") as run:
         run.wait_ready()
@@ -167,9 +142,9 @@ def _scenario(seen: Seen, context: Any, run: JalsaRun, message: Path) -> None:
     seen.guest_live_text = first.inner_text("#status")
     seen.guest_on_air = metric("jalsa_on_air", speaker="guest")
     seen.guest_connected = metric("jalsa_speaker_connected", speaker="guest")
-    time.sleep(2)
+    run.media_flows(2)
     seen.debug.append(run.http("/api/state", token=run.token())[1].decode())
-    seen.mid_guest = _program_seconds(run) - 0.5
+    seen.mid_guest = run.media_seconds() - 0.5
 
     # Close the tab mid-speech.
     first.close()
@@ -179,8 +154,8 @@ def _scenario(seen: Seen, context: Any, run: JalsaRun, message: Path) -> None:
     _wait(lambda: metric("jalsa_speaker_connected", speaker="guest") == 0, 10, "reads gone", run)
     seen.disconnected_after = time.monotonic() - closed
     seen.connected_after_close = metric("jalsa_speaker_connected", speaker="guest")
-    time.sleep(1.0)
-    seen.mid_slate = _program_seconds(run) - 0.5
+    run.media_flows(1.0)
+    seen.mid_slate = run.media_seconds() - 0.5
 
     # Rejoin with the same link.
     second = context.new_page()
@@ -188,25 +163,27 @@ def _scenario(seen: Seen, context: Any, run: JalsaRun, message: Path) -> None:
     _join(second, seen.links["guest"])
     _wait(lambda: metric("jalsa_on_air", speaker="guest") == 1, 20, "back on air", run)
     seen.rejoined_after = time.monotonic() - reopened
-    time.sleep(2)
-    seen.mid_rejoin = _program_seconds(run) - 0.5
+    run.media_flows(2)
+    seen.mid_rejoin = run.media_seconds() - 0.5
 
     # A second tab on the same link takes over; the first stops, and does not fight back.
     third = context.new_page()
     _join(third, seen.links["guest"])
     expect(second.locator("#status")).to_contain_text("another tab", timeout=15_000)
     seen.replaced_text = second.inner_text("#status")
-    time.sleep(3)  # the replaced tab would have re-joined by now if it were going to
+    # A window with nothing to wait for: the replaced tab would have re-joined by now if
+    # it were going to.
+    run.media_flows(3)
     seen.connected_after_second_tab = metric("jalsa_speaker_connected", speaker="guest")
     seen.on_air_after_second_tab = metric("jalsa_on_air", speaker="guest")
 
     # The audio-only speaker's slot.
     _wait(lambda: metric("jalsa_on_air", speaker="radio") == 1, GUEST_SECONDS + 10, "radio", run)
-    time.sleep(2)
+    run.media_flows(2)
     seen.radio_on_air = metric("jalsa_on_air", speaker="radio")
     _, state = run.http("/api/state", token=run.token())
     seen.radio_audio_only = b'"audio_only": true' in state or b'"audio_only":true' in state
-    seen.mid_radio = _program_seconds(run) - 0.5
+    seen.mid_radio = run.media_seconds() - 0.5
     seen.alive_throughout = run.process is not None and run.process.poll() is None
 
 
