@@ -18,7 +18,6 @@ import shutil
 import socket
 import struct
 import subprocess
-import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from event_toml import event_toml, slot, speaker
 from jalsa_run import JalsaRun, free_port
 from waiting import async_wait_for, wait_for
 from whip_client import WhipClient
@@ -141,25 +141,18 @@ async def _gathered_offer(pc: RTCPeerConnection) -> str:
 async def test_a_relay_only_speaker_goes_on_air_through_coturn(turn: int, tmp_path: Path) -> None:
     event = tmp_path / "event.toml"
     event.write_text(
-        textwrap.dedent(f"""
-        [event]
-        name = "TURN Test"
-        [program]
-        width = 320
-        height = 180
-        fps = 15
-        preset = "ultrafast"
-        [[speakers]]
-        id = "guest"
-        name = "Guest"
-        [[rundown]]
-        speaker = "guest"
-        duration = "5m"
-        [[ice_servers]]
-        urls = ["turn:127.0.0.1:{turn}?transport=udp"]
-        secret = "${{TURN_SECRET}}"
-        ttl = "1h"
-        """)
+        event_toml(
+            "TURN Test",
+            speakers=[speaker("guest")],
+            rundown=[slot("guest", "5m")],
+            ice_servers=[
+                {
+                    "urls": [f"turn:127.0.0.1:{turn}?transport=udp"],
+                    "secret": "${TURN_SECRET}",
+                    "ttl": "1h",
+                }
+            ],
+        )
     )
     with JalsaRun(event, tmp_path / "state", env={"TURN_SECRET": SECRET}) as run:
         await asyncio.to_thread(run.wait_ready)

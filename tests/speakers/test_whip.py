@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from event_toml import event_toml, program, slot, speaker
 from jalsa_run import JalsaRun
 from waiting import async_wait_for
 from whip_client import WhipClient
@@ -32,28 +32,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JalsaRun]:
     work = tmp_path_factory.mktemp("whip")
     event = work / "event.toml"
     event.write_text(
-        textwrap.dedent("""
-        [event]
-        name = "WHIP Test"
-        [program]
-        width = 320
-        height = 180
-        fps = 15
-        video_bitrate_kbps = 300
-        preset = "ultrafast"
-        [[speakers]]
-        id = "guest"
-        name = "Guest Speaker"
-        [[speakers]]
-        id = "other"
-        name = "Other Speaker"
-        [[rundown]]
-        speaker = "guest"
-        duration = "10m"
-        [[rundown]]
-        speaker = "other"
-        duration = "1m"
-        """)
+        event_toml(
+            "WHIP Test",
+            program=program(video_bitrate_kbps=300),
+            speakers=[speaker("guest", "Guest Speaker"), speaker("other", "Other Speaker")],
+            rundown=[slot("guest", "10m"), slot("other", "1m")],
+        )
     )
     with JalsaRun(event, work / "state") as running:
         running.wait_ready()
