@@ -12,7 +12,6 @@ from faults import FaultProxy
 from jalsa_run import JalsaRun
 from media import decode_errors, ffprobe
 from nginx_rtmp import NginxRtmp
-from waiting import wait_for
 
 pytestmark = pytest.mark.media
 
@@ -39,13 +38,7 @@ def test_sigterm_closes_every_output_with_a_trailer(tmp_path: Path) -> None:
     )
     with JalsaRun(event, tmp_path / "state") as run:
         run.wait_ready()
-        # More than 4 s of program in every output before the stop.
-        wait_for(
-            lambda: (run.metric("jalsa_program_media_seconds_total") or 0) > 5,
-            30,
-            "5 s of program",
-            detail=lambda: run.logs[-3000:],
-        )
+        run.media_flows(5)  # more than 4 s of program in every output before the stop
         code, took = run.stop(signal.SIGTERM)
     assert code == 0, run.logs
     assert took < 5.0
@@ -77,19 +70,19 @@ def test_a_second_signal_forces_exit(nginx: NginxRtmp, tmp_path: Path) -> None:
         )
         with JalsaRun(event, tmp_path / "state") as run:
             run.wait_ready()
-            logs = lambda: run.logs[-3000:]  # noqa: E731
             labels = {"destination": "stuck", "platform": "custom"}
-            wait_for(lambda: run.metric("jalsa_relay_up", **labels) == 1, 20, "live", detail=logs)
+            run.wait_for(lambda: run.metric("jalsa_relay_up", **labels) == 1, 20, "live")
             platform.set_mode("blackhole")
-            wait_for(
+            run.wait_for(
                 lambda: (run.metric("jalsa_relay_lag_seconds", **labels) or 0) > 0.5,
                 10,
                 "the output backed up behind the blackhole",
-                detail=logs,
             )
             assert run.process is not None
             run.process.send_signal(signal.SIGINT)
-            wait_for(lambda: "stopping: closing every output" in run.logs, 5, "the stop to begin")
+            run.wait_for(
+                lambda: "stopping: closing every output" in run.logs, 5, "the stop to begin"
+            )
             run.process.send_signal(signal.SIGINT)
             code = run.wait(timeout=5)
     # 130: forced out mid-stop (a stop that finishes exits 0, as the test above shows).
@@ -100,14 +93,8 @@ def test_a_second_signal_forces_exit(nginx: NginxRtmp, tmp_path: Path) -> None:
 def test_the_demo_runs_with_no_event_file(tmp_path: Path) -> None:
     with JalsaRun(None, tmp_path / "state") as run:
         run.wait_ready()
-        # The mirror's playlist once a segment is written, and over 3 s recorded.
-        wait_for(
-            lambda: (run.metric("jalsa_program_media_seconds_total") or 0) > 4,
-            30,
-            "4 s of program",
-            detail=lambda: run.logs[-3000:],
-        )
-        status, playlist = wait_for(
+        run.media_flows(4)  # over 3 s recorded
+        status, playlist = run.wait_for(
             lambda: (answer := run.http("/hls/mirror/index.m3u8"))[0] == 200 and answer,
             10,
             "the mirror's playlist",
