@@ -12,7 +12,6 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Final
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from waiting import wait_for
 
 from monitoring.outage import Check, Outage, ProbeResult, ThroughputSample, classify
 
@@ -345,18 +345,15 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"alertmanager exited:\n{log_path.read_text()}")
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+            return response.status == 200
+
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"alertmanager did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
+        wait_for(ready, 15, "alertmanager to start", ignore=(OSError,), detail=log_path.read_text)
         yield url
     finally:
         proc.terminate()
@@ -398,13 +395,13 @@ def test_alertmanager_inhibitions(alertmanager: str) -> None:
         ("PlatformThrottled", "x"): "active",
         ("PlatformThrottled", "facebook"): "suppressed",
     }
-    states: dict[tuple[str, str], str] = {}
-    deadline = time.monotonic() + 10
-    while states != expected and time.monotonic() < deadline:
+
+    def states() -> dict[tuple[str, str], str]:
         with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts", timeout=5) as response:
-            states = {key(a["labels"]): a["status"]["state"] for a in json.load(response)}
-        time.sleep(0.1)
-    assert states == expected
+            return {key(a["labels"]): a["status"]["state"] for a in json.load(response)}
+
+    seen = wait_for(lambda: (now := states()) == expected and now, 10, "the inhibitions")
+    assert seen == expected
 
 
 # --- the Grafana dashboard ---------------------------------------------------------------
