@@ -26,13 +26,27 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeGuard
+from typing import Any, Final, TypeGuard, cast
 
 from orchestrator.event import SegmentSpec
 from orchestrator.live_rundown import Change, LiveRundown, RundownError
+
+__all__ = [
+    "MAX_LINE",
+    "OPERATIONS",
+    "Contents",
+    "Header",
+    "Journal",
+    "JournalError",
+    "Record",
+    "apply",
+    "open_journal",
+    "read",
+    "replay",
+]
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +132,30 @@ def apply(
         value = args.get(name)
         if name in args and not isinstance(value, str) and not (name == "after" and value is None):
             raise RundownError(name, f"expected a string, got {value!r}")
-    method: Callable[..., Change] = getattr(live, op)
-    return method(**args, now=now, version=version)
+    # Checked just above (a duration is checked by the operation itself).
+    item, speaker, text = (cast(str, args.get(name, "")) for name in ("item", "speaker", "text"))
+    after, duration = cast(str | None, args.get("after")), cast(float, args.get("duration"))
+    match op:
+        case "next":
+            return live.next(now=now, version=version)
+        case "take":
+            return live.take(item, now=now, version=version)
+        case "take_speaker":
+            return live.take_speaker(speaker, duration, now=now, version=version)
+        case "set_duration":
+            return live.set_duration(item, duration, now=now, version=version)
+        case "insert":
+            return live.insert(speaker, duration, after, now=now, version=version)
+        case "skip":
+            return live.skip(item, now=now, version=version)
+        case "move":
+            return live.move(item, after, now=now, version=version)
+        case "hold":
+            return live.hold(text, now=now, version=version)
+        case "resume":
+            return live.resume(now=now, version=version)
+        case _:  # "end", the last of OPERATIONS
+            return live.end(now=now, version=version)
 
 
 def read(path: Path) -> Contents:
@@ -179,6 +215,31 @@ def replay(
         except RundownError as exc:
             log.warning("%s:%d: %s dropped: %s", path, number, record.op, exc)
     return live
+
+
+def open_journal(
+    path: Path,
+    segments: Sequence[SegmentSpec],
+    *,
+    starts_at: float,
+    loop: bool = False,
+    speakers: Collection[str] | None = None,
+) -> tuple[LiveRundown, Journal]:
+    """The live rundown a journal at ``path`` records, and the journal to go on with
+    (after a restart); with no journal there, a fresh rundown and a new journal.
+
+    Args:
+        starts_at, loop: for a fresh rundown; a journal's header has its own.
+
+    Raises:
+        JournalError: as :func:`read`.
+        ValueError: as LiveRundown does for these segments.
+    """
+    if path.exists():
+        live = replay(path, segments, speakers=speakers)
+        return live, Journal.reopen(path)
+    live = LiveRundown(segments, starts_at=starts_at, loop=loop, speakers=speakers)
+    return live, Journal.create(path, live)
 
 
 class Journal:

@@ -190,7 +190,7 @@ class LiveRundown:
                     where.start,
                     where.end,
                     item_state,
-                    entry.hard,
+                    entry.hard_start,
                     where.held,
                     where.short > 0,
                 )

@@ -82,7 +82,7 @@ class Entry:
     index: int  # Slot.index: the segment's position; items added live number on after
     speaker: str
     duration: float
-    hard: float | None = None  # hard start, epoch seconds
+    hard_start: float | None = None  # epoch seconds
     started: float | None = None  # when it went on air
     held: float = 0.0  # seconds spent held, before the current hold
     skipped: bool = False
@@ -162,15 +162,15 @@ def lay_out(plan: Plan, now: float) -> tuple[Placed, ...]:
             entry_held = entry.held + held_for
             start, end = entry.started, entry.started + entry_held + entry.duration
         else:
-            if entry.hard is not None:
+            if entry.hard_start is not None:
                 # As Rundown does: cut whatever still runs at the hard start; an entry
                 # that would begin at or after it shrinks to nothing there.
                 for back in range(len(ends) - 1, -1, -1):
-                    if ends[back] <= entry.hard:
+                    if ends[back] <= entry.hard_start:
                         break
-                    starts[back] = min(starts[back], entry.hard)
-                    ends[back] = entry.hard
-                clock = entry.hard
+                    starts[back] = min(starts[back], entry.hard_start)
+                    ends[back] = entry.hard_start
+                clock = entry.hard_start
             start, end = clock, clock + entry.duration
         starts.append(start)
         ends.append(end)
@@ -244,7 +244,7 @@ def _over(entry: Entry, where: Placed, *, end: float | None = None) -> Item:
         start,
         end,
         "skipped" if skipped else "done",
-        entry.hard,
+        entry.hard_start,
         where.held,
         cut=where.short > 0 and end == where.end,
     )
@@ -258,8 +258,8 @@ def _passed(entries: Sequence[Entry], now: float) -> tuple[Item, ...]:
 def first_hard(plan: Plan) -> float | None:
     """The earliest hard start still to come (hard starts never go backwards)."""
     for entry in plan.entries:
-        if entry.hard is not None and entry.started is None and not entry.skipped:
-            return entry.hard
+        if entry.hard_start is not None and entry.started is None and not entry.skipped:
+            return entry.hard_start
     return None
 
 
@@ -357,7 +357,11 @@ def move(plan: Plan, position: int, after: str | None) -> Plan:
     entries = list(plan.entries)
     entry = entries.pop(position)
     entries.insert(insertion_point(replace(plan, entries=tuple(entries)), after), entry)
-    hard = [e.hard for e in entries if e.hard is not None and e.started is None and not e.skipped]
+    hard = [
+        e.hard_start
+        for e in entries
+        if e.hard_start is not None and e.started is None and not e.skipped
+    ]
     if any(later < earlier for earlier, later in pairwise(hard)):
         raise RundownError(
             "after", f"{entry.id!r} cannot go there: items with a hard start must stay in order"

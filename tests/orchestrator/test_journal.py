@@ -8,7 +8,15 @@ import pytest
 
 from orchestrator import journal as journal_module
 from orchestrator.event import SegmentSpec
-from orchestrator.journal import MAX_LINE, Journal, JournalError, apply, read, replay
+from orchestrator.journal import (
+    MAX_LINE,
+    Journal,
+    JournalError,
+    apply,
+    open_journal,
+    read,
+    replay,
+)
 from orchestrator.live_rundown import LiveRundown, RundownError
 
 T0 = 1_766_000_000.0
@@ -90,6 +98,20 @@ def test_reopen_appends(tmp_path: Path) -> None:
     journal.append(live.next(now=T0 + 50, version=5))
     journal.close()
     assert replay(path, SEGMENTS, speakers=SPEAKERS).status(T0 + 50) == live.status(T0 + 50)
+
+
+def test_open_journal_starts_fresh_then_goes_on_after_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "rundown.journal"
+    live, journal = open_journal(path, SEGMENTS, starts_at=T0, speakers=SPEAKERS)
+    assert live.version == 0 and read(path).header.starts_at == T0
+    journal.append(live.take("guest", now=T0 + 10, version=0))
+    journal.close()
+    # after a restart, a later starts_at is ignored: the journal's header says when
+    again, journal = open_journal(path, SEGMENTS, starts_at=T0 + 999, speakers=SPEAKERS)
+    assert again.status(T0 + 20) == live.status(T0 + 20)
+    journal.append(again.next(now=T0 + 30, version=1))
+    journal.close()
+    assert len(read(path).records) == 2
 
 
 # --- damage -----------------------------------------------------------------------------
