@@ -29,7 +29,7 @@ python3 -m ruff format --check .
 echo "== mypy"
 python3 -m mypy
 echo "== import-linter (the layers of docs/architecture.md)"
-lint-imports --no-cache
+lint-imports --no-cache --no-logo
 echo "== vulture (dead code)"
 python3 -m vulture
 echo "== pytest"
