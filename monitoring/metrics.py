@@ -21,14 +21,15 @@ from prometheus_client.registry import Collector
 from monitoring.listeners import ListenersSnapshot
 from monitoring.outage_watch import OutagesSnapshot, outage_series
 from monitoring.probe_round import ProbeRound
-from monitoring.show_view import ShowView, SpeakerLinkView
+from monitoring.show_view import ShowView, SpeakerLinkView, speaker_levels
 from orchestrator.event.states import RELAY_STATES
 
 _PROBE_LABELS = ["vantage", "city", "isp"]
 
 
 class ShowCollector(Collector):
-    """jalsa_program_*, jalsa_on_air, jalsa_speaker_*, jalsa_relay_* from a ShowView."""
+    """jalsa_program_*, jalsa_on_air, jalsa_speaker_audio_level_dbfs, jalsa_relay_* from a
+    ShowView."""
 
     def __init__(self, snapshot: Callable[[], ShowView]) -> None:
         self._snapshot = snapshot
@@ -64,7 +65,26 @@ class ShowCollector(Collector):
         for speaker in (*show.speakers, "slate"):
             on_air.add_metric([speaker], int(show.on_air == speaker))
         yield on_air
+        yield from _audio_metrics(show)
         yield from _relay_metrics(show)
+
+
+def _audio_metrics(show: ShowView) -> Iterable[Metric]:
+    yield GaugeMetricFamily(
+        "jalsa_program_audio_level_dbfs",
+        "Peak level of the program's audio over the last second, as encoded (after mute "
+        "and gain), in dBFS; -100 for silence",
+        value=show.program.audio_peak_dbfs,
+    )
+    level = GaugeMetricFamily(
+        "jalsa_speaker_audio_level_dbfs",
+        "Peak level of the speaker's input over the last second (before mute and gain), in "
+        "dBFS, -100 for silence: the speaker on air, and live speakers while connected",
+        labels=["speaker"],
+    )
+    for speaker, value in sorted(speaker_levels(show).items()):
+        level.add_metric([speaker], value)
+    yield level
 
 
 def _relay_metrics(show: ShowView) -> Iterable[Metric]:

@@ -21,6 +21,12 @@ class ProgramView(Protocol):
     def seconds(self) -> float: ...
     @property
     def late_resets(self) -> int: ...
+    @property
+    def audio_peak_dbfs(self) -> float: ...
+    @property
+    def input_speaker(self) -> str: ...
+    @property
+    def input_peak_dbfs(self) -> float: ...
 
 
 class DestinationView(Protocol):
@@ -58,6 +64,8 @@ class SpeakerLinkView(Protocol):
     def packet_loss_ratio(self) -> float | None: ...
     @property
     def rtt_seconds(self) -> float | None: ...
+    @property
+    def level_dbfs(self) -> float: ...
 
 
 class ShowView(Protocol):
@@ -79,3 +87,22 @@ class ShowView(Protocol):
     def destinations(self) -> Sequence[DestinationView]: ...
     @property
     def sources(self) -> Sequence[object]: ...
+
+
+def speaker_levels(show: ShowView) -> dict[str, float]:
+    """Each speaker's input level where one is measured: dBFS, the peak of the last
+    second, before the program's mute and gain.
+
+    The speaker on air: what the program receives from their feed (clip, pulled stream,
+    test pattern, browser or fallback). A live speaker off air: their browser feed's
+    while they are connected (in the green room). Other speakers have none.
+    """
+    levels = {
+        source.speaker: source.level_dbfs
+        for source in show.sources
+        if isinstance(source, SpeakerLinkView) and source.connected
+    }
+    program = show.program
+    if program.input_speaker == show.on_air and program.input_speaker in show.speakers:
+        levels[program.input_speaker] = program.input_peak_dbfs
+    return levels

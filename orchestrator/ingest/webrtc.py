@@ -33,6 +33,7 @@ import numpy as np
 from orchestrator.program.audio import SAMPLE_RATE, AudioBuffer, Samples, silence
 from orchestrator.program.canvas import Canvas
 from orchestrator.program.graphics import ACCENT, Plane, planes
+from orchestrator.program.levels import FLOOR_DBFS, WINDOW_SECONDS, LevelMeter
 from orchestrator.program.source import Source, SourceSnapshot
 from orchestrator.program.speaker_card import Appearance, speaker_card
 from orchestrator.rundown import SourceState
@@ -134,6 +135,7 @@ class SpeakerSourceSnapshot(SourceSnapshot):
     connected: bool = False
     audio_only: bool = False
     level: float = 0.0  # 0..1, the last audio peak (decaying)
+    level_dbfs: float = FLOOR_DBFS  # their input's peak over the last second (-100: silent)
     bitrate_bps: float | None = None
     packet_loss_ratio: float | None = None
     rtt_seconds: float | None = None
@@ -177,6 +179,8 @@ class WebRTCSource(Source):
         self._last_video: float | None = None
         self._ended: float | None = None
         self._level = 0.0
+        self._input = LevelMeter()  # the worker feeds it; level_dbfs in the snapshot
+        self._input_at: float | None = None  # when it was last fed
         self._frames = 0
         self._pictures_in = 0
         self._audio_in = 0
@@ -252,6 +256,7 @@ class WebRTCSource(Source):
             connected=state is SourceState.READY,
             audio_only=self.audio_only or self._showing_card(self._clock()),
             level=round(self._level, 3),
+            level_dbfs=self._level_dbfs(),
             bitrate_bps=quality.bitrate_bps,
             packet_loss_ratio=quality.packet_loss_ratio,
             rtt_seconds=quality.rtt_seconds,
@@ -260,6 +265,12 @@ class WebRTCSource(Source):
             dropped_video=self._mailbox.dropped_video,
             dropped_audio=self._mailbox.dropped_audio,
         )
+
+    def _level_dbfs(self) -> float:
+        fed = self._input_at
+        if fed is None or self._clock() - fed >= WINDOW_SECONDS:
+            return FLOOR_DBFS  # no audio for a second: nothing to meter
+        return self._input.levels.peak_dbfs
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -298,12 +309,16 @@ class WebRTCSource(Source):
                     for out in resampler.resample(frame):
                         samples = out.to_ndarray().astype(np.float32, copy=False)
                         self._meter(float(np.abs(samples).max(initial=0.0)))
+                        self._input.add(samples)
                         self._audio.write(samples)
                 else:
                     # The green room: the level meter needs no resampling.
                     raw = frame.to_ndarray()
                     scale = 32768.0 if raw.dtype == np.int16 else 1.0
                     self._meter(float(np.abs(raw).max(initial=0)) / scale)
+                    seconds = frame.samples / frame.sample_rate if frame.sample_rate else 0.0
+                    self._input.add(raw, seconds=seconds, full_scale=scale)
+                self._input_at = now
             if not full:
                 resampler = None
                 self._audio.clear()

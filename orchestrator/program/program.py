@@ -4,6 +4,11 @@ The asyncio side decides what is on air and calls :meth:`Program.cut`; the progr
 thread reads the current :class:`Feed` at every tick. Whatever the feed does (a source
 with no picture yet, a source that stalls, a cut), a frame is produced on every tick
 and audio follows sample for sample, so the output never has a gap.
+
+Audio: each tick's block from the on-air source is metered (the speaker's input level),
+mixed (their mute and gain, :mod:`orchestrator.program.mix`) and metered again (the
+program level) before the encode. The operator's side is :meth:`Program.set_audio`,
+:meth:`Program.audio_settings` and the ``audio_*``/``input_*`` fields of the snapshot.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from dataclasses import dataclass, field
 import av
 
 from orchestrator.event import ProgramSpec
-from orchestrator.program.audio import SAMPLE_RATE, silence
+from orchestrator.program.audio import SAMPLE_RATE, Samples, silence
 from orchestrator.program.encoder import ProgramEncoder
 from orchestrator.program.graphics import Overlay, Plane, black, pixels
+from orchestrator.program.levels import SILENT, LevelMeter, Levels
+from orchestrator.program.mix import AudioMix, AudioSetting
 from orchestrator.program.source import Source
 from relays.packet import EncodedPacket
 
@@ -56,6 +63,16 @@ class ProgramSnapshot:
     width: int
     height: int
     fps: int
+    # The program's audio as encoded (after mute and gain), over the last second: dBFS,
+    # -100 for silence.
+    audio_peak_dbfs: float = SILENT.peak_dbfs
+    audio_rms_dbfs: float = SILENT.rms_dbfs
+    # The on-air feed's input (before mute and gain) since the cut, up to the last second:
+    # ``input_speaker`` is whose it is (the on-air label when it was measured, or "slate").
+    input_speaker: str = "slate"
+    input_peak_dbfs: float = SILENT.peak_dbfs
+    # Speakers whose mute or gain is not the default (unmuted, 0 dB).
+    audio_settings: dict[str, AudioSetting] = field(default_factory=dict)
 
 
 class Program:
@@ -74,6 +91,11 @@ class Program:
         self.preview: av.VideoFrame | None = None  # the latest program picture, ~1/s
         self._last: av.VideoFrame | None = None
         self._still_cache: tuple[Plane, av.VideoFrame] | None = None
+        self._mix = AudioMix()
+        self._program_meter = LevelMeter()
+        self._input_meter = LevelMeter()
+        # (label, levels) of the on-air input, published whole by the program thread.
+        self._input: tuple[str, Levels] = ("slate", SILENT)
 
     @property
     def encoder(self) -> ProgramEncoder:
@@ -97,6 +119,27 @@ class Program:
     def feed(self) -> Feed:
         return self._feed
 
+    # -- the audio mix (any thread; the program thread picks changes up at its next block) --
+    def set_audio(
+        self, speaker: str, *, muted: bool | None = None, gain_db: float | None = None
+    ) -> AudioSetting:
+        """Mute/unmute ``speaker`` or set their gain (dB, -20..+20) in the program; what is
+        not given stays. Applied from the next audio block with a 15 ms ramp. Returns
+        their new setting.
+
+        Raises:
+            ValueError: the gain is out of range (nothing changes).
+        """
+        return self._mix.set(speaker, muted=muted, gain_db=gain_db)
+
+    def audio_settings(self) -> dict[str, AudioSetting]:
+        """Every speaker whose setting is not the default (unmuted, 0 dB)."""
+        return self._mix.settings()
+
+    def load_audio_settings(self, settings: dict[str, AudioSetting]) -> None:
+        """Replace every speaker's setting (the saved ones, at start)."""
+        self._mix.replace(settings)
+
     def start(self) -> None:
         self._thread.start()
 
@@ -108,6 +151,8 @@ class Program:
 
     def snapshot(self) -> ProgramSnapshot:
         spec = self.spec
+        program = self._program_meter.levels
+        input_speaker, input_levels = self._input
         return ProgramSnapshot(
             up=self._up,
             on_air=self._feed.label,
@@ -118,6 +163,11 @@ class Program:
             width=spec.width,
             height=spec.height,
             fps=spec.fps,
+            audio_peak_dbfs=program.peak_dbfs,
+            audio_rms_dbfs=program.rms_dbfs,
+            input_speaker=input_speaker,
+            input_peak_dbfs=input_levels.peak_dbfs,
+            audio_settings=self._mix.settings(),
         )
 
     # -- the program thread -------------------------------------------------------------
@@ -149,7 +199,7 @@ class Program:
                 want = (index + 1) * SAMPLE_RATE // fps - samples
                 audio = feed.source.audio(want) if feed.source is not None else silence(want)
                 samples += want
-                packets.extend(self._encoder.encode_audio(audio))
+                packets.extend(self._encoder.encode_audio(self._audio(feed.label, audio)))
                 index += 1
                 self._frames = index
                 if packets:
@@ -160,7 +210,18 @@ class Program:
             raise
         finally:
             self._up = False
+            self._program_meter.reset()
+            self._input = ("slate", SILENT)
             self._encoder.close()
+
+    def _audio(self, label: str, audio: Samples) -> Samples:
+        """Meter the on-air input, mix it, meter the program (on the program thread)."""
+        if label != self._input[0]:
+            self._input_meter.reset()  # a cut: the new speaker's level starts afresh
+        self._input = (label, self._input_meter.add(audio))
+        mixed = self._mix.process(label, audio)
+        self._program_meter.add(mixed)
+        return mixed
 
     def _picture(self, feed: Feed) -> av.VideoFrame:
         spec = self.spec

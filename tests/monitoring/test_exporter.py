@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import dataclass, field
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.listeners import DestinationListeners, ListenersSnapshot
-from monitoring.metrics import ListenerCollector, OutageCollector, ProbeCollector
+from monitoring.metrics import (
+    ListenerCollector,
+    OutageCollector,
+    ProbeCollector,
+    ShowCollector,
+    SpeakerCollector,
+)
 from monitoring.outage import Outage
 from monitoring.outage_watch import OutagesSnapshot
 from monitoring.probe_round import CheckResult, Download, ProbeRound, ResolverResult, Vantage
@@ -46,8 +53,65 @@ OUTAGES = OutagesSnapshot(
 )
 
 
-def scrape() -> str:
+@dataclass(frozen=True)
+class Program:
+    up: bool = True
+    seconds: float = 12.5
+    late_resets: int = 0
+    audio_peak_dbfs: float = -18.2
+    input_speaker: str = "host"
+    input_peak_dbfs: float = -17.5
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str = "yt"
+    platform: str = "youtube"
+    kind: str = "rtmp"
+    state: str = "live"
+    sent_bytes: int = 1000
+    reconnects: int = 0
+    dropped_video: int = 0
+    dropped_audio: int = 0
+    lag_seconds: float = 0.1
+
+
+@dataclass(frozen=True)
+class Browser:
+    """A live speaker's feed (a SpeakerLinkView)."""
+
+    speaker: str
+    connected: bool
+    level_dbfs: float
+    bitrate_bps: float | None = 800_000.0
+    packet_loss_ratio: float | None = 0.01
+    rtt_seconds: float | None = 0.05
+
+
+@dataclass(frozen=True)
+class Show:
+    event: str = "Test"
+    on_air: str = "host"
+    on_air_kind: str = "speaker"
+    ends_at: float | None = None
+    speakers: tuple[str, ...] = ("host", "guest", "away", "clip")
+    live_speakers: tuple[str, ...] = ("guest", "away")
+    program: Program = field(default_factory=Program)
+    destinations: tuple[Destination, ...] = (Destination(),)
+    sources: tuple[object, ...] = (
+        Browser("guest", True, -31.0),
+        Browser("away", False, -100.0),  # a session that has ended: no level
+        object(),  # a clip's source: no link
+    )
+
+
+SHOW = Show()
+
+
+def scrape(show: Show = SHOW) -> str:
     registry = CollectorRegistry(auto_describe=True)
+    registry.register(ShowCollector(lambda: show))  # type: ignore[arg-type]
+    registry.register(SpeakerCollector(lambda: show))  # type: ignore[arg-type]
     registry.register(ListenerCollector(lambda: LISTENERS))
     registry.register(ProbeCollector(lambda: ROUND))
     registry.register(OutageCollector(lambda: OUTAGES))
@@ -92,6 +156,32 @@ def test_values_come_from_the_snapshots() -> None:
     assert found["jalsa_outage", (("platform", "x"), ("scope", "throttling"))] == 0
     assert found["jalsa_outage", (("platform", "all"), ("scope", "national"))] == 0
     assert found["jalsa_outage", (("platform", "control"), ("scope", "uplink"))] == 0
+
+
+def test_program_and_speaker_audio_levels() -> None:
+    found = values(scrape())
+    assert found["jalsa_program_audio_level_dbfs", ()] == -18.2
+    level = "jalsa_speaker_audio_level_dbfs"
+    # On air: the program's measure of their input. A connected live speaker: their feed's.
+    assert found[level, (("speaker", "host"),)] == -17.5
+    assert found[level, (("speaker", "guest"),)] == -31.0
+    # Nothing measured: no series (a disconnected speaker, a clip off air).
+    assert (level, (("speaker", "away"),)) not in found
+    assert (level, (("speaker", "clip"),)) not in found
+
+
+def test_the_on_air_speakers_level_comes_from_the_program() -> None:
+    """A live speaker on air: the program's measure wins over their feed's meter; the
+    slate's measure is nobody's."""
+    on_air = Show(on_air="guest", program=Program(input_speaker="guest", input_peak_dbfs=-12.0))
+    assert values(scrape(on_air))["jalsa_speaker_audio_level_dbfs", (("speaker", "guest"),)] == -12
+    slate = Show(on_air="slate", program=Program(input_speaker="slate", input_peak_dbfs=-100.0))
+    found = values(scrape(slate))
+    assert {labels for name, labels in found if name == "jalsa_speaker_audio_level_dbfs"} == {
+        (("speaker", "guest"),)
+    }
+    silent = Show(program=Program(audio_peak_dbfs=-100.0))
+    assert values(scrape(silent))["jalsa_program_audio_level_dbfs", ()] == -100.0
 
 
 def test_nothing_before_the_first_round() -> None:
