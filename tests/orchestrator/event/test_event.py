@@ -139,6 +139,7 @@ def test_example_rally_file_is_accepted() -> None:
     kinds = {d.name: d.kind for d in event.destinations}
     assert kinds == {
         "yt": "rtmp",
+        "yt-backup": "rtmp",
         "backup-rtmp": "rtmp",
         "radio": "icecast",
         "mirror": "hls",
