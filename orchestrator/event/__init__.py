@@ -8,18 +8,11 @@ their wording in :mod:`orchestrator.event.problems`; secrets in
 :mod:`orchestrator.event.secret`.
 """
 
-from orchestrator.event.event_file import (
-    DestinationSpec,
-    Event,
-    EventError,
-    EventInfo,
-    Problem,
-    ProgramSpec,
-    SegmentSpec,
-    SpeakerSpec,
-    load_event,
-    parse_event,
-)
+from orchestrator.event.destination_spec import DestinationSpec
+from orchestrator.event.event_file import Event, EventInfo, SegmentSpec, load_event, parse_event
+from orchestrator.event.problems import EventError, Problem
+from orchestrator.event.program_spec import ProgramSpec
+from orchestrator.event.speaker_spec import SpeakerSpec
 
 __all__ = [
     "DestinationSpec",

@@ -27,20 +27,6 @@ from orchestrator.event.program_spec import ProgramSpec, parse_program
 from orchestrator.event.reader import Table, did_you_mean, one_of, quote, substitute_env
 from orchestrator.event.speaker_spec import SpeakerSpec, parse_speakers
 
-__all__ = [
-    "DestinationSpec",
-    "Event",
-    "EventError",
-    "EventInfo",
-    "Problem",
-    "ProgramSpec",
-    "SegmentSpec",
-    "SpeakerSpec",
-    "load_event",
-    "parse_event",
-    "segment_ids",
-]
-
 MAX_SEGMENT_SECONDS: Final = 24 * 3600.0
 _TOP_KEYS: Final = (
     "event",
