@@ -42,7 +42,7 @@ RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# The job both peers do (the issue's wording): 1080p30 H.264 + AAC in, 720p30 out.
+# The job both peers do: a 1080p30 H.264 + AAC clip in, 720p30 out, encoded once.
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 VIDEO_KBPS, AUDIO_KBPS = 3000, 128
 PRESET = "veryfast"
@@ -449,7 +449,7 @@ class StateWatcher(threading.Thread):
 
 
 def ffmpeg_argv(clip: Path, seconds: int, destinations: Sequence[str]) -> list[str]:
-    """The same job by ffmpeg's CLI: one encode, ``-f tee`` fan-out (the issue's command)."""
+    """The same job by ffmpeg's CLI: one encode, ``-f tee`` fan-out to every destination."""
     tee = "|".join(
         f"[f=flv:onfail=ignore:flvflags=no_duration_filesize]{url}" for url in destinations
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Relay isolation: one healthy platform, one choked to ~40 KB/s, three relays, one run.
 
-The scenario of issue 4: a 720p30 3 Mb/s program for --seconds (30), two RTMP
+The scenario: a 720p30 3 Mb/s program for --seconds (30), two RTMP
 destinations on a local nginx-rtmp that records what it receives; the "choked" one sits
 behind the tests' FaultProxy throttled to --choke bytes/s (40 000). Peers, in turn:
 
