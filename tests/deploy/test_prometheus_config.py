@@ -72,10 +72,12 @@ EXTENSION_METRICS: Final = frozenset(
         "jalsa_program_media_seconds_total",
         "jalsa_program_late_resets_total",
         "jalsa_event_end_timestamp_seconds",
+        "jalsa_program_audio_level_dbfs",
+        "jalsa_speaker_audio_level_dbfs",
     }
 )
 # Alerts beyond the contract's list (documented in the README).
-EXTENSION_ALERTS: Final = frozenset({"ProgramLate"})
+EXTENSION_ALERTS: Final = frozenset({"ProgramLate", "ProgramSilent"})
 # Series Prometheus makes itself, which the alert rules may read.
 PROMETHEUS_SERIES: Final = frozenset({"up", "ALERTS"})
 
