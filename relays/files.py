@@ -5,6 +5,12 @@ never overwrites an older file; HLS goes to the state dir); :class:`LocalWriter`
 
 Local files never block on a network, so PyAV writes them directly, packet by packet,
 on the destination's writer thread (muxing releases the GIL).
+
+A recording survives ``kill -9`` (a crash, an OOM kill) with at most one GOP lost: the
+muxers write whole units at each keyframe (a Matroska cluster, a fragment of a
+fragmented mp4; FLV and MPEG-TS have no units, every packet stands alone) and
+``flush_packets`` hands what is muxed to the kernel at once, so the file ends on a
+whole unit and plays to its end (:func:`recording_options`; docs/relays.md).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 import av
 from av.container import OutputContainer
 from av.stream import Stream
+from av.video.stream import VideoStream
 
 from orchestrator.event.destination_spec import DestinationSpec
 from relays.memory_mux import Rebase
@@ -23,6 +30,7 @@ from relays.packet import EncodedPacket, PacketKind
 FILE_FORMATS = {".mkv": "matroska", ".flv": "flv", ".mp4": "mp4", ".ts": "mpegts"}
 HLS_SEGMENT_SECONDS = 2
 HLS_LIST_SIZE = 6
+DEFAULT_KEYFRAME_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -67,8 +75,42 @@ def output_for(spec: DestinationSpec, state_dir: Path, attempt: int = 0) -> Outp
         raise ValueError(f"{spec.kind} is not a local destination")
     path = _free_path(Path(spec.target_url()))
     path.parent.mkdir(parents=True, exist_ok=True)
-    # No mp4 "faststart": it rewrites the whole file at close, too slow for a 5 s stop.
     return Output(str(path), FILE_FORMATS[path.suffix.lower()], str(path), {}, spec.audio_only)
+
+
+def recording_options(fmt: str, keyframe_seconds: float, audio_only: bool) -> dict[str, str]:
+    """libavformat options that keep a recording playable if jalsa is killed mid-write.
+
+    - ``flush_packets=1``: after each packet libavformat hands its buffer to the kernel
+      (else it writes blocks of 256 KiB to 1 MiB, and a killed file lost what the block
+      held, seconds to minutes of program, and ended in half a packet). Matroska and
+      fragmented mp4 hold the current cluster or fragment in memory until it is
+      complete, so for them this is one ``write`` per keyframe; FLV and MPEG-TS write
+      each packet (about 80 writes a second).
+    - Matroska: a cluster per keyframe (libavformat starts one at each video keyframe once
+      it holds 4 KiB); ``cluster_time_limit`` bounds clusters that stay smaller (a still
+      slate) and those of an audio-only recording (5 s by default) to one GOP.
+    - mp4: fragmented (``frag_keyframe``: a fragment per video keyframe; audio only,
+      ``frag_duration`` of one GOP), with an empty ``moov`` up front: a classic mp4 has
+      its index (``moov``) at the end, and a killed one has none and does not play at all.
+      No "faststart" either: it rewrites the whole file at close, too slow for a 5 s stop.
+    """
+    options = {"flush_packets": "1"}
+    if fmt == "matroska":
+        options["cluster_time_limit"] = str(round(keyframe_seconds * 1000))  # ms
+    elif fmt == "mp4":
+        options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
+        if audio_only:
+            options["frag_duration"] = str(round(keyframe_seconds * 1_000_000))  # µs
+    return options
+
+
+def keyframe_seconds(video: Stream) -> float:
+    """The GOP of the program's video stream (its encoder's ``gop_size`` at its rate)."""
+    if not isinstance(video, VideoStream):
+        return DEFAULT_KEYFRAME_SECONDS
+    gop, rate = video.codec_context.gop_size, video.codec_context.framerate
+    return float(gop / rate) if gop > 0 and rate else DEFAULT_KEYFRAME_SECONDS
 
 
 def _free_path(path: Path) -> Path:
@@ -83,10 +125,14 @@ class LocalWriter:
     """One open local output; see :class:`relays.writer.Writer`."""
 
     def __init__(self, output: Output, templates: tuple[Stream, Stream]) -> None:
-        self._container: OutputContainer = av.open(
-            output.target, "w", format=output.format, options=dict(output.options)
-        )
         video_t, audio_t = templates
+        options = dict(output.options)
+        if output.format in FILE_FORMATS.values():
+            gop = keyframe_seconds(video_t)
+            options = {**recording_options(output.format, gop, output.audio_only), **options}
+        self._container: OutputContainer = av.open(
+            output.target, "w", format=output.format, options=options
+        )
         container = self._container
         self._video = None if output.audio_only else container.add_stream_from_template(video_t)
         self._audio = self._container.add_stream_from_template(audio_t)
