@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from orchestrator.api.audio import add_audio_routes
 from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
 from orchestrator.event.secret import Secret
@@ -89,6 +90,7 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
         add_speaker_routes(app, show, state_dir, operator)
     # live add/remove/pause/resume (and listener counts for what is added)
     add_destination_routes(app, show, operator, watch.listeners if watch is not None else None)
+    add_audio_routes(app, show, state_dir, operator)  # /api/audio: levels, mute, gain (saved)
     return app
 
 
