@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="state directory (default ./jalsa-state)",
     )
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the rundown over instead of resuming it from the state directory's "
+        "journal (the old journal is kept, moved aside)",
+    )
 
     check = commands.add_parser("check", help="validate an event file (exit 2 on errors)")
     check.add_argument("event", type=Path, help="event file (TOML)")
@@ -162,13 +168,23 @@ def _run(args: argparse.Namespace) -> int:
     event = demo_event(state_dir) if loop_rundown else _load(args.event)
     if event is None:
         return EXIT_INVALID
+    from orchestrator.rundown_control import ResumeError
     from orchestrator.service import serve
 
     try:
         return asyncio.run(
-            serve(event, http=http, metrics=metrics, state_dir=state_dir, loop_rundown=loop_rundown)
+            serve(
+                event,
+                http=http,
+                metrics=metrics,
+                state_dir=state_dir,
+                loop_rundown=loop_rundown,
+                fresh=args.fresh,
+                event_file=args.event,
+            )
         )
-    except (SecretError, EventError) as error:  # EventError: a bad [monitoring] targets file
+    # EventError: a bad [monitoring] targets file; ResumeError: a journal that cannot resume
+    except (SecretError, EventError, ResumeError) as error:
         print(f"jalsa run: {error}", file=sys.stderr)
         return EXIT_INVALID
 

@@ -42,9 +42,11 @@ __all__ = [
     "Journal",
     "JournalError",
     "Record",
+    "Replayed",
     "apply",
     "open_journal",
     "read",
+    "rebuild",
     "replay",
 ]
 
@@ -84,6 +86,7 @@ class Header:
     starts_at: float
     loop: bool
     items: tuple[str, ...]
+    event: str | None = None  # the event's name, when the journal was started with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,22 +202,48 @@ def replay(
         JournalError: as :func:`read`.
         ValueError: as LiveRundown does for these segments.
     """
-    contents = read(path)
+    return rebuild(path, read(path), segments, speakers=speakers).live
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A journal replayed: ``gone`` are the header's items the event no longer has,
+    ``dropped`` says which changes were dropped and why (each also logged)."""
+
+    live: LiveRundown
+    gone: tuple[str, ...]
+    dropped: tuple[str, ...]
+
+
+def rebuild(
+    path: Path,
+    contents: Contents,
+    segments: Sequence[SegmentSpec],
+    *,
+    speakers: Collection[str] | None = None,
+) -> Replayed:
+    """:func:`replay` for a journal already read (``path`` names it in the warnings).
+
+    Raises:
+        ValueError: as LiveRundown does for these segments.
+    """
     header = contents.header
     live = LiveRundown(segments, starts_at=header.starts_at, loop=header.loop, speakers=speakers)
-    gone = [item for item in header.items if item not in live.item_ids]
+    gone = tuple(item for item in header.items if item not in live.item_ids)
     if gone:
         log.warning(
             "%s: the event file no longer has the items %s: changes naming them are dropped",
             path,
             ", ".join(gone),
         )
+    dropped: list[str] = []
     for number, record in enumerate(contents.records, 2):
         try:
             apply(live, record.op, record.args, now=record.now, version=live.version)
         except RundownError as exc:
+            dropped.append(f"line {number}: {record.op} dropped: {exc}")
             log.warning("%s:%d: %s dropped: %s", path, number, record.op, exc)
-    return live
+    return Replayed(live, gone, tuple(dropped))
 
 
 def open_journal(
@@ -250,8 +279,9 @@ class Journal:
         self._fd = fd
 
     @classmethod
-    def create(cls, path: Path, live: LiveRundown) -> Journal:
-        """Start a journal for ``live`` (not changed yet) with its header.
+    def create(cls, path: Path, live: LiveRundown, *, event: str | None = None) -> Journal:
+        """Start a journal for ``live`` (not changed yet) with its header (naming the
+        ``event``, if given, so a journal is never resumed by another event).
 
         Raises:
             FileExistsError: there is a journal there already (replay or move it).
@@ -263,6 +293,8 @@ class Journal:
             "loop": live.loop,
             "items": list(live.item_ids),
         }
+        if event is not None:
+            header["event"] = event
         data = _line(path, header)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         journal = cls(path, fd)
@@ -346,7 +378,10 @@ def _header(path: Path, value: Mapping[str, Any]) -> Header:
         raise JournalError(path, 1, "the header needs starts_at (a number) and loop")
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise JournalError(path, 1, "the header's items must be a list of ids")
-    return Header(float(starts_at), loop, tuple(items))
+    event = value.get("event")
+    if event is not None and not isinstance(event, str):
+        raise JournalError(path, 1, "the header's event must be a name")
+    return Header(float(starts_at), loop, tuple(items), event)
 
 
 def _record(path: Path, number: int, value: Mapping[str, Any]) -> Record:

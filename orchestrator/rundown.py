@@ -26,7 +26,7 @@ from orchestrator.event import SegmentSpec
 from orchestrator.event.states import OnAirKind
 
 RundownState: TypeAlias = Literal["before", "on", "gap", "ended"]
-SlateName: TypeAlias = Literal["starting", "between", "joining", "reconnecting", "ended"]
+SlateName: TypeAlias = Literal["starting", "between", "joining", "reconnecting", "hold", "ended"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +165,8 @@ class OnAir:
 
     ``kind`` is the speaker's own feed, their recorded fallback, or a slate;
     ``slate`` names which slate. ``speaker`` is the slot's speaker for ``speaker``,
-    ``fallback`` and the ``joining``/``reconnecting`` slates, else None.
+    ``fallback`` and the ``joining``/``reconnecting`` slates, else None. ``text`` is
+    the operator's text on the ``hold`` slate.
     """
 
     kind: OnAirKind
@@ -173,6 +174,7 @@ class OnAir:
     slate: SlateName | None
     slot: Slot | None
     next: Slot | None
+    text: str | None = None
 
 
 SourceStateName: TypeAlias = Literal["ready", "connecting", "lost", "ended"]
@@ -193,7 +195,10 @@ class SourceState(enum.Enum):
 
 
 def decide(
-    cue: Cue, states: Mapping[str, SourceState], fallback_ready: Mapping[str, bool]
+    cue: Cue,
+    states: Mapping[str, SourceState],
+    fallback_ready: Mapping[str, bool],
+    hold: str | None = None,
 ) -> OnAir:
     """Choose what goes on air for ``cue``.
 
@@ -201,7 +206,11 @@ def decide(
         cue: from :meth:`Rundown.at`.
         states: each speaker's source state; a speaker not listed is CONNECTING.
         fallback_ready: whether each speaker's fallback clip can play; absent = False.
+        hold: the operator's "please stand by" text while the rundown is held (a live
+            rundown's cue is then a ``gap``): the ``hold`` slate, whatever the cue.
     """
+    if hold is not None and cue.state != "ended":
+        return OnAir("slate", None, "hold", None, None, hold)
     if cue.state == "before":
         return OnAir("slate", None, "starting", None, cue.next)
     if cue.state == "gap":

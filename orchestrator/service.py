@@ -24,6 +24,7 @@ from orchestrator.api.app import create_app
 from orchestrator.api.auth import operator_token
 from orchestrator.event import Event
 from orchestrator.event.address import Address
+from orchestrator.rundown_control import RundownControl
 from orchestrator.show import Show
 from relays.relay import Relay
 
@@ -78,10 +79,27 @@ async def serve(
     metrics: Address,
     state_dir: Path,
     loop_rundown: bool = False,
+    fresh: bool = False,
+    event_file: Path | None = None,
 ) -> int:
-    """Run the event until its rundown ends or a signal arrives. Returns the exit code."""
+    """Run the event until its rundown ends or a signal arrives. Returns the exit code.
+
+    The rundown resumes from the state dir's journal unless ``fresh`` (see
+    :meth:`RundownControl.open`).
+
+    Raises:
+        ResumeError: the journal cannot be resumed (the message says what to do).
+    """
     token, created = operator_token(state_dir)
-    show = Show(event, state_dir, loop_rundown=loop_rundown)
+    control = await asyncio.to_thread(
+        RundownControl.open,
+        state_dir,
+        event,
+        loop=loop_rundown,
+        fresh=fresh,
+        event_file=event_file,
+    )
+    show = Show(event, state_dir, control)
     watch = Watch(event, state_dir, show.snapshot)  # listeners, probes, outages, samples
     show_verdicts(show.relay, watch.listeners.broadcasts)
     app = create_app(show, token, state_dir, watch)

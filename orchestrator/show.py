@@ -1,64 +1,50 @@
-"""The show: runs the rundown, owns the sources, cuts the program, feeds the relays.
+"""The show: runs the live rundown, owns the sources, cuts the program, feeds the relays.
 
-This is the asyncio side of the media path. Ten times a second it asks the rundown what
-should be on air now, starts the sources of the current and the next slot (clips armed
-on their first frame, pulled streams connected ahead of time), and when the decision
-changes it cuts the program to the new feed. Media work stays on the program, source
-and destination threads; this loop only coordinates.
+This is the asyncio side of the media path. Ten times a second, and at once after an
+operator's change, it asks the rundown what should be on air now, starts the sources of
+the current and the next item (clips armed on their first frame, pulled streams
+connected ahead of time), and when the decision changes it cuts the program to the new
+feed (the program starts every cut with a keyframe). Media work stays on the program,
+source and destination threads; this loop only coordinates.
+
+The rundown is a :class:`~orchestrator.live_rundown.LiveRundown` held by a
+:class:`~orchestrator.rundown_control.RundownControl`: operators change it through
+:meth:`Show.operate` (the API), the change is journaled, and the next step cuts. What
+consoles read: :meth:`Show.rundown_status`, and :attr:`Show.rundown_changes` with
+:meth:`Show.wait_rundown_change` to push a change as it happens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from orchestrator.event import Event, SpeakerSpec
 from orchestrator.event.states import OnAirKind
 from orchestrator.ingest.green_room import GreenRoom
-from orchestrator.ingest.media_source import MediaSource, is_pull
-from orchestrator.ingest.test_pattern import TestPattern
+from orchestrator.ingest.media_source import MediaSource
+from orchestrator.live_rundown import Change, LiveState
 from orchestrator.program.graphics import Overlay, Plane, lower_third
 from orchestrator.program.program import Feed, Program, ProgramSnapshot
 from orchestrator.program.slates import SlateCache, slate_text
 from orchestrator.program.source import Source, SourceSnapshot
 from orchestrator.program.speaker_card import Appearance, speaker_card
-from orchestrator.rundown import (
-    Cue,
-    OnAir,
-    Rundown,
-    RundownState,
-    SlateName,
-    Slot,
-    SourceState,
-    decide,
-)
+from orchestrator.rundown import Cue, OnAir, SlateName, Slot, SourceState, decide
+from orchestrator.rundown_control import RundownControl
+from orchestrator.slot_media import SlotMedia, SlotSources, key
 from relays.destination import DestinationSnapshot
 from relays.relay import Relay
 
 log = logging.getLogger(__name__)
 
 TICK = 0.1
-CLIP_PREROLL = 3.0  # a clip is opened and armed on its first frame this early
-PULL_PREROLL = 10.0  # a pulled stream is connected this early
 LOWER_THIRD_SECONDS = 8.0
-
-
-@dataclass(slots=True)
-class _SlotMedia:
-    """The sources opened for one slot of the rundown."""
-
-    main: Source | None  # None for a live speaker: their feed is in the green room
-    fallback: MediaSource | None
-    main_live: Source | None = None
-    playing: bool = False
-    fallback_playing: bool = False
-
-    def sources(self) -> list[Source]:
-        return [s for s in (self.main, self.fallback) if s is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +58,7 @@ class SlotView:
 @dataclass(frozen=True, slots=True)
 class ShowSnapshot:
     event: str
-    state: RundownState
+    state: LiveState
     on_air_kind: OnAirKind
     on_air: str  # speaker id, or "slate"
     slate: SlateName | None
@@ -85,15 +71,26 @@ class ShowSnapshot:
     speakers: tuple[str, ...] = field(default=())
     live_speakers: tuple[str, ...] = field(default=())  # those who join from the browser
     ends_at: float | None = None  # when the rundown ends (epoch s); None if it loops
+    hold: str | None = None  # the stand-by text while the rundown is held
 
 
 class Show:
+    """One event on air.
+
+    Args:
+        event: the event file.
+        state_dir: where the relay writes (recordings, the HLS mirror).
+        control: the live rundown and its journal
+            (:meth:`RundownControl.open <orchestrator.rundown_control.RundownControl.open>`).
+        clock: epoch seconds (the rundown's clock).
+    """
+
     def __init__(
         self,
         event: Event,
         state_dir: Path,
+        control: RundownControl,
         *,
-        loop_rundown: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.event = event
@@ -104,17 +101,18 @@ class Show:
         self.program = Program(spec, sink=lambda packets: self.relay.publish(packets))
         encoder = self.program.encoder
         self.relay = Relay((encoder.video_stream, encoder.audio_stream), state_dir)
-        self.rundown = Rundown(event.rundown, starts_at=clock(), loop=loop_rundown)
+        self.control = control
+        self.rundown = control.live
         self._slates = SlateCache(spec.width, spec.height)
         self._graphics: dict[str, tuple[Overlay, Plane]] = {}  # per speaker, made once
-        self._media: dict[tuple[int, float], _SlotMedia] = {}
-        self._on_air: OnAir | None = None
-        self._cue: Cue = self.rundown.at(clock())
-        self.green_room = GreenRoom()
-        # Live speakers seen connected during the current slot: a later absence is a drop.
-        self._seen_live: set[tuple[int, float]] = set()
         # Recorded messages uploaded by live speakers (speaker id -> file): their fallback.
         self.messages: dict[str, str] = {}
+        self._media = SlotSources(event, self.messages)
+        self._on_air: OnAir | None = None
+        self._shot: object = None  # what the decision on air looks like (see _shot_of)
+        self._cue: Cue
+        self._cue, self._status = control.tick(clock())
+        self.green_room = GreenRoom()
         # Closed first by close(): what feeds the green room (the WHIP sessions).
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self.finished = asyncio.Event()
@@ -122,6 +120,32 @@ class Show:
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Have :meth:`close` await ``closer()`` before it stops the program."""
         self._closers.append(closer)
+
+    # -- the operators' side (the API; consoles) ----------------------------------------------
+    async def operate(self, op: str, args: Mapping[str, object], version: int) -> Change:
+        """Apply a rundown operation (a :mod:`~orchestrator.journal` op name and its args)
+        made against ``version``; the program cuts at the next step, at once.
+
+        Raises:
+            RundownError: refused (StaleVersion for another version); nothing changed.
+        """
+        return await self.control.operate(op, args, version)
+
+    def rundown_status(self) -> dict[str, Any]:
+        """The rundown now, as ``GET /api/rundown`` answers it (JSON-able)."""
+        return self.control.status_json(self._clock())
+
+    @property
+    def rundown_changes(self) -> int:
+        """A counter that grows whenever :meth:`rundown_status` shows something new: an
+        operation, or the show moving on (an item ends, the next goes on air)."""
+        return self.control.changes
+
+    async def wait_rundown_change(self, seen: int) -> int:
+        """Wait until :attr:`rundown_changes` is no longer ``seen``; returns it. A console's
+        push loop: ``seen = await show.wait_rundown_change(seen)``, then send
+        :meth:`rundown_status` (wrap in ``asyncio.timeout`` to also send a heartbeat)."""
+        return await self.control.wait_change(seen)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -136,7 +160,11 @@ class Show:
                     log.info("the rundown has ended")
                     self.finished.set()
                     return
-                await asyncio.sleep(TICK)
+                # A tick, or less: an operator's change wakes the loop at once.
+                seen = self.control.changes
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TICK):
+                        await self.control.wait_change(seen)
         finally:
             self.finished.set()
 
@@ -150,31 +178,27 @@ class Show:
             except Exception:
                 log.exception("closing the green room failed")
         await asyncio.to_thread(self.program.stop, within * 0.4)
-        for media in self._media.values():
-            for source in media.sources():
-                source.stop()
+        self._media.stop()
         stuck = await asyncio.to_thread(self.relay.close, max(0.1, deadline - time.monotonic()))
         if stuck:
             log.warning("closed without a trailer (link blocked): %s", ", ".join(stuck))
-        for media in self._media.values():
-            for source in media.sources():
-                await asyncio.to_thread(source.join, 0.5)
-        self._media.clear()
+        await self._media.join(0.5)
+        await self.control.close()
 
     # -- one step of the loop ---------------------------------------------------------------
     async def _step(self) -> None:
         now = self._clock()
-        cue = self.rundown.at(now)
-        self._cue = cue
-        await self._prepare(cue, now)
-        current = self._current_media(cue)
+        cue, status = self.control.tick(now)
+        self._cue, self._status = cue, status
+        await self._media.prepare(cue, now)
+        current = self._media.current(cue)
         states: dict[str, SourceState] = {}
         fallback_ready: dict[str, bool] = {}
         if cue.state == "on" and cue.current is not None:
             speaker = cue.current.speaker
             if current is not None and current.main is None:
                 current.main_live = self.green_room.get(speaker)
-                states[speaker] = self._live_state(cue.current, current.main_live)
+                states[speaker] = self._media.live_state(cue.current, current.main_live)
             elif current is not None and current.main is not None:
                 if not current.playing:
                     _go(current.main)
@@ -182,79 +206,30 @@ class Show:
                 states[speaker] = current.main.state
             if current is not None and current.fallback is not None:
                 fallback_ready[speaker] = current.fallback.state is SourceState.READY
-        decision = decide(cue, states, fallback_ready)
+        decision = decide(cue, states, fallback_ready, status.hold)
+        if decision.slate == "joining" and current is not None and current.opening_clip:
+            return  # no picture yet: keep what is on air a moment longer
         replaced = (
             decision.kind == "speaker"
             and current is not None
             and (current.main or current.main_live) is not self.program.feed.source
         )
-        if decision != self._on_air or replaced:
+        shot = self._shot_of(decision)
+        if shot != self._shot or replaced:
             # (replaced: a rejoin gave the on-air speaker a new source)
             await self._cut(decision, current)
-
-    def _live_state(self, slot: Slot, source: Source | None) -> SourceState:
-        """A browser speaker's state: CONNECTING until first seen in this slot, then LOST."""
-        key = _key(slot)
-        state = source.state if source is not None else SourceState.CONNECTING
-        if state is SourceState.READY:
-            self._seen_live.add(key)
-        elif key in self._seen_live:
-            state = SourceState.LOST
-        return state
-
-    def _current_media(self, cue: Cue) -> _SlotMedia | None:
-        if cue.state != "on" or cue.current is None:
-            return None
-        return self._media.get(_key(cue.current))
-
-    async def _prepare(self, cue: Cue, now: float) -> None:
-        """Open the current and upcoming slots' sources; stop those of past slots."""
-        wanted: dict[tuple[int, float], Slot] = {}
-        if cue.state == "on" and cue.current is not None:
-            wanted[_key(cue.current)] = cue.current
-        upcoming = cue.next
-        if upcoming is not None:
-            speaker = self._speakers[upcoming.speaker]
-            preroll = PULL_PREROLL if speaker.source and is_pull(speaker.source) else CLIP_PREROLL
-            if upcoming.start - now <= preroll:
-                wanted[_key(upcoming)] = upcoming
-        for key in list(self._media):
-            if key not in wanted:
-                self._seen_live.discard(key)
-                for source in self._media.pop(key).sources():
-                    source.stop()
-        for key, slot in wanted.items():
-            if key not in self._media:
-                # Opening renders cards and starts threads: keep it off the loop.
-                speaker = self._speakers[slot.speaker]
-                self._media[key] = await asyncio.to_thread(self._open, speaker)
-
-    def _open(self, speaker: SpeakerSpec) -> _SlotMedia:
-        spec = self.event.program
-        width, height = spec.width, spec.height
-        main: Source | None = None
-        if speaker.source == "testsrc":
-            index = list(self._speakers).index(speaker.id)
-            main = TestPattern(
-                speaker.name, index=index, title=speaker.title, width=width, height=height
-            )
-        elif speaker.source is not None:
-            armed = not is_pull(speaker.source)
-            main = MediaSource(speaker.id, speaker.source, armed=armed, width=width, height=height)
-        fallback = None
-        # A message the speaker uploaded is newer than the event file's fallback clip.
-        fallback_clip = self.messages.get(speaker.id) or speaker.fallback
-        if fallback_clip is not None:
-            fallback = MediaSource(
-                f"{speaker.id}-fallback", fallback_clip, armed=True, width=width, height=height
-            )
-        media = _SlotMedia(main, fallback)
-        for source in media.sources():
-            source.start()
-        return media
-
-    async def _cut(self, decision: OnAir, media: _SlotMedia | None) -> None:
+            self._shot = shot
         self._on_air = decision
+
+    def _shot_of(self, decision: OnAir) -> object:
+        """What a decision puts on screen: a new shot is a cut. An item's source, whatever
+        its times (extended, held and resumed); a slate's text (the next item moving
+        within the minute, or the one on air being held, shows nothing new)."""
+        if decision.kind == "slate":
+            return slate_text(self.event.info.name, decision, self._speakers)
+        return decision.kind, decision.speaker, key(decision.slot) if decision.slot else None
+
+    async def _cut(self, decision: OnAir, media: SlotMedia | None) -> None:
         feed: Feed
         main = media.main or media.main_live if media is not None else None
         if decision.kind == "speaker" and main is not None:
@@ -294,12 +269,12 @@ class Show:
 
     # -- what the console, the API and /metrics read -------------------------------------------
     def snapshot(self) -> ShowSnapshot:
-        cue, on_air = self._cue, self._on_air
-        sources = tuple(s.snapshot() for m in self._media.values() for s in m.sources())
+        cue, on_air, status = self._cue, self._on_air, self._status
+        sources = self._media.snapshots()
         sources += tuple(s.snapshot() for s in self.green_room.sources().values())
         return ShowSnapshot(
             event=self.event.info.name,
-            state=cue.state,
+            state=status.state,
             on_air_kind=on_air.kind if on_air else "slate",
             on_air=self.program.feed.label,
             slate=on_air.slate if on_air else None,
@@ -311,17 +286,14 @@ class Show:
             sources=sources,
             speakers=tuple(self._speakers),
             live_speakers=tuple(s for s, spec in self._speakers.items() if spec.live),
-            ends_at=None if self.rundown.loop else self.rundown.ends_at,
+            ends_at=status.ends_at,
+            hold=status.hold,
         )
 
     def _view(self, slot: Slot | None) -> SlotView | None:
         if slot is None:
             return None
         return SlotView(slot.speaker, self._speakers[slot.speaker].name, slot.start, slot.end)
-
-
-def _key(slot: Slot) -> tuple[int, float]:
-    return (slot.index, slot.start)
 
 
 def _go(source: Source) -> None:

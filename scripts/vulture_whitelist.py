@@ -13,6 +13,7 @@ from monitoring.metrics import ShowCollector
 from monitoring.outage_watch import OutagesSnapshot
 from orchestrator.ingest.webrtc import SpeakerSourceSnapshot
 from orchestrator.program.source import SourceSnapshot
+from orchestrator.show import Show
 from relays.destination import DestinationSnapshot
 
 # prometheus_client calls collect() on every registered collector at scrape time.
@@ -44,3 +45,8 @@ DestinationSnapshot.live_check  # the console's destinations table, /api/state
 DestinationSnapshot.sent_packets  # /api/state; bench/benchlib.py reads it
 DestinationListeners.updated_at  # /api/state listeners
 DestinationListeners.polls
+
+# The rundown's change counter and its wait, for a console's push (/api/live); used by
+# tests/orchestrator/test_rundown_control.py.
+Show.rundown_changes
+Show.wait_rundown_change

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import threading
 from collections.abc import Mapping
 from datetime import datetime
@@ -11,6 +12,11 @@ from orchestrator.program.graphics import Plane, slate
 from orchestrator.rundown import OnAir, Slot
 
 SlateText = tuple[str, tuple[str, ...]]
+
+STAND_BY = "Please stand by"
+HEADLINE_CHARS = 32  # a longer hold text goes under the headline, wrapped
+LINE_CHARS = 56
+HOLD_LINES = 3
 
 
 def _clock(at: float) -> str:
@@ -41,10 +47,23 @@ def slate_text(event_name: str, on_air: OnAir, speakers: Mapping[str, SpeakerSpe
             return f"{name} is joining", (event_name, *next_line)
         case "reconnecting":
             return f"Reconnecting to {name}…", (event_name, "Please stay with us")
+        case "hold":
+            return _hold_text(event_name, on_air.text or STAND_BY)
         case "ended":
             return event_name, ("Thank you for joining",)
         case _:
             return event_name, next_line or ("Please stay with us",)
+
+
+def _hold_text(event_name: str, text: str) -> SlateText:
+    """The operator's text as the headline when it is short, else "Please stand by"
+    over the text wrapped into a few lines; the event's name below. No "next" line: what
+    comes after a hold is the operator's call."""
+    text = " ".join(text.split())
+    if len(text) <= HEADLINE_CHARS:
+        return text, (event_name,)
+    lines = textwrap.wrap(text, LINE_CHARS, max_lines=HOLD_LINES, placeholder=" …")
+    return STAND_BY, (*lines, event_name)
 
 
 class SlateCache:

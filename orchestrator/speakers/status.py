@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from orchestrator.rundown import Rundown, Slot
+from orchestrator.live_rundown import LiveRundown
+from orchestrator.rundown import Slot
 
 LEAD_SECONDS: Final = 15.0
 
@@ -29,22 +30,26 @@ class SpeakerStatus:
     full_rate: bool
 
 
-def _their_slot(rundown: Rundown, speaker: str, now: float) -> Slot | None:
-    """The speaker's current or next slot (for a looping rundown: in this lap or the next)."""
+def _their_slot(rundown: LiveRundown, speaker: str, now: float) -> Slot | None:
+    """The speaker's current or next slot: their item on air or to come in this lap (held
+    or not), else, in a looping rundown, the next lap's first if it is theirs."""
+    for item in rundown.items(now):
+        to_come = item.state in ("next", "upcoming") and item.end > max(now, item.start)
+        if item.speaker == speaker and (item.state == "on" or to_come):
+            return Slot(-1, speaker, item.start, item.end)
     if rundown.loop:
-        cue = rundown.at(now)
-        return next((s for s in (cue.current, cue.next) if s and s.speaker == speaker), None)
-    return next(
-        (s for s in rundown.slots if s.speaker == speaker and s.end > max(now, s.start)), None
-    )
+        upcoming = rundown.at(now).next
+        if upcoming is not None and upcoming.speaker == speaker:
+            return upcoming
+    return None
 
 
-def speaker_status(rundown: Rundown, speaker: str, now: float, on_air: str) -> SpeakerStatus:
+def speaker_status(rundown: LiveRundown, speaker: str, now: float, on_air: str) -> SpeakerStatus:
     """The status of ``speaker`` at ``now`` (epoch s); ``on_air`` is the program's label."""
     slot = _their_slot(rundown, speaker, now)
     live = on_air == speaker
     if slot is None:
-        scheduled = any(s.speaker == speaker for s in rundown.slots)
+        scheduled = any(item.speaker == speaker for item in rundown.items(now))
         return SpeakerStatus(
             "done" if scheduled else "unscheduled", None, None, None, None, live, live
         )

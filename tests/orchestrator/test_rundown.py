@@ -155,6 +155,17 @@ def test_decide(
     assert decide(cue, states, fallbacks) == expected
 
 
+@pytest.mark.parametrize("cue", [Cue("gap", None, A, 20), ON_A, Cue("before", None, A, 5)])
+def test_a_hold_puts_up_its_slate_whatever_the_cue(cue: Cue) -> None:
+    held = decide(cue, {"a": SourceState.READY}, {}, hold="Back in a moment")
+    assert held == OnAir("slate", None, "hold", None, None, "Back in a moment")
+
+
+def test_a_hold_does_not_outlast_the_end() -> None:
+    ended = Cue("ended", None, None, 0)
+    assert decide(ended, {}, {}, hold="Wait").slate == "ended"
+
+
 # --- properties -----------------------------------------------------------------------
 
 

@@ -33,3 +33,16 @@ def test_rendered_slates_are_cached_by_text() -> None:
     first = cache.render(("Title", ("line",)))
     assert cache.render(("Title", ("line",))) is first
     assert first.shape == (270, 320)
+
+
+def test_a_hold_shows_the_operators_text_and_no_next() -> None:
+    held = OnAir("slate", None, "hold", None, None, "Back in a moment")
+    assert slate_text("Digital Jalsa", held, SPEAKERS) == ("Back in a moment", ("Digital Jalsa",))
+
+
+def test_a_long_hold_text_is_wrapped_under_please_stand_by() -> None:
+    text = "The main address begins shortly: the leader is on the way to the stage, stay with us"
+    held = OnAir("slate", None, "hold", None, None, text)
+    headline, lines = slate_text("Digital Jalsa", held, SPEAKERS)
+    assert headline == "Please stand by" and lines[-1] == "Digital Jalsa"
+    assert " ".join(lines[:-1]) == text and all(len(line) <= 56 for line in lines)

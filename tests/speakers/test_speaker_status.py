@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from orchestrator.event import SegmentSpec
-from orchestrator.rundown import Rundown
+from orchestrator.live_rundown import LiveRundown
 from orchestrator.speakers.status import LEAD_SECONDS, speaker_status
 
 T0 = 1_766_000_000.0
-RUNDOWN = Rundown(
-    [SegmentSpec("host", 60), SegmentSpec("guest", 120), SegmentSpec("host", 30)], starts_at=T0
-)
+SEGMENTS = [SegmentSpec("host", 60), SegmentSpec("guest", 120), SegmentSpec("host", 30)]
+RUNDOWN = LiveRundown(SEGMENTS, starts_at=T0)
 
 
 def test_waiting_then_full_rate_shortly_before_then_on_now_then_done() -> None:
@@ -30,6 +29,28 @@ def test_a_speaker_with_two_slots_sees_the_next_one() -> None:
 
 
 def test_looping_rundown() -> None:
-    loop = Rundown([SegmentSpec("a", 10), SegmentSpec("b", 10)], starts_at=T0, loop=True)
+    loop = LiveRundown([SegmentSpec("a", 10), SegmentSpec("b", 10)], starts_at=T0, loop=True)
     status = speaker_status(loop, "a", T0 + 15, "b")
     assert (status.standing, status.slot_start) == ("waiting", T0 + 20)
+
+
+def test_a_speaker_later_in_a_looping_lap_is_waiting() -> None:
+    loop = LiveRundown(
+        [SegmentSpec("a", 10), SegmentSpec("b", 10), SegmentSpec("c", 10)], starts_at=T0, loop=True
+    )
+    status = speaker_status(loop, "c", T0 + 5, "a")
+    assert (status.standing, status.slot_start) == ("waiting", T0 + 20)
+
+
+def test_the_live_rundown_edits_are_seen() -> None:
+    live = LiveRundown(SEGMENTS, starts_at=T0, speakers=("host", "guest", "imam"))
+    live.take_speaker("imam", 45, now=T0 + 10, version=0)
+    on = speaker_status(live, "imam", T0 + 20, "imam")
+    assert (on.standing, on.slot_start, on.ends_in) == ("on_now", T0 + 10, 35.0)
+    # the host's item, cut short by the take, is over; their next one is later
+    host = speaker_status(live, "host", T0 + 20, "imam")
+    assert (host.standing, host.slot_start) == ("waiting", T0 + 55 + 120)
+    live.hold("One moment", now=T0 + 20, version=1)
+    held = speaker_status(live, "imam", T0 + 30, "slate")
+    # on hold: still their item (35 s left once resumed), not live
+    assert (held.standing, held.live, held.ends_in) == ("on_now", False, 35.0)

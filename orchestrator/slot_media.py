@@ -1,0 +1,155 @@
+"""The sources of the rundown's items: opened ahead of an item, stopped once it is over.
+
+Each item of the live rundown gets its own sources (a clip opened and armed on its first
+frame, a pulled stream connected, a test pattern, a live speaker's fallback), keyed by
+the item's id (:class:`~orchestrator.live_rundown.LiveSlot`): an item keeps its sources
+while the operator edits the rundown around it, while it is held (its start then moves
+on the clock) and when it is taken early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from orchestrator.event import Event, SpeakerSpec
+from orchestrator.ingest.media_source import MediaSource, is_pull
+from orchestrator.ingest.test_pattern import TestPattern
+from orchestrator.live_rundown import LiveSlot
+from orchestrator.program.source import Source, SourceSnapshot
+from orchestrator.rundown import Cue, Slot, SourceState
+
+CLIP_PREROLL = 3.0  # a clip is opened and armed on its first frame this early
+PULL_PREROLL = 10.0  # a pulled stream is connected this early
+# A clip put on air before it was armed (a take, a next, a resume after a restart) opens
+# in a fraction of a second: the program keeps its picture meanwhile rather than flash
+# a "joining" slate.
+CLIP_OPENING_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class SlotMedia:
+    """The sources opened for one item of the rundown."""
+
+    main: Source | None  # None for a live speaker: their feed is in the green room
+    fallback: MediaSource | None
+    main_live: Source | None = None
+    playing: bool = False
+    fallback_playing: bool = False
+    opened: float = field(default_factory=time.monotonic)
+
+    def sources(self) -> list[Source]:
+        return [s for s in (self.main, self.fallback) if s is not None]
+
+    @property
+    def opening_clip(self) -> bool:
+        """A clip (a file, not a live input) opened just now, with no picture yet."""
+        main = self.main
+        return (
+            isinstance(main, MediaSource)
+            and not main.live
+            and main.state is SourceState.CONNECTING
+            and time.monotonic() - self.opened < CLIP_OPENING_SECONDS
+        )
+
+
+def key(slot: Slot) -> str:
+    """The item a slot plays: its id (a live rundown's), else its position and start."""
+    return slot.id if isinstance(slot, LiveSlot) else f"{slot.index}@{slot.start}"
+
+
+class SlotSources:
+    """The sources of the current and the next item.
+
+    Args:
+        event: for the speakers and the program's size.
+        messages: speaker id -> a recorded message they uploaded (their fallback, newer
+            than the event file's); read each time an item's sources are opened.
+    """
+
+    def __init__(self, event: Event, messages: Mapping[str, str]) -> None:
+        self._event = event
+        self._speakers = {s.id: s for s in event.speakers}
+        self._messages = messages
+        self._media: dict[str, SlotMedia] = {}
+        # Live speakers seen connected during the current item: a later absence is a drop.
+        self._seen_live: set[str] = set()
+
+    def current(self, cue: Cue) -> SlotMedia | None:
+        if cue.state != "on" or cue.current is None:
+            return None
+        return self._media.get(key(cue.current))
+
+    async def prepare(self, cue: Cue, now: float) -> None:
+        """Open the current and upcoming items' sources; stop those of the others."""
+        wanted: dict[str, Slot] = {}
+        if cue.state == "on" and cue.current is not None:
+            wanted[key(cue.current)] = cue.current
+        upcoming = cue.next
+        if upcoming is not None:
+            speaker = self._speakers[upcoming.speaker]
+            preroll = PULL_PREROLL if speaker.source and is_pull(speaker.source) else CLIP_PREROLL
+            # (while held, the item that resumes "starts" in the past: it stays open)
+            if upcoming.start - now <= preroll:
+                wanted[key(upcoming)] = upcoming
+        for item in list(self._media):
+            if item not in wanted:
+                self._seen_live.discard(item)
+                for source in self._media.pop(item).sources():
+                    source.stop()
+        for item, slot in wanted.items():
+            if item not in self._media:
+                # Opening renders cards and starts threads: keep it off the loop.
+                speaker = self._speakers[slot.speaker]
+                self._media[item] = await asyncio.to_thread(self._open, speaker)
+
+    def live_state(self, slot: Slot, source: Source | None) -> SourceState:
+        """A browser speaker's state: CONNECTING until first seen in this item, then LOST."""
+        item = key(slot)
+        state = source.state if source is not None else SourceState.CONNECTING
+        if state is SourceState.READY:
+            self._seen_live.add(item)
+        elif item in self._seen_live:
+            state = SourceState.LOST
+        return state
+
+    def snapshots(self) -> tuple[SourceSnapshot, ...]:
+        return tuple(s.snapshot() for m in self._media.values() for s in m.sources())
+
+    def stop(self) -> None:
+        for media in self._media.values():
+            for source in media.sources():
+                source.stop()
+
+    async def join(self, each: float) -> None:
+        """Wait for each source's thread, up to ``each`` seconds apiece."""
+        for media in self._media.values():
+            for source in media.sources():
+                await asyncio.to_thread(source.join, each)
+        self._media.clear()
+
+    def _open(self, speaker: SpeakerSpec) -> SlotMedia:
+        spec = self._event.program
+        width, height = spec.width, spec.height
+        main: Source | None = None
+        if speaker.source == "testsrc":
+            index = list(self._speakers).index(speaker.id)
+            main = TestPattern(
+                speaker.name, index=index, title=speaker.title, width=width, height=height
+            )
+        elif speaker.source is not None:
+            armed = not is_pull(speaker.source)
+            main = MediaSource(speaker.id, speaker.source, armed=armed, width=width, height=height)
+        fallback = None
+        # A message the speaker uploaded is newer than the event file's fallback clip.
+        fallback_clip = self._messages.get(speaker.id) or speaker.fallback
+        if fallback_clip is not None:
+            fallback = MediaSource(
+                f"{speaker.id}-fallback", fallback_clip, armed=True, width=width, height=height
+            )
+        media = SlotMedia(main, fallback)
+        for source in media.sources():
+            source.start()
+        return media
