@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from orchestrator.api.audio import add_audio_routes
 from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
+from orchestrator.api.live import add_live_routes
 from orchestrator.api.rundown import add_rundown_routes
 from orchestrator.event.secret import Secret
 from orchestrator.show import Show
@@ -93,6 +94,7 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
     add_destination_routes(app, show, operator, watch.listeners if watch is not None else None)
     add_rundown_routes(app, show, operator)  # /api/rundown: live control of the rundown
     add_audio_routes(app, show, state_dir, operator)  # /api/audio: levels, mute, gain (saved)
+    add_live_routes(app, show, token, operator)  # the console's /api/live and its files
     return app
 
 
