@@ -6,25 +6,28 @@
 - ``PATCH`` on the Location with ``Upload-Offset`` and
   ``Content-Type: application/offset+octet-stream``: 204 + the new ``Upload-Offset``;
   409 + the real offset when the client is out of step. The last chunk is probed with
-  PyAV (in a thread) before acceptance: 204 + ``Upload-Result: accepted``, or 422 with
-  the reason. The accepted message becomes the speaker's fallback for their slot.
+  PyAV (in a thread) before acceptance: 204 + ``Upload-Result: accepted`` +
+  ``Message-Status: pending`` (it waits for an operator's approval) or ``approved`` (the
+  event approves uploads itself), or 422 with the reason. Only an approved message
+  becomes the speaker's fallback for their slot (:mod:`orchestrator.api.messages`);
+- ``GET /join/<token>/message``: the speaker's own messages as the page shows them,
+  ``{"pending": {"duration", "uploaded_at"} | null, "approved": {...} | null}``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from orchestrator.api.messages import MessageDesk
 from orchestrator.api.speaker_access import PRIVATE, BodyTooLarge, SpeakerAccess, read_body
-from orchestrator.show import Show
 from orchestrator.speakers.links import LinkRefused
 from orchestrator.speakers.messages import (
     MAX_CHUNK_BYTES,
     MessageRefused,
-    MessageStore,
     OffsetMismatch,
     Upload,
 )
@@ -38,14 +41,27 @@ def _number(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() and len(value) < 16 else None
 
 
-def add_upload_routes(app: FastAPI, show: Show, access: SpeakerAccess, state_dir: Path) -> None:
-    store = MessageStore(state_dir)
-    live = frozenset(s.id for s in show.event.speakers if s.live)
-    show.messages.update(store.accepted(live))  # messages from an earlier run
+def add_upload_routes(app: FastAPI, desk: MessageDesk, access: SpeakerAccess) -> None:
+    store = desk.store
     locks: set[str] = set()  # uploads receiving a chunk: one at a time each
 
     def offsets(upload: Upload) -> dict[str, str]:
         return {"Upload-Offset": str(upload.offset), "Upload-Length": str(upload.length)}
+
+    @app.get("/join/{token}/message", include_in_schema=False)
+    async def own_messages(token: str) -> Response:
+        try:
+            claims = await access.check(token)
+        except LinkRefused as refused:
+            return _text(refused.problem.advice, refused.problem.status)
+        mine: dict[str, Any] = {"pending": None, "approved": None}
+        for message in await asyncio.to_thread(store.messages):
+            if message.speaker == claims.speaker:
+                mine[message.status] = {
+                    "duration": message.duration,
+                    "uploaded_at": message.uploaded_at,
+                }
+        return JSONResponse(mine, headers=PRIVATE)
 
     @app.post("/join/{token}/message", include_in_schema=False)
     async def create(token: str, request: Request) -> Response:
@@ -116,11 +132,8 @@ def add_upload_routes(app: FastAPI, show: Show, access: SpeakerAccess, state_dir
         if upload.offset < upload.length:
             return Response(status_code=204, headers={**PRIVATE, **offsets(upload)})
         try:
-            path, _ = await asyncio.to_thread(store.finish, upload)
+            message = await desk.finish(upload)
         except MessageRefused as refused:
             return _text(f"the file was not accepted: {refused}", 422)
-        show.messages[speaker] = str(path)
-        return Response(
-            status_code=204,
-            headers={**PRIVATE, **offsets(upload), "Upload-Result": "accepted"},
-        )
+        result = {"Upload-Result": "accepted", "Message-Status": message.status}
+        return Response(status_code=204, headers={**PRIVATE, **offsets(upload), **result})

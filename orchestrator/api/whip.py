@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request, params
 from fastapi.responses import PlainTextResponse, Response
 
+from orchestrator.api.messages import MessageDesk, add_message_routes
 from orchestrator.api.speaker_access import (
     PRIVATE,
     BodyTooLarge,
@@ -33,6 +34,7 @@ from orchestrator.api.speaker_upload import add_upload_routes
 from orchestrator.event.ice_servers import TURN_SCHEMES, IceServer
 from orchestrator.show import Show
 from orchestrator.speakers.links import LinkRefused, Links
+from orchestrator.speakers.messages import MessageStore
 from orchestrator.speakers.offer import MAX_OFFER_BYTES, OfferRefused, check_offer
 from orchestrator.speakers.sessions import SessionsFull
 from orchestrator.speakers.whip_ingest import WhipIngest
@@ -134,13 +136,16 @@ def add_whip_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
 
 def add_speaker_routes(app: FastAPI, show: Show, state_dir: Path, operator: params.Depends) -> None:
     """Everything a remote speaker uses: WHIP, the join page, status, message upload; and
-    the operator's ``POST /api/speakers/<id>/revoke``."""
+    the operator's ``POST /api/speakers/<id>/revoke`` and ``/api/messages``."""
     access = SpeakerAccess(Links(show.event, state_dir))
     ingest = WhipIngest(show, still_valid=access.still_valid)
     show.on_close(ingest.close)
     add_whip_routes(app, show, access, ingest)
     add_join_routes(app, show, access, ingest)
-    add_upload_routes(app, show, access, state_dir)
+    live = [s.id for s in show.event.speakers if s.live]
+    desk = MessageDesk(show, MessageStore(state_dir, speakers=live))
+    add_upload_routes(app, desk, access)
+    add_message_routes(app, desk, operator)  # the operator's /api/messages
 
     @app.post("/api/speakers/{speaker}/revoke", dependencies=[operator])
     async def revoke_speaker(speaker: str) -> dict[str, Any]:

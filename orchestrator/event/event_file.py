@@ -47,11 +47,15 @@ DEFAULT_EVENT_NAME: Final = "Digital Jalsa"
 
 @dataclass(frozen=True, slots=True)
 class EventInfo:
-    """``[event]``: the event's name and what happens when the rundown ends."""
+    """``[event]``: the event's name, what happens when the rundown ends, and who approves
+    uploaded messages."""
 
     name: str = DEFAULT_EVENT_NAME
     # "stop": exit 0 when the rundown ends; "slate": keep the end slate on air.
     on_end: Literal["stop", "slate"] = "stop"
+    # Who approves a speaker's uploaded message before it may go on air: "operator" (in
+    # the console), or "auto" (every upload at once: only for links you trust).
+    approve_messages: Literal["operator", "auto"] = "operator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,15 +236,17 @@ def parse_event(
 
 
 def _parse_info(table: Table) -> EventInfo:
-    table.check_keys(("name", "on_end"))
+    table.check_keys(("name", "on_end", "approve_messages"))
     name = table.string("name")
     if name is not None and not name.strip():
         table.problem("name", 'is empty: give the event a name, like "Digital Jalsa"')
         name = None
     on_end = table.choice("on_end", ("stop", "slate"), "stop")
+    approve = table.choice("approve_messages", ("operator", "auto"), "operator")
     return EventInfo(
         name=str(name) if name else DEFAULT_EVENT_NAME,
         on_end=cast(Literal["stop", "slate"], on_end or "stop"),
+        approve_messages=cast(Literal["operator", "auto"], approve or "operator"),
     )
 
 

@@ -1,5 +1,5 @@
-"""Recorded messages: a speaker who cannot hold a live link uploads one; it becomes the
-fallback for their slot.
+"""Recorded messages: a speaker who cannot hold a live link uploads one; once approved it
+becomes the fallback for their slot.
 
 Uploads are resumable, in the manner of tus: ``create`` gives an upload id for a
 declared length, ``append`` takes a chunk at the current offset (a café connection that
@@ -9,19 +9,29 @@ upload also survives a restart of jalsa. Every method here blocks (file I/O, pro
 the API calls them in a thread.
 
 Files: ``<state>/messages/uploads/<id>.part`` (+ ``.json``) while uploading, then
-``<state>/messages/<speaker><suffix>``, replacing an earlier message.
+``<state>/messages/<message id><suffix>`` with its metadata beside it,
+``<message id>.json`` (speaker, length, size, when, status), written atomically (a
+temporary file, fsync, rename). A message is ``pending`` until an operator approves it
+(or at once, when the event allows it): only an approved one is ever used on air, so a
+forwarded or stolen link cannot put anything on air by itself. Per speaker there is at
+most one pending message (a new upload replaces it) and one approved (approving another
+replaces it); a pending message never displaces the approved one. Every change bumps
+:attr:`MessageStore.version`, so callers apply the changes they see in order.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Literal, TypeAlias
 
 import av
 import av.error
@@ -43,7 +53,25 @@ SUFFIXES: Final = (
     ".wav",
     ".aac",
 )
+CONTENT_TYPES: Final = {
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".m4v": "video/x-m4v",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".3gp": "video/3gpp",
+    ".m4a": "audio/mp4",
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".wav": "audio/wav",
+    ".aac": "audio/aac",
+}
 _ID: Final = re.compile(r"[A-Za-z0-9_-]{16}")
+
+log = logging.getLogger(__name__)
+
+Status: TypeAlias = Literal["pending", "approved"]
 
 
 class MessageRefused(ValueError):
@@ -72,6 +100,41 @@ class Probed:
     seconds: float
     video: bool
     audio: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One stored message (``duration`` in seconds, ``uploaded_at`` Unix time)."""
+
+    id: str
+    speaker: str
+    suffix: str
+    duration: float
+    size: int
+    uploaded_at: float
+    status: Status
+    video: bool
+    audio: bool
+    approved_at: float | None = None
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES.get(self.suffix, "application/octet-stream")
+
+    def public(self) -> dict[str, Any]:
+        """What the operator API shows of it."""
+        return {**asdict(self), "content_type": self.content_type}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a change did, and the approved messages right after it (speaker -> file)
+    with the store's version then."""
+
+    message: Message
+    replaced: tuple[Message, ...]
+    version: int
+    approved: dict[str, str]
 
 
 def probe(path: Path) -> Probed:
@@ -106,21 +169,72 @@ def probe(path: Path) -> Probed:
 
 
 class MessageStore:
-    def __init__(self, state_dir: Path, *, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        max_bytes: int = MAX_MESSAGE_BYTES,
+        clock: Callable[[], float] = time.time,
+        speakers: Collection[str] = (),
+    ) -> None:
+        """Open the store; messages from earlier runs are read from disk.
+
+        ``speakers``: the live speakers; a file of the layout before approvals
+        (``<speaker><suffix>``, no metadata) is taken in as a pending message of theirs.
+        """
         self.folder = state_dir / "messages"
         self._uploads = self.folder / "uploads"
         self.max_bytes = max_bytes
+        self._clock = clock
         self._lock = threading.Lock()
+        self.version = 0
+        self._messages: dict[str, Message] = {}
+        self._load(frozenset(speakers))
 
-    def accepted(self, speakers: frozenset[str]) -> dict[str, str]:
-        """Each speaker's accepted message, as a path (those on disk from earlier runs)."""
-        found: dict[str, str] = {}
-        if not self.folder.is_dir():
-            return found
-        for path in sorted(self.folder.iterdir(), key=lambda p: p.stat().st_mtime):
-            if path.is_file() and path.stem in speakers and path.suffix in SUFFIXES:
-                found[path.stem] = str(path)
-        return found
+    def messages(self) -> list[Message]:
+        """Every stored message, oldest upload first."""
+        with self._lock:
+            return sorted(self._messages.values(), key=lambda m: (m.uploaded_at, m.id))
+
+    def message(self, message_id: str) -> Message | None:
+        with self._lock:
+            return self._messages.get(message_id)
+
+    def path(self, message: Message) -> Path:
+        return self.folder / f"{message.id}{message.suffix}"
+
+    def approved(self) -> tuple[int, dict[str, str]]:
+        """The store's version and each speaker's approved message, as a path."""
+        with self._lock:
+            return self.version, self._approved()
+
+    def approve(self, message_id: str) -> Change:
+        """Approve a message: it becomes its speaker's fallback, replacing (deleting) the
+        one approved before. Approving an approved message changes nothing.
+
+        Raises:
+            KeyError: no such message.
+        """
+        with self._lock:
+            message = self._messages[message_id]
+            if message.status == "approved":
+                return Change(message, (), self.version, self._approved())
+            message = replace(message, status="approved", approved_at=self._clock())
+            self._write_meta(message)
+            self._messages[message.id] = message
+            replaced = self._drop_others(message, ("approved",))
+            return self._changed(message, replaced)
+
+    def delete(self, message_id: str) -> Change:
+        """Remove a message (its file and metadata).
+
+        Raises:
+            KeyError: no such message.
+        """
+        with self._lock:
+            message = self._messages[message_id]
+            self._remove(message)
+            return self._changed(message, ())
 
     def create(self, speaker: str, length: int, name: str) -> Upload:
         """A new upload of ``length`` bytes; the speaker's unfinished one is dropped.
@@ -174,8 +288,10 @@ class MessageStore:
                 os.fsync(file.fileno())
             return Upload(upload.id, speaker, upload.length, upload.suffix, offset + len(data))
 
-    def finish(self, upload: Upload) -> tuple[Path, Probed]:
-        """Probe a complete upload and make it the speaker's message.
+    def finish(self, upload: Upload, *, approve: bool = False) -> Change:
+        """Probe a complete upload and store it as the speaker's message: pending (it
+        replaces their pending one), or approved at once with ``approve`` (it replaces
+        their approved one too).
 
         Raises:
             MessageRefused: the file is not playable media (the upload is dropped).
@@ -187,14 +303,93 @@ class MessageStore:
             with self._lock:
                 self._drop(upload.id)
             raise
+        now = self._clock()
+        message = Message(
+            id=secrets.token_urlsafe(12),
+            speaker=upload.speaker,
+            suffix=upload.suffix,
+            duration=round(probed.seconds, 3),
+            size=part.stat().st_size,
+            uploaded_at=now,
+            status="approved" if approve else "pending",
+            video=probed.video,
+            audio=probed.audio,
+            approved_at=now if approve else None,
+        )
         with self._lock:
-            for old in self.folder.glob(f"{upload.speaker}.*"):
-                if old.suffix in SUFFIXES:
-                    old.unlink()
-            target = self.folder / f"{upload.speaker}{upload.suffix}"
-            part.replace(target)
+            # The file first: metadata only ever names a file that is there.
+            part.replace(self.path(message))
+            self._write_meta(message)
             (self._uploads / f"{upload.id}.json").unlink(missing_ok=True)
-        return target, probed
+            self._messages[message.id] = message
+            statuses: tuple[Status, ...] = ("pending", "approved") if approve else ("pending",)
+            replaced = self._drop_others(message, statuses)
+            return self._changed(message, replaced)
+
+    # -- under the lock ------------------------------------------------------------------
+
+    def _approved(self) -> dict[str, str]:
+        ordered = sorted(self._messages.values(), key=lambda m: (m.uploaded_at, m.id))
+        return {m.speaker: str(self.path(m)) for m in ordered if m.status == "approved"}
+
+    def _changed(self, message: Message, replaced: tuple[Message, ...]) -> Change:
+        self.version += 1
+        return Change(message, replaced, self.version, self._approved())
+
+    def _drop_others(self, kept: Message, statuses: tuple[Status, ...]) -> tuple[Message, ...]:
+        others = tuple(
+            m
+            for m in self._messages.values()
+            if m.speaker == kept.speaker and m.id != kept.id and m.status in statuses
+        )
+        for message in others:
+            self._remove(message)
+        return others
+
+    def _remove(self, message: Message) -> None:
+        (self.folder / f"{message.id}.json").unlink(missing_ok=True)
+        self.path(message).unlink(missing_ok=True)
+        self._messages.pop(message.id, None)
+
+    def _write_meta(self, message: Message) -> None:
+        record = {k: v for k, v in asdict(message).items() if k != "id"}
+        _write_atomically(self.folder / f"{message.id}.json", json.dumps(record).encode())
+
+    def _load(self, speakers: frozenset[str]) -> None:
+        if not self.folder.is_dir():
+            return
+        for meta in self.folder.glob("*.json"):
+            message = _read_message(meta)
+            if message is not None and self.path(message).is_file():
+                self._messages[message.id] = message
+        for path in sorted(self.folder.iterdir(), key=lambda p: p.stat().st_mtime):
+            legacy = path.stem in speakers and path.suffix in SUFFIXES
+            if legacy and path.is_file() and not path.with_suffix(".json").exists():
+                self._adopt(path)
+
+    def _adopt(self, path: Path) -> None:
+        """A message stored before approvals existed: pending, like any new one."""
+        try:
+            probed = probe(path)
+        except MessageRefused:
+            return
+        stat = path.stat()
+        message = Message(
+            secrets.token_urlsafe(12),
+            path.stem,
+            path.suffix,
+            round(probed.seconds, 3),
+            stat.st_size,
+            stat.st_mtime,
+            "pending",
+            probed.video,
+            probed.audio,
+        )
+        self._drop_others(message, ("pending",))
+        path.replace(self.path(message))
+        self._write_meta(message)
+        self._messages[message.id] = message
+        log.info("speaker %s: an earlier recorded message now waits for approval", path.stem)
 
     def _read(self, upload_id: str, speaker: str) -> Upload | None:
         if not _ID.fullmatch(upload_id):
@@ -211,3 +406,45 @@ class MessageStore:
     def _drop(self, upload_id: str) -> None:
         for suffix in (".part", ".json"):
             (self._uploads / f"{upload_id}{suffix}").unlink(missing_ok=True)
+
+
+def _read_message(meta: Path) -> Message | None:
+    if not _ID.fullmatch(meta.stem):
+        return None
+    try:
+        record = json.loads(meta.read_text())
+        status = record["status"]
+        if status not in ("pending", "approved") or record["suffix"] not in SUFFIXES:
+            return None
+        approved_at = record.get("approved_at")
+        return Message(
+            id=meta.stem,
+            speaker=str(record["speaker"]),
+            suffix=str(record["suffix"]),
+            duration=float(record["duration"]),
+            size=int(record["size"]),
+            uploaded_at=float(record["uploaded_at"]),
+            status=status,
+            video=bool(record["video"]),
+            audio=bool(record["audio"]),
+            approved_at=None if approved_at is None else float(approved_at),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("recorded messages: %s is unreadable; ignored", meta.name)
+        return None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """``path`` holds ``data`` or what it held before, whatever happens (a crash, a
+    power cut): a temporary file, fsync'ed, renamed over it, and the folder fsync'ed."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

@@ -355,6 +355,18 @@ async function measure() {
 
 // -- recorded message upload (resumable) -----------------------------------------------------
 const CHUNK = 256 * 1024;
+const WAITING = "Your message is waiting for the operator's approval.";
+const APPROVED = "It will play in your slot if you are not connected.";
+// What jalsa holds of this speaker's messages (a reload, a message approved since).
+async function messageState() {
+  try {
+    const r = await fetch(cfg.upload, { cache: "no-store" });
+    if (!r.ok) return;
+    const mine = await r.json();
+    if (mine.pending) ui.sent.textContent = "Uploaded. " + WAITING;
+    else if (mine.approved) ui.sent.textContent = "Your message is approved. " + APPROVED;
+  } catch { /* the page works without it */ }
+}
 async function upload() {
   const file = ui.file.files && ui.file.files[0];
   if (!file) { ui.sent.textContent = "Choose a video or audio file first."; return; }
@@ -379,6 +391,7 @@ async function upload() {
       localStorage.setItem(key, location);
     }
     let failures = 0;
+    let status = "";
     while (offset < file.size) {
       ui.progress.value = Math.floor((offset / file.size) * 100);
       ui.sent.textContent = "Uploading… " + ui.progress.value + "%";
@@ -394,6 +407,7 @@ async function upload() {
           if (response.status === 204 && offset >= file.size) {
             const verdict = response.headers.get("Upload-Result") || "";
             if (verdict !== "accepted") throw new Error(decodeURIComponent(verdict) || "refused");
+            status = response.headers.get("Message-Status") || "";
           }
         } else {
           throw new Error((await response.text()).trim() || "HTTP " + response.status);
@@ -413,7 +427,7 @@ async function upload() {
     }
     localStorage.removeItem(key);
     ui.progress.value = 100;
-    ui.sent.textContent = "Uploaded. It will play in your slot if you are not connected.";
+    ui.sent.textContent = "Uploaded. " + (status === "pending" ? WAITING : APPROVED);
   } catch (err) {
     localStorage.removeItem(key);
     ui.sent.textContent = "Upload failed: " + (err && err.message ? err.message : err);
@@ -426,6 +440,7 @@ async function upload() {
 ui.join.addEventListener("click", join);
 ui.leave.addEventListener("click", leave);
 ui.send.addEventListener("click", upload);
+messageState();
 ui.audioOnly.addEventListener("change", async () => {
   try {
     await openMedia();
