@@ -14,6 +14,7 @@ Chromium's fake camera is a green test pattern (with a moving pacman): mid-frame
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -254,8 +255,11 @@ def test_an_audio_only_speaker_is_shown_as_their_photo(seen: Seen) -> None:
 
 
 def test_a_recorded_message_uploads_from_the_page(seen: Seen) -> None:
-    assert seen.upload_text.startswith("Uploaded.")
-    assert (seen.run.state_dir / "messages" / "radio.mp4").is_file()
+    # It waits for an operator's approval (the event does not approve uploads itself).
+    assert seen.upload_text == "Uploaded. Your message is waiting for the operator's approval."
+    (meta,) = (seen.run.state_dir / "messages").glob("*.json")
+    assert json.loads(meta.read_text())["speaker"] == "radio"
+    assert meta.with_suffix(".mp4").is_file()
 
 
 def test_jalsa_stayed_up_and_ended_cleanly(seen: Seen) -> None:
