@@ -88,6 +88,7 @@ class RundownControl:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self.journal_error: str | None = None  # the last append that failed, if any
         self.changes = 0
+        self.ended_at: float | None = None  # when an operator ended the rundown (end)
         self._changed = asyncio.Event()
         self._seen: tuple[object, ...] | None = None
 
@@ -216,6 +217,8 @@ class RundownControl:
             RundownError: refused (StaleVersion for another version); nothing changed.
         """
         change = apply(self.live, op, args, now=self._clock(), version=version)
+        if op == "end":
+            self.ended_at = change.now
         self._changed_now()
         cut = f"; cut by a hard start: {', '.join(change.cut)}" if change.cut else ""
         added = f"; added {change.added}" if change.added else ""

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 TICK = 0.1
 LOWER_THIRD_SECONDS = 8.0
+# Ended by the operator with on_end = "stop": the end slate goes out this long first
+# (the rundown's own end stops at its end, as scheduled).
+END_SLATE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,10 @@ class Show:
             while True:
                 await self._step()
                 if self._cue.state == "ended" and self.event.info.on_end == "stop":
+                    ended = self.control.ended_at
+                    if ended is not None and self._clock() - ended < END_SLATE_SECONDS:
+                        await asyncio.sleep(TICK)  # the end slate is on air
+                        continue
                     log.info("the rundown has ended")
                     self.finished.set()
                     return

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, TypeVar
@@ -43,9 +43,15 @@ def jalsa(
 
 class JalsaRun:
     def __init__(
-        self, event: Path | None, state_dir: Path, env: dict[str, str] | None = None
+        self,
+        event: Path | None,
+        state_dir: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
+        """``args``: more arguments for ``jalsa run`` (like ``--fresh``)."""
         self.event = event
+        self.args = tuple(args)
         self.state_dir = state_dir
         self.http_port = free_port()
         self.metrics_port = free_port()
@@ -76,6 +82,7 @@ class JalsaRun:
             f"127.0.0.1:{self.metrics_port}",
             "--state",
             str(self.state_dir),
+            *self.args,
         ]
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
