@@ -446,11 +446,6 @@ def test_program_audio_meters(jalsa: JalsaRun, console: Page) -> None:
     expect(console.get_by_role("meter", name="Program RMS level")).to_be_visible()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs GET /api/messages and POST /api/messages/<id>/approve "
-    "(engineer C's message review): not landed yet",
-)
 @pytest.mark.usefixtures("message")
 def test_preview_and_approve_a_message(jalsa: JalsaRun, console: Page) -> None:
     def messages() -> list[dict[str, Any]]:
