@@ -31,6 +31,7 @@ from orchestrator.api.auth import RequireOperator
 from orchestrator.event.secret import Secret
 
 pytestmark = pytest.mark.timeout(120)
+media = pytest.mark.media  # the tests on a real jalsa run (it encodes)
 
 UNAUTHORIZED = 4401
 
@@ -78,6 +79,7 @@ async def closed_with(ws: ClientConnection, within: float) -> int | None:
     return None
 
 
+@media
 async def test_the_token_in_the_first_message_opens_the_channel(run: JalsaRun) -> None:
     async with connect(url(run)) as ws:
         await ws.send(json.dumps({"token": run.token()}))
@@ -85,9 +87,10 @@ async def test_the_token_in_the_first_message_opens_the_channel(run: JalsaRun) -
     assert first["status"] == 200 and first["data"]["event"] == "Live Channel"
     assert second["data"]["program"]["seconds"] > first["data"]["program"]["seconds"]
     assert abs(second["at"] - time.time()) < 5  # the server's clock, for countdowns
-    assert second["at"] - first["at"] == pytest.approx(1.0, abs=0.6)  # about 1 Hz
+    assert 0.5 < second["at"] - first["at"] < 2.0  # about 1 Hz (a busy machine is late)
 
 
+@media
 async def test_every_topic_comes_at_once_with_its_status(run: JalsaRun) -> None:
     async with connect(url(run)) as ws:
         await ws.send(json.dumps({"token": run.token()}))
@@ -103,6 +106,7 @@ async def test_every_topic_comes_at_once_with_its_status(run: JalsaRun) -> None:
         assert topics[topic.name] == status, topic
 
 
+@media
 async def test_no_token_is_closed_with_4401(run: JalsaRun) -> None:
     started = time.monotonic()
     async with connect(url(run)) as ws:
@@ -111,6 +115,7 @@ async def test_no_token_is_closed_with_4401(run: JalsaRun) -> None:
     assert time.monotonic() - started >= live.AUTH_SECONDS - 0.5
 
 
+@media
 @pytest.mark.parametrize(
     "first",
     [
@@ -128,11 +133,13 @@ async def test_a_bad_first_message_is_closed_with_4401(run: JalsaRun, first: str
         assert await closed_with(ws, within=5) == UNAUTHORIZED
 
 
+@media
 async def test_a_token_in_the_url_does_not_count(run: JalsaRun) -> None:
     async with connect(url(run, f"?token={run.token()}")) as ws:
         assert await closed_with(ws, within=live.AUTH_SECONDS + 5) == UNAUTHORIZED
 
 
+@media
 async def test_twenty_consoles_get_every_update(run: JalsaRun) -> None:
     async def console() -> list[float]:
         async with connect(url(run)) as ws:
@@ -146,10 +153,10 @@ async def test_twenty_consoles_get_every_update(run: JalsaRun) -> None:
         assert each == sorted(each) and each[-1] > each[0]
 
 
+@media
 async def test_a_rundown_change_is_pushed_to_every_console(run: JalsaRun) -> None:
     status, body = run.http("/api/rundown", token=run.token())
-    if status == 404:
-        pytest.xfail("GET /api/rundown is not there (engineer A's orchestrator/api/rundown.py)")
+    assert status == 200, body
     version = json.loads(body)["version"]
     async with contextlib.AsyncExitStack() as stack:
         consoles = [await stack.enter_async_context(connect(url(run))) for _ in range(3)]
