@@ -197,8 +197,14 @@ class Show:
         now = self._clock()
         cue, status = self.control.tick(now)
         self._cue, self._status = cue, status
-        await self._media.prepare(cue, now)
+        on = status.current  # (its held time counts a hold still on)
+        aired = (on.id, now - on.start - on.held) if on is not None else None
+        await self._media.prepare(cue, now, aired)
+        if status.hold is not None:
+            self._media.hold()
         current = self._media.current(cue)
+        if current is not None:
+            current.play_on()
         states: dict[str, SourceState] = {}
         fallback_ready: dict[str, bool] = {}
         if cue.state == "on" and cue.current is not None:

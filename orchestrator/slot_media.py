@@ -27,6 +27,9 @@ PULL_PREROLL = 10.0  # a pulled stream is connected this early
 # in a fraction of a second: the program keeps its picture meanwhile rather than flash
 # a "joining" slate.
 CLIP_OPENING_SECONDS = 1.0
+# An item on air longer than this when its sources are opened (jalsa restarted mid-item)
+# has its clip started that far in, where the show stands, not from its first frame.
+RESUME_AFTER_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -38,10 +41,29 @@ class SlotMedia:
     main_live: Source | None = None
     playing: bool = False
     fallback_playing: bool = False
+    paused: bool = False
     opened: float = field(default_factory=time.monotonic)
 
     def sources(self) -> list[Source]:
         return [s for s in (self.main, self.fallback) if s is not None]
+
+    def _clips(self) -> list[MediaSource]:
+        playing = [(self.main, self.playing), (self.fallback, self.fallback_playing)]
+        return [s for s, on in playing if isinstance(s, MediaSource) and on and not s.live]
+
+    def pause(self) -> None:
+        """Hold the clips that play (the item is held): they go on from there."""
+        if not self.paused:
+            self.paused = True
+            for clip in self._clips():
+                clip.pause()
+
+    def play_on(self) -> None:
+        """Play the paused clips on (the hold is over)."""
+        if self.paused:
+            self.paused = False
+            for clip in self._clips():
+                clip.go()
 
     @property
     def opening_clip(self) -> bool:
@@ -82,8 +104,11 @@ class SlotSources:
             return None
         return self._media.get(key(cue.current))
 
-    async def prepare(self, cue: Cue, now: float) -> None:
-        """Open the current and upcoming items' sources; stop those of the others."""
+    async def prepare(self, cue: Cue, now: float, on: tuple[str, float] | None = None) -> None:
+        """Open the current and upcoming items' sources; stop those of the others.
+
+        ``on``: the item on air (held or not) and how long it has aired: a clip opened
+        for it after its start begins that far in."""
         wanted: dict[str, Slot] = {}
         if cue.state == "on" and cue.current is not None:
             wanted[key(cue.current)] = cue.current
@@ -101,9 +126,16 @@ class SlotSources:
                     source.stop()
         for item, slot in wanted.items():
             if item not in self._media:
+                aired = on[1] if on is not None and on[0] == item else 0.0
+                start_at = aired if aired >= RESUME_AFTER_SECONDS else 0.0
                 # Opening renders cards and starts threads: keep it off the loop.
                 speaker = self._speakers[slot.speaker]
-                self._media[item] = await asyncio.to_thread(self._open, speaker)
+                self._media[item] = await asyncio.to_thread(self._open, speaker, start_at)
+
+    def hold(self) -> None:
+        """The rundown is held: every clip playing waits where it is."""
+        for media in self._media.values():
+            media.pause()
 
     def live_state(self, slot: Slot, source: Source | None) -> SourceState:
         """A browser speaker's state: CONNECTING until first seen in this item, then LOST."""
@@ -130,7 +162,7 @@ class SlotSources:
                 await asyncio.to_thread(source.join, each)
         self._media.clear()
 
-    def _open(self, speaker: SpeakerSpec) -> SlotMedia:
+    def _open(self, speaker: SpeakerSpec, start_at: float) -> SlotMedia:
         spec = self._event.program
         width, height = spec.width, spec.height
         main: Source | None = None
@@ -141,7 +173,14 @@ class SlotSources:
             )
         elif speaker.source is not None:
             armed = not is_pull(speaker.source)
-            main = MediaSource(speaker.id, speaker.source, armed=armed, width=width, height=height)
+            main = MediaSource(
+                speaker.id,
+                speaker.source,
+                armed=armed,
+                width=width,
+                height=height,
+                start_at=start_at,
+            )
         fallback = None
         # A message the speaker uploaded is newer than the event file's fallback clip.
         fallback_clip = self._messages.get(speaker.id) or speaker.fallback

@@ -2,9 +2,10 @@
 
 Each runs one daemon thread that demuxes, decodes, paces by the media's own
 timestamps, fits pictures to the program size and resamples audio to 48 kHz stereo.
-A clip plays once from its start (ENDED at its end). A pulled stream is reconnected
-with backoff until the source is stopped; while it is down it reads LOST, and the
-program covers it.
+A clip plays once from its start, or from ``start_at`` seconds into it (ENDED at its
+end), and can be paused (:meth:`MediaSource.pause`, while its item is held) and played
+on from where it stood. A pulled stream is reconnected with backoff until the source is
+stopped; while it is down it reads LOST, and the program covers it.
 """
 
 from __future__ import annotations
@@ -52,17 +53,21 @@ class MediaSource(Source):
         height: int,
         loop: bool = False,
         armed: bool = False,
+        start_at: float = 0.0,
     ) -> None:
         """Args:
         location: a file path or a pull URL.
         loop: replay a clip forever (the demo).
         armed: open and decode the first picture, then hold until :meth:`go`, so a clip
             cut in at its slot starts from its first frame without a startup delay.
+        start_at: seconds into a clip to start from (its item was on air before: a
+            restart after a crash); ignored for a pulled stream.
         """
         super().__init__(name)
         self.location = location
         self.live = is_pull(location)
         self.loop = loop
+        self._start_at = 0.0 if self.live else max(0.0, start_at)
         self._canvas = Canvas(width, height)
         self._audio = AudioBuffer()
         self._latest: av.VideoFrame | None = None
@@ -112,8 +117,15 @@ class MediaSource(Source):
         self._thread.start()
 
     def go(self) -> None:
-        """Start playing an armed source (no-op otherwise)."""
+        """Start playing an armed source, or play a paused clip on (no-op otherwise)."""
         self._go.set()
+
+    def pause(self) -> None:
+        """Hold a clip where it is: its thread waits at the next frame, the picture and
+        the audio already decoded stay, until :meth:`go`. A pulled stream is live: it
+        cannot wait, so this does nothing to it."""
+        if not self.live and not self._stop.is_set():
+            self._go.clear()
 
     def stop(self) -> None:
         self._stop.set()
@@ -161,6 +173,10 @@ class MediaSource(Source):
             audio = container.streams.audio[0] if container.streams.audio else None
             if video is None and audio is None:
                 raise ValueError("no audio or video stream")
+            skip_to, self._start_at = self._start_at, 0.0  # once: a loop replays from 0
+            if skip_to > 0:
+                # To the keyframe before, then decode up to the instant (time base: µs).
+                container.seek(int(skip_to * 1_000_000), backward=True, any_frame=False)
             if video is not None:
                 video.thread_type = "AUTO"
             sar = video.codec_context.sample_aspect_ratio if video is not None else None
@@ -174,6 +190,13 @@ class MediaSource(Source):
                 for frame in packet.decode():
                     if not isinstance(frame, av.VideoFrame | av.AudioFrame):
                         continue
+                    if frame.time is not None and frame.time < skip_to:
+                        continue
+                    if ready and not self._go.is_set():
+                        # Paused: wait here, then pace on from this frame (not burst
+                        # through the time spent waiting).
+                        self._go.wait()
+                        clock.restart()
                     if self._go.is_set() and frame.time is not None:
                         clock.wait_for(frame.time)
                     if isinstance(frame, av.VideoFrame):
@@ -200,6 +223,10 @@ class _Pacer:
     def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
         self._anchor: tuple[float, float] | None = None
+
+    def restart(self) -> None:
+        """Anchor again at the next frame (after a pause)."""
+        self._anchor = None
 
     def wait_for(self, media_time: float) -> None:
         now = time.monotonic()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 from event_toml import event_toml, program, slot, speaker
 from jalsa_run import JalsaRun
-from media import centre_colour, dominant
+from media import centre_colour, dominant, ffprobe
 
 pytestmark = pytest.mark.media
 
@@ -160,3 +161,59 @@ def test_kill_9_and_restart_resumes_the_show(tmp_path: Path) -> None:
         fourth.stop(signal.SIGTERM)
     kept = [p for p in state.glob("rundown-journal.2*.jsonl")]
     assert len(kept) == 1 and kept[0].read_bytes() == old
+
+
+def test_a_clip_plays_on_where_the_show_stands(tmp_path: Path) -> None:
+    """A recorded speech (6 s red, then blue): paused while held, and after kill -9 and a
+    restart started as far in as it had aired, not from its beginning."""
+    clip = tmp_path / "speech.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y",
+         "-f", "lavfi", "-i", "color=c=red:s=320x180:r=25:d=6",
+         "-f", "lavfi", "-i", "color=c=blue:s=320x180:r=25:d=14",
+         "-f", "lavfi", "-i", "sine=f=440:d=20",
+         "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]", "-map", "2:a",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", str(clip)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    event = tmp_path / "rally.toml"
+    event.write_text(
+        event_toml(
+            "Clip Test",
+            program=program(video_bitrate_kbps=300, keyframe_seconds=1),
+            speakers=[speaker("reader", source=clip)],
+            rundown=[slot("reader", "20s")],
+            destinations=[{"name": "recording", "platform": "custom", "url": "rec/show.mkv"}],
+        )
+    )
+    state = tmp_path / "state"
+    with Run(event, state) as first:
+        first.wait_ready()
+        on_air(first, "reader", 10)
+        first.media_flows(2.5)
+        status, _ = call(first, "POST", "/api/rundown/hold", {"version": 0, "text": "Wait"})
+        assert status == 200
+        first.media_flows(4)
+        status, _ = call(first, "POST", "/api/rundown/resume", {"version": 1})
+        assert status == 200
+        first.media_flows(2)
+        # 4.5 s aired, 8.5 s since the item began: still the red part, the clip waited
+        red_at = first.media_seconds()
+        first.media_flows(2.5)  # aired 7 s: the blue part
+        aired = rundown(first)["items"][0]
+        first.stop(signal.SIGKILL)
+        killed = time.time()
+    with Run(event, state) as second:
+        assert on_air(second, "reader", 20) <= BACK_WITHIN
+        second.media_flows(2)
+        now = time.time()
+        item_now = rundown(second)["items"][0]
+        second.stop(signal.SIGTERM)
+    # aired: what it had aired at the kill, plus the time since (the show went on)
+    assert item_now["held"] == pytest.approx(aired["held"], abs=0.01)
+    assert now - item_now["start"] - item_now["held"] > 7 + (now - killed) - 1
+    assert dominant(centre_colour(tmp_path / "rec" / "show.mkv", red_at - 0.5)) == "red"
+    resumed = tmp_path / "rec" / "show-1.mkv"
+    begin = ffprobe(resumed).video_times[0]
+    assert dominant(centre_colour(resumed, begin + 1.0)) == "blue"  # not the speech's start
