@@ -170,6 +170,8 @@ class Destination:
 
     # -- control (any thread) -------------------------------------------------------------
     def start(self) -> None:
+        if (warning := self.spec.cleartext_warning()) is not None:
+            log.warning("%s", warning)
         self._thread.start()
 
     def pause(self) -> None:

@@ -37,14 +37,19 @@ Kind = Literal["rtmp", "file", "hls", "icecast"]
 PLATFORMS: Final = ("youtube", "facebook", "x", "twitch", "custom")
 PLATFORM_INGEST: Final[Mapping[str, str]] = types.MappingProxyType(
     {
-        "youtube": "rtmp://a.rtmp.youtube.com/live2",
+        # RTMPS wherever the platform documents it: over rtmp:// the stream key crosses
+        # every network on the way in cleartext. (Twitch: the secure template of
+        # https://ingest.twitch.tv/ingests, its global ingest.)
+        "youtube": "rtmps://a.rtmps.youtube.com:443/live2",
         "facebook": "rtmps://live-api-s.facebook.com:443/rtmp",
         "x": "rtmps://va.pscp.tv:443/x",
-        "twitch": "rtmp://live.twitch.tv/app",
+        "twitch": "rtmps://ingest.global-contribute.live-video.net:443/app",
     }
 )
 # YouTube's backup ingest: the same stream key, sent beside the primary.
-YOUTUBE_BACKUP_INGEST: Final = "rtmp://b.rtmp.youtube.com/live2?backup=1"
+YOUTUBE_BACKUP_INGEST: Final = "rtmps://b.rtmps.youtube.com:443/live2?backup=1"
+# Listener API credentials that an http:// ``api_base`` would send in cleartext.
+_API_CREDENTIALS: Final = ("api_key", "access_token", "bearer_token")
 # The variable name suggested in the "needs a key" message, per platform.
 _KEY_VARIABLE: Final = {
     "youtube": "YT_STREAM_KEY",
@@ -125,6 +130,32 @@ class DestinationSpec:
         if self.kind == "rtmp" and self.key is not None:
             url = _append_stream(url, "***")
         return sanitize_url(url)
+
+    def cleartext_warning(self) -> str | None:
+        """What a credential of this destination would cross the network unencrypted
+        in (a stream key over rtmp://, an Icecast password, a listener API key over
+        http://), as a line for the log with every secret masked; None when nothing."""
+        what = []
+        if self.kind == "rtmp" and _scheme(self.url) == "rtmp":
+            if self.key is not None:
+                what.append("its stream key goes out in cleartext over rtmp://")
+            if self.password is not None:
+                what.append("its password goes out in cleartext over rtmp://")
+        if self.kind == "icecast" and self.password is not None:
+            what.append("its source password goes out in cleartext over icecast:// (HTTP)")
+        api_base = self.listeners.get("api_base")
+        if (
+            isinstance(api_base, str)
+            and api_base.lower().startswith("http://")
+            and any(self.listeners.get(name) for name in _API_CREDENTIALS)
+        ):
+            what.append("its listener API credential goes out in cleartext over http://")
+        if not what:
+            return None
+        return (
+            f"destination {self.name} ({self.safe_url()}): {'; '.join(what)}: anyone on "
+            "the network path can read it; use rtmps:// or https:// where the server offers it"
+        )
 
     def __repr__(self) -> str:
         return (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -13,6 +15,7 @@ from orchestrator.event.destination_spec import (
 )
 from orchestrator.event.problems import EventError, Problems
 from orchestrator.event.reader import Table
+from relays.destination import Destination
 from relays.output import tls_context
 from relays.rtmp.session import rtmp_target
 
@@ -35,11 +38,13 @@ def test_youtube_backup_adds_a_second_destination_with_the_same_key() -> None:
         YOUTUBE_BACKUP_INGEST,
         primary.key,
     )
-    assert backup.target_url() == f"rtmp://b.rtmp.youtube.com/live2/{KEY}?backup=1"
-    assert backup.safe_url() == "rtmp://b.rtmp.youtube.com/live2/***?backup=1"
+    assert backup.target_url() == f"rtmps://b.rtmps.youtube.com:443/live2/{KEY}?backup=1"
+    assert backup.safe_url() == "rtmps://b.rtmps.youtube.com:443/live2/***?backup=1"
     target = rtmp_target(backup.url, KEY)
     assert (target.app, target.stream) == ("live2?backup=1", KEY)
-    assert target.tc_url == "rtmp://b.rtmp.youtube.com/live2?backup=1"
+    assert (target.host, target.port, target.tls) == ("b.rtmps.youtube.com", 443, True)
+    assert target.tc_url == "rtmps://b.rtmps.youtube.com:443/live2?backup=1"
+    assert primary.cleartext_warning() is None and backup.cleartext_warning() is None
 
 
 @pytest.mark.parametrize(
@@ -85,3 +90,19 @@ def test_tls_verification_is_on_unless_turned_off() -> None:
     assert tls_context(strict).check_hostname
     loose = DestinationSpec("x", "custom", "rtmp", "rtmps://h/app", verify_tls=False)
     assert not tls_context(loose).check_hostname
+
+
+def test_a_destination_warns_once_at_start_when_its_key_would_go_in_cleartext(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (cleartext,) = parse({"name": "plain", "url": "rtmp://ingest.example/app", "key": KEY})
+    (secure,) = parse({"name": "yt", "platform": "youtube", "key": KEY})
+    for spec in (cleartext, secure):
+        destination = Destination(spec, cast(Any, (None, None)), tmp_path, pump=cast(Any, None))
+        destination._thread = threading.Thread(target=lambda: None)  # connect nowhere
+        with caplog.at_level("WARNING", logger="relays.destination"):
+            destination.start()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "plain" in warnings[0] and "cleartext" in warnings[0]
+    assert KEY not in warnings[0] and "rtmp://ingest.example/app/***" in warnings[0]

@@ -734,12 +734,52 @@ def test_platform_presets(platform: str) -> None:
 
 
 def test_preset_ingest_urls() -> None:
+    # RTMPS everywhere: each platform documents an RTMPS ingest (Twitch: the secure
+    # template of https://ingest.twitch.tv/ingests).
     assert PLATFORM_INGEST == {
-        "youtube": "rtmp://a.rtmp.youtube.com/live2",
+        "youtube": "rtmps://a.rtmps.youtube.com:443/live2",
         "facebook": "rtmps://live-api-s.facebook.com:443/rtmp",
         "x": "rtmps://va.pscp.tv:443/x",
-        "twitch": "rtmp://live.twitch.tv/app",
+        "twitch": "rtmps://ingest.global-contribute.live-video.net:443/app",
     }
+
+
+@pytest.mark.parametrize("platform", ["youtube", "facebook", "x", "twitch"])
+def test_presets_send_no_key_in_cleartext(platform: str) -> None:
+    spec = parse(dest(platform=platform, key=KEY)).destinations[0]
+    assert spec.url.startswith("rtmps://")
+    assert spec.cleartext_warning() is None
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ({"platform": "youtube", "key": KEY, "url": "rtmp://a.rtmp.youtube.com/live2"}, "key"),
+        ({"url": "rtmp://ingest.example/app", "key": KEY}, "stream key"),
+        ({"url": f"icecast://source:{KEY}@ice.example:8000/live.aac"}, "source password"),
+        (
+            {
+                "platform": "youtube",
+                "key": KEY,
+                "listeners": {"video_id": "dQw4w9WgXcQ", "api_key": KEY,
+                              "api_base": "http://yt.example/youtube/v3"},
+            },
+            "listener API credential",
+        ),
+    ],
+)  # fmt: skip
+def test_cleartext_credentials_are_warned_with_the_secret_masked(
+    table: dict[str, object], says: str
+) -> None:
+    spec = parse(dest(**table)).destinations[0]
+    warning = spec.cleartext_warning()
+    assert warning is not None and says in warning and "cleartext" in warning
+    assert spec.name in warning and KEY not in warning and "***" in warning
+
+
+def test_no_warning_without_a_credential_in_cleartext() -> None:
+    for table in ({"url": "rtmps://ingest.example/app", "key": KEY}, {"url": "hls"}):
+        assert parse(dest(**table)).destinations[0].cleartext_warning() is None
 
 
 def test_url_overrides_preset_ingest() -> None:
