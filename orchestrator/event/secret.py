@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
@@ -50,7 +50,10 @@ class Secret:
         return bool(self._value)
 
 
-_QUERY_SECRET = re.compile(r"(?i)([?&](?:key|token|access_token|secret|sig|signature|auth)=)[^&]*")
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&](?:[a-z_-]*(?:key|token|secret|session|sess|sid|auth|pass|password|pwd|sig)"
+    r"|signature|jwt|credential|credentials|hash|hmac)=)[^&]*"
+)
 
 
 def sanitize_url(url: str, secrets: tuple[str, ...] = ()) -> str:
@@ -84,18 +87,84 @@ def sanitize_url(url: str, secrets: tuple[str, ...] = ()) -> str:
     return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
 
 
+def sanitize_source_url(url: str) -> str:
+    """A pulled source's URL as it may be shown: the scheme, the host and port and the
+    first path segment (the app) only; every other path segment, every query value,
+    the password and any fragment are ``***``.
+
+    CDNs and streaming servers put their secrets anywhere in a URL
+    (``https://cdn/live/<secret path>/index.m3u8``, ``?apikey=``, ``?session=``,
+    ``rtmp://host/app/<key>``), so nothing after the app is trusted to be public. A
+    string with no ``scheme://`` (a file path) is returned as it is.
+    """
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{MASK}@{host}"
+    segments = parts.path.split("/")
+    # "/app/a/b" -> ["", "app", "a", "b"]: keep the leading "" and the app.
+    path = "/".join(segments[:2] + [MASK if s else s for s in segments[2:]])
+    query = "&".join(
+        (pair.split("=", 1)[0] + "=" + MASK) if "=" in pair else MASK
+        for pair in parts.query.split("&")
+        if pair
+    )
+    return urlunsplit((parts.scheme, netloc, path, query, MASK if parts.fragment else ""))
+
+
+def source_secrets(url: str) -> tuple[str, ...]:
+    """The parts of a pulled source's URL that :func:`sanitize_source_url` hides (the
+    path after the app, each query value, the password), for :func:`redact`: an error
+    message may quote one of them without the URL around it. Parts of under 4
+    characters are left out (masking them would garble the text, not protect it)."""
+    if "://" not in url:
+        return ()
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return (url,)
+    found = [url]
+    segments = [s for s in parts.path.split("/")[2:] if s]
+    if segments:
+        found.append("/".join(segments))
+    found.extend(segments)
+    found.extend(pair.split("=", 1)[-1] for pair in parts.query.split("&") if pair)
+    if parts.fragment:
+        found.append(parts.fragment)
+    if password:
+        found.append(password)
+    # Longest first, so a whole path is masked before the segments inside it.
+    return tuple(sorted({s for s in found if len(s) >= 4}, key=len, reverse=True))
+
+
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` (an error message, a log line) with every URL in it sanitised.
+def redact(
+    text: str,
+    secrets: tuple[str, ...] = (),
+    *,
+    sanitize: Callable[[str], str] = sanitize_url,
+) -> str:
+    """``text`` (an error message, a log line) with every URL in it sanitised (by
+    ``sanitize``: :func:`sanitize_source_url` for a pulled source's messages).
 
     Known ``secrets`` are masked first, wherever they appear.
     """
+    text = _URL_IN_TEXT.sub(lambda m: sanitize(m.group(0)), text)
     for value in secrets:
         if value:
             text = text.replace(value, MASK)
-    return _URL_IN_TEXT.sub(lambda m: sanitize_url(m.group(0)), text)
+    return text
 
 
 class SecretError(ValueError):

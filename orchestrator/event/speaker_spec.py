@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from orchestrator.event.reader import Table, check_readable, quote, resolve_path
-from orchestrator.event.secret import sanitize_url
+from orchestrator.event.secret import sanitize_source_url
 
 ID_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 SOURCE_SCHEMES: Final = ("rtmp", "rtmps", "rtsp", "http", "https")
@@ -51,10 +51,11 @@ class SpeakerSpec:
         return self.source is None
 
     def safe_source(self) -> str | None:
-        """``source`` with any credentials in it masked: for logs and the API."""
+        """``source`` with any credentials in it masked: for logs and the API (a pulled
+        URL shows its scheme, host and app only)."""
         if self.source is None or _SCHEME.match(self.source) is None:
             return self.source
-        return sanitize_url(self.source)
+        return sanitize_source_url(self.source)
 
     def __repr__(self) -> str:
         return (

@@ -19,7 +19,7 @@ import av
 import av.error
 import numpy as np
 
-from orchestrator.event.secret import redact, sanitize_url
+from orchestrator.event.secret import redact, sanitize_source_url, source_secrets
 from orchestrator.program.audio import SAMPLE_RATE, AudioBuffer, Samples
 from orchestrator.program.canvas import Canvas
 from orchestrator.program.source import Source, SourceSnapshot
@@ -81,7 +81,9 @@ class MediaSource(Source):
         self._last_media = 0.0  # monotonic time of the last decoded frame
         self._reconnects = 0
         self._last_error: str | None = None
-        self._safe_location = sanitize_url(location)
+        # A pulled URL's path and query may hold the CDN's secret: shown only up to the app.
+        self._safe_location = sanitize_source_url(location)
+        self._secrets = source_secrets(location)
 
     # -- the program's side: never blocks --------------------------------------------
     @property
@@ -142,7 +144,9 @@ class MediaSource(Source):
             try:
                 self._play_once(backoff)
             except (av.error.FFmpegError, OSError, ValueError) as exc:
-                self._last_error = redact(f"{type(exc).__name__}: {exc}")
+                self._last_error = redact(
+                    f"{type(exc).__name__}: {exc}", self._secrets, sanitize=sanitize_source_url
+                )
                 log.warning("source %s (%s): %s", self.name, self._safe_location, self._last_error)
                 if not self.live:
                     self._state = SourceState.ENDED
