@@ -1,7 +1,8 @@
 """Probe results of remote ``jalsa probe`` agents, read from their /metrics.
 
 One vantage can never raise a platform-wide or national outage, so jalsa's own
-classifier reads the agents' latest rounds too (``[monitoring] agents``). Each agent's
+classifier reads the agents' latest rounds too (``[monitoring] agents``), sending each
+agent's bearer token when the event gives one (``jalsa probe --token-file``). Each agent's
 exposition is turned back into :class:`~monitoring.outage.ProbeResult` and
 :class:`~monitoring.outage.ThroughputSample`, timed by the agent's
 ``jalsa_probe_round_timestamp_seconds`` so a stuck agent goes stale. An agent that
@@ -20,6 +21,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.outage import ProbeResult, ThroughputSample
+from orchestrator.event.monitoring_spec import AgentSpec
 from orchestrator.event.secret import sanitize_url
 
 log = logging.getLogger(__name__)
@@ -70,33 +72,46 @@ class AgentFeed:
     """Reads every agent's /metrics.
 
     Args:
-        urls: the agents' /metrics URLs.
+        agents: the agents (or bare /metrics URLs of agents that want no token).
         timeout: per agent.
     """
 
-    def __init__(self, urls: Sequence[str], *, timeout: float = TIMEOUT) -> None:
-        self.urls = tuple(urls)
+    def __init__(self, agents: Sequence[AgentSpec | str], *, timeout: float = TIMEOUT) -> None:
+        self.agents = tuple(AgentSpec(a) if isinstance(a, str) else a for a in agents)
         self._timeout = timeout
         self._failing: dict[str, str | None] = {}
 
     async def read(
         self, session: aiohttp.ClientSession, now: float
     ) -> tuple[list[ProbeResult], list[ThroughputSample]]:
-        gathered = await asyncio.gather(*(self._one(session, url, now) for url in self.urls))
+        gathered = await asyncio.gather(*(self._one(session, a, now) for a in self.agents))
         results = [r for rs, _ in gathered for r in rs]
         samples = [s for _, ss in gathered for s in ss]
         return results, samples
 
     async def _one(
-        self, session: aiohttp.ClientSession, url: str, now: float
+        self, session: aiohttp.ClientSession, agent: AgentSpec, now: float
     ) -> tuple[list[ProbeResult], list[ThroughputSample]]:
+        url = agent.url
         problem: str | None = None
         found: tuple[list[ProbeResult], list[ThroughputSample]] = ([], [])
+        headers = {"Authorization": f"Bearer {agent.token.reveal()}"} if agent.token else {}
         try:
             async with session.get(
-                url, timeout=aiohttp.ClientTimeout(total=self._timeout)
+                url,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                allow_redirects=False,  # the token goes to the agent's own URL only
             ) as response:
-                if response.status != 200:
+                if response.status == 401:
+                    problem = (
+                        "HTTP 401: the agent wants a token: give this agent token = ... "
+                        "(the agent's --token-file) in [monitoring] agents"
+                        if agent.token is None
+                        else "HTTP 401: the agent refused the token: check it against its "
+                        "--token-file"
+                    )
+                elif response.status != 200:
                     problem = f"HTTP {response.status}"
                 else:
                     body = await response.content.read(MAX_BODY)

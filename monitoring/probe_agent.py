@@ -4,6 +4,11 @@ Runs a round of probes every ``interval`` seconds and serves the latest round at
 ``/metrics`` for Prometheus (``jalsa_probe_*`` with its vantage, city and isp labels).
 Logs one line per platform whose reachability changes, so an agent on a dead link logs
 once, not every round. SIGINT/SIGTERM stop it.
+
+With a token (``--token-file FILE`` or ``JALSA_AGENT_TOKEN``) ``/metrics`` answers only a
+request with ``Authorization: Bearer <token>`` (401 otherwise): its labels say which
+city and ISP a volunteer is on, and whoever could read or pose as an agent could raise
+or hide an outage. Without one it warns at start when it binds a non-loopback address.
 """
 
 from __future__ import annotations
@@ -12,11 +17,16 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import hmac
+import ipaddress
 import logging
+import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from pathlib import Path
+from typing import Any, Final
 
 import uvicorn
 from prometheus_client import CollectorRegistry, make_asgi_app
@@ -26,10 +36,88 @@ from monitoring.probe_round import ProbeRound, Vantage, log_changes
 from monitoring.probes import Prober
 from monitoring.targets import DEFAULT_TARGETS, load_targets
 from orchestrator.event.address import Address
-from orchestrator.event.monitoring_spec import LABEL_PATTERN, parse_resolver
+from orchestrator.event.monitoring_spec import LABEL_PATTERN, MIN_AGENT_TOKEN, parse_resolver
 from orchestrator.event.problems import EventError
+from orchestrator.event.secret import Secret
 
 log = logging.getLogger(__name__)
+
+TOKEN_ENV: Final = "JALSA_AGENT_TOKEN"
+
+_Scope = MutableMapping[str, Any]
+_Message = MutableMapping[str, Any]
+_Asgi = Callable[
+    [_Scope, Callable[[], Awaitable[_Message]], Callable[[_Message], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+def require_token(app: _Asgi, token: Secret) -> _Asgi:
+    """``app`` behind ``Authorization: Bearer <token>`` (compared in constant time): any
+    other request gets 401 before ``app`` sees it."""
+    expected = f"Bearer {token.reveal()}".encode()
+
+    async def guarded(
+        scope: _Scope,
+        receive: Callable[[], Awaitable[_Message]],
+        send: Callable[[_Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] == "http":
+            given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+            if not hmac.compare_digest(given, expected):
+                body = b"send Authorization: Bearer <the agent's token>\n"
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"www-authenticate", b'Bearer realm="jalsa probe"'),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return guarded
+
+
+def read_token(path: Path | None, env: MutableMapping[str, str] | None = None) -> Secret | None:
+    """The agent's token: the file's content (``--token-file``), else ``JALSA_AGENT_TOKEN``;
+    None when neither is given.
+
+    Raises:
+        ValueError: the file cannot be read, or the token is too short or has spaces.
+    """
+    environ = os.environ if env is None else env
+    if path is not None:
+        try:
+            text = path.read_text().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"--token-file {path}: cannot be read ({error})") from None
+        where = f"--token-file {path}"
+    else:
+        text = environ.get(TOKEN_ENV, "").strip()
+        where = TOKEN_ENV
+        if not text:
+            return None
+    if len(text) < MIN_AGENT_TOKEN or any(c.isspace() for c in text):
+        raise ValueError(
+            f"{where}: the token must be at least {MIN_AGENT_TOKEN} characters without spaces "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+        )
+    return Secret(text)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may be reachable from anywhere
 
 
 class _Server(uvicorn.Server):
@@ -46,9 +134,12 @@ class ProbeAgent:
     interval: seconds from the start of one round to the start of the next.
     """
 
-    def __init__(self, prober: Prober, interval: float = 30.0) -> None:
+    def __init__(
+        self, prober: Prober, interval: float = 30.0, *, token: Secret | None = None
+    ) -> None:
         self.prober = prober
         self.interval = interval
+        self.token = token
         self.latest: ProbeRound | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(ProbeCollector(lambda: self.latest))
@@ -64,8 +155,20 @@ class ProbeAgent:
 
     async def serve(self, host: str, port: int) -> int:
         """Probe and serve /metrics until SIGINT/SIGTERM. Returns the exit code."""
+        app: _Asgi = make_asgi_app(self.registry)
+        if self.token is not None:
+            app = require_token(app, self.token)
+        elif not _loopback(host):
+            log.warning(
+                "probe agent: /metrics on %s:%d has no token: anyone who can reach it reads "
+                "this volunteer's city and ISP, and could pose as this agent; start it with "
+                "--token-file FILE (or %s) and give [monitoring] agents the same token",
+                host,
+                port,
+                TOKEN_ENV,
+            )
         config = uvicorn.Config(
-            make_asgi_app(self.registry),
+            app,
             host=host,
             port=port,
             log_level="warning",
@@ -79,7 +182,7 @@ class ProbeAgent:
             loop.add_signal_handler(sig, stop.set)
         v = self.prober.vantage
         log.info(
-            "probe agent %s (%s, %s): %d targets every %gs; metrics at http://%s:%d/metrics",
+            "probe agent %s (%s, %s): %d targets every %gs; metrics at http://%s:%d/metrics%s",
             v.name,
             v.city,
             v.isp,
@@ -87,6 +190,7 @@ class ProbeAgent:
             self.interval,
             host,
             port,
+            " (bearer token required)" if self.token is not None else "",
         )
         serving = asyncio.create_task(server.serve(), name="metrics")
         probing = asyncio.create_task(self.run(), name="probes")
@@ -147,6 +251,7 @@ def probe_command(args: argparse.Namespace) -> int:
     if not 1 <= args.interval <= 3600 or not 0.1 <= args.timeout <= 60:
         return fail("--interval must be 1..3600 seconds and --timeout 0.1..60")
     try:
+        token = read_token(args.token_file)
         metrics = Address.parse(args.metrics)
         targets = load_targets(args.targets) if args.targets else DEFAULT_TARGETS
         if args.control_resolver is not None:
@@ -161,4 +266,5 @@ def probe_command(args: argparse.Namespace) -> int:
         found = asyncio.run(prober.round())
         print(format_round(found))
         return 0
-    return asyncio.run(ProbeAgent(prober, args.interval).serve(metrics.host, metrics.port))
+    agent = ProbeAgent(prober, args.interval, token=token)
+    return asyncio.run(agent.serve(metrics.host, metrics.port))

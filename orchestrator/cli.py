@@ -110,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument(
         "--timeout", type=float, default=5.0, metavar="SECONDS", help="per check (default 5)"
     )
+    probe.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="require Authorization: Bearer <the token in FILE> on /metrics "
+        "(default: $JALSA_AGENT_TOKEN; neither: no token)",
+    )
     probe.add_argument("--once", action="store_true", help="run one round, print it, exit")
 
     report = commands.add_parser("report", help="post-event figures from the state dir")

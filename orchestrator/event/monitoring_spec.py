@@ -12,7 +12,9 @@ APIs configured per destination, the HLS mirror, Icecast) and keeps samples for
     # targets = "targets.toml"     # default: the built-in platform and control targets
     # control_resolver = "1.1.1.1" # "" for none
     # probe_seconds = 30
-    # agents = ["http://probe-lahore:9109/metrics"]   # `jalsa probe` agents to read
+    # agents = ["http://probe-lahore:9109/metrics"]   # `jalsa probe` agents to read; or
+    # agents = [{url = "https://probe-lahore:9109/metrics", token = "${LAHORE_TOKEN}"}]
+    # agent_token = "${JALSA_AGENT_TOKEN}"  # the bearer token of agents without their own
     # webhook = "${JALSA_WEBHOOK}" # Slack-compatible: JSON with "text"
     # sample_seconds = 10
     # outage_for_seconds = 60      # an outage must hold this long to start ...
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -41,6 +44,7 @@ _KEYS: Final = (
     "control_resolver",
     "probe_seconds",
     "agents",
+    "agent_token",
     "webhook",
     "sample_seconds",
     "outage_for_seconds",
@@ -53,7 +57,20 @@ _SECONDS: Final = {
     "outage_for_seconds": (60.0, 0.0, 3600.0),
     "outage_clear_seconds": (120.0, 0.0, 3600.0),
 }
+MIN_AGENT_TOKEN: Final = 16
 LABEL_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class AgentSpec:
+    """A ``jalsa probe`` agent to read: its /metrics URL and the bearer token it wants
+    (``jalsa probe --token-file``; None: the agent asks for none)."""
+
+    url: str
+    token: Secret | None = None
+
+    def __repr__(self) -> str:
+        return f"AgentSpec(url={self.url!r}, token={'***' if self.token else None})"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -67,7 +84,7 @@ class MonitoringSpec:
     targets: Path | None = None
     control_resolver: tuple[str, int] | None = DEFAULT_CONTROL_RESOLVER
     probe_seconds: float = 30.0
-    agents: tuple[str, ...] = ()
+    agents: tuple[AgentSpec, ...] = ()
     webhook: Secret | None = None
     sample_seconds: float = 10.0
     outage_for_seconds: float = 60.0
@@ -187,25 +204,54 @@ def _http_url(text: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _agents(table: Table) -> tuple[str, ...]:
+_AGENT_KEYS: Final = ("url", "token")
+
+
+def _agents(table: Table) -> tuple[AgentSpec, ...]:
+    shared = _agent_token(table, "agent_token")
     value = table.raw("agents")
     if value is None:
         return ()
-    if isinstance(value, str):
+    if isinstance(value, str | Mapping):
         value = [value]
     if not isinstance(value, list):
         table.problem("agents", f"expected an array of URLs, got {quote(value)}")
         return ()
     result = []
-    for index, url in enumerate(value):
+    for index, item in enumerate(value):
+        token = shared
+        if isinstance(item, Mapping):
+            entry = Table(item, table.at(f"agents[{index}]"), table.problems)
+            entry.check_keys(_AGENT_KEYS)
+            url = entry.string("url", required='add url = "http://probe-lahore:9109/metrics"')
+            if entry.has("token"):
+                token = _agent_token(entry, "token")
+            if url is None:
+                continue
+        else:
+            url = item
         if not isinstance(url, str) or not _http_url(url):
             table.problem(
                 f"agents[{index}]",
                 f"{quote(url)} is not an http(s) URL: write it like http://probe-lahore:9109/metrics",
             )
             continue
-        result.append(str(url))
+        result.append(AgentSpec(str(url), token))
     return tuple(result)
+
+
+def _agent_token(table: Table, name: str) -> Secret | None:
+    text = table.string(name, secret=True)
+    if text is None:
+        return None
+    if len(text) < MIN_AGENT_TOKEN or any(c.isspace() for c in text):
+        table.problem(
+            name,
+            f"is not a usable token: use at least {MIN_AGENT_TOKEN} characters without spaces, "
+            'the same as the agent\'s --token-file, as token = "${AGENT_TOKEN}"',
+        )
+        return None
+    return Secret(str(text))
 
 
 def _webhook(table: Table) -> Secret | None:

@@ -166,6 +166,7 @@ async def test_probe_agent_rounds_and_table(servers: ProbeServers) -> None:
         ({"metrics": "nowhere"}, "HOST:PORT"),
         ({"control_resolver": "dns.google"}, "not an IP address"),
         ({"targets": Path("/nonexistent/targets.toml")}, "cannot be read"),
+        ({"token_file": Path("/nonexistent/agent-token")}, "--token-file"),
     ],
 )
 def test_probe_command_rejects_bad_arguments(
@@ -173,7 +174,7 @@ def test_probe_command_rejects_bad_arguments(
 ) -> None:
     args = argparse.Namespace(
         vantage="v", city="c", isp="i", metrics="127.0.0.1:9109", targets=None,
-        interval=30.0, control_resolver=None, timeout=5.0, once=False,
+        interval=30.0, control_resolver=None, timeout=5.0, once=False, token_file=None,
     )  # fmt: skip
     for key, value in change.items():
         setattr(args, key, value)

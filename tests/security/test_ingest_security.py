@@ -4,16 +4,25 @@ keys in cleartext, unauthenticated probe agents."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from pathlib import Path
 
+import aiohttp
 import pytest
 from event_toml import event_toml, slot, speaker
 from jalsa_run import JalsaRun, free_port
-from waiting import wait_for
+from waiting import async_wait_for, wait_for
 
-from orchestrator.event.secret import redact, sanitize_source_url, source_secrets
+from monitoring.agent_scrape import AgentFeed
+from monitoring.probe_agent import ProbeAgent, read_token
+from monitoring.probe_round import Vantage
+from monitoring.probes import Prober
+from monitoring.targets import Target, Targets
+from orchestrator.event import parse_event
+from orchestrator.event.secret import Secret, redact, sanitize_source_url, source_secrets
 from orchestrator.ingest.media_source import MediaSource
 
 SECRETS = ("SECRETPATH", "APIKEY1234", "SESSION987", "STREAMKEY55", "PASSWORD42")
@@ -102,3 +111,106 @@ def test_api_state_and_the_log_of_a_run_show_no_secret_of_a_pulled_source(
         assert secret not in state, state
         assert secret not in logs, logs
     assert f"http://127.0.0.1:{port}/live/***" in json.dumps(json.loads(state))
+
+
+# --- item 11: probe agents want a token ----------------------------------------------
+
+AGENT_TOKEN = "agent-token-0123456789abcdef"
+
+
+def _prober() -> Prober:
+    targets = Targets((Target("x", "ingest", f"tcp://127.0.0.1:{free_port()}"),), None)
+    return Prober(Vantage("khi-1", "Karachi", "Nayatel"), targets, timeout=1)
+
+
+async def _get(url: str, token: str | None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers=headers) as response,
+    ):
+        return response.status, await response.text()
+
+
+async def test_a_probe_agent_with_a_token_serves_only_who_sends_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    token_file = tmp_path / "agent-token"
+    token_file.write_text(AGENT_TOKEN + "\n")
+    agent = ProbeAgent(_prober(), interval=0.2, token=read_token(token_file, env={}))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    serving = asyncio.create_task(agent.serve("127.0.0.1", port))
+    try:
+        await async_wait_for(lambda: agent.latest, 10, "a round of probes")
+        status, body = await async_wait_for(
+            lambda: _get(url, None), 10, "the agent to answer", ignore=(aiohttp.ClientError,)
+        )
+        assert status == 401 and "Karachi" not in body
+        assert (await _get(url, "not-the-token-0123456789"))[0] == 401
+        status, body = await _get(url, AGENT_TOKEN)
+        assert status == 200 and 'city="Karachi"' in body
+
+        # jalsa's scrape, as the event file gives it: with the token it reads the results,
+        # without it the agent is skipped with a line saying what to do.
+        event = parse_event(
+            {
+                "speakers": [{"id": "host", "name": "Host", "source": "testsrc"}],
+                "rundown": [{"speaker": "host", "duration": "1m"}],
+                "destinations": [{"name": "mirror", "url": "hls"}],
+                "monitoring": {"agents": [{"url": url, "token": "${KHI_TOKEN}"}, url]},
+            },
+            base_dir=tmp_path,
+            env={"KHI_TOKEN": AGENT_TOKEN},
+        )
+        with_token, without = event.monitoring.agents
+        assert with_token.token is not None and without.token is None
+        assert AGENT_TOKEN not in repr(event.monitoring.agents)
+        caplog.set_level(logging.INFO, logger="monitoring.agent_scrape")
+        async with aiohttp.ClientSession() as session:
+            results, _ = await AgentFeed([with_token]).read(session, 1.0)
+            refused, _ = await AgentFeed([without]).read(session, 1.0)
+        assert {(r.vantage, r.city, r.platform, r.check) for r in results} >= {
+            ("khi-1", "Karachi", "x", "tcp")
+        }
+        assert refused == []
+        assert "HTTP 401: the agent wants a token" in caplog.text
+        assert AGENT_TOKEN not in caplog.text
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+
+async def test_a_probe_agent_without_a_token_warns_when_it_binds_beyond_loopback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for host in ("127.0.0.1", "0.0.0.0"):
+        agent = ProbeAgent(_prober(), interval=0.2)
+        port = free_port()
+        with caplog.at_level(logging.WARNING, logger="monitoring.probe_agent"):
+            serving = asyncio.create_task(agent.serve(host, port))
+            try:
+                status, _ = await async_wait_for(
+                    lambda port=port: _get(f"http://127.0.0.1:{port}/metrics", None),
+                    10,
+                    "the agent to answer",
+                    ignore=(aiohttp.ClientError,),
+                )
+                assert status == 200  # no token asked for: open, as before
+            finally:
+                serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serving
+    warnings = [r.getMessage() for r in caplog.records if "has no token" in r.getMessage()]
+    assert len(warnings) == 1 and "0.0.0.0" in warnings[0] and "--token-file" in warnings[0]
+
+
+@pytest.mark.parametrize("text", ["short", "has spaces in it 0123456789", ""])
+def test_an_unusable_agent_token_is_refused(tmp_path: Path, text: str) -> None:
+    token_file = tmp_path / "agent-token"
+    token_file.write_text(text)
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        read_token(token_file, env={})
+    assert read_token(None, env={}) is None
+    assert read_token(None, env={"JALSA_AGENT_TOKEN": AGENT_TOKEN}) == Secret(AGENT_TOKEN)
