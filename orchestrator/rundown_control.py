@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from orchestrator.event import Event
 from orchestrator.event.duration import format_duration
+from orchestrator.event.secret import private_dir
 from orchestrator.journal import Journal, JournalError, apply, read, rebuild
 from orchestrator.live_rundown import Change, LiveRundown, Status
 from orchestrator.rundown import Cue
@@ -116,7 +117,7 @@ class RundownControl:
             OSError: the journal cannot be written.
         """
         now = clock()
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir)  # 0700: it holds the secrets
         speakers = [s.id for s in event.speakers]
         names = {s.id: s.name for s in event.speakers}
         if loop:

@@ -104,6 +104,7 @@ def refused_page(refused: LinkRefused, event_name: str) -> HTMLResponse:
         LinkProblem.UNKNOWN_SPEAKER: "This link is no longer in use",
         LinkProblem.EXPIRED: "This link has expired",
         LinkProblem.REVOKED: "This link has been replaced",
+        LinkProblem.UNAVAILABLE: "Joining is paused",
     }
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -8,10 +8,12 @@ needs the value (the muxer opening the ingest URL, the HMAC signer) calls
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
-import time
+import stat
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
@@ -171,25 +173,127 @@ class SecretError(ValueError):
     """A secret from the environment is unusable, or its file in the state dir is broken."""
 
 
+MIN_STORED_LENGTH: Final = 32
+"""A stored secret file holds at least this many characters (jalsa writes 43 random
+URL-safe ones: 32 bytes; 32 characters are at least 16 bytes of entropy as jalsa writes
+them, and refuse a hand-written ``secret`` of a few letters)."""
+_PRIVATE_DIR: Final = 0o700
+
+log = logging.getLogger(__name__)
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only its owner can enter: created 0700 (parents too), or an
+    existing one tightened to 0700 if it is open to group or others.
+
+    Raises:
+        SecretError: ``path`` exists but is not a directory, or is open to others and
+            cannot be tightened (not ours, or a shared folder such as /tmp).
+    """
+    try:
+        path.mkdir(mode=_PRIVATE_DIR, parents=True, exist_ok=True)
+        info = path.stat()
+    except FileExistsError:
+        raise SecretError(f"{path} is not a directory: give --state a folder of its own") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise SecretError(f"{path} is not a directory: give --state a folder of its own")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077 == 0:
+        return path
+    if info.st_uid != os.geteuid() or mode & (stat.S_ISVTX | 0o002):
+        raise SecretError(
+            f"{path} is open to other users (mode {mode:04o}) and is not jalsa's to change: "
+            f"give --state a folder of its own, or run `chmod 700 {path}`"
+        )
+    os.chmod(path, _PRIVATE_DIR)
+    log.warning("%s was open to other users (mode %04o): made it 0700", path, mode)
+    return path
+
+
+def _read_stored(path: Path, min_length: int) -> str | None:
+    """The value in ``path`` (None while it is missing), refused when unsafe."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as error:  # ELOOP: a symlink
+        raise SecretError(
+            f"{path} cannot be opened ({error.strerror}): it must be a plain file of its own, "
+            "mode 0600; delete it and jalsa makes a new one"
+        ) from None
+    with os.fdopen(fd) as file:
+        info = os.fstat(file.fileno())
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISREG(info.st_mode):
+            raise SecretError(f"{path} is not a plain file: delete it and jalsa makes a new one")
+        if mode & 0o077:
+            raise SecretError(
+                f"{path} can be read or written by other users (mode {mode:04o}): run "
+                f"`chmod 600 {path}`; if anyone else may have read it, delete it instead "
+                "(jalsa makes a new one)"
+            )
+        text = file.read().strip()
+    if len(text) < min_length:
+        raise SecretError(
+            f"{path} is too short ({len(text)} characters, at least {min_length} needed): "
+            "delete it and jalsa makes a new random one, or write at least "
+            f"{min_length} random characters in it "
+            "(`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    return text
+
+
+def _create_stored(path: Path, value: str) -> bool:
+    """Write ``value`` to ``path`` unless it exists, atomically (never an empty or half
+    file): a temporary file (0600), fsync, then a hard link into place. Whether it was
+    created by this call."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(value + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        fsync_dir(path.parent)
+        return True
+    finally:
+        os.unlink(temporary)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or link in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def stored_secret(
     state_dir: Path,
     file_name: str,
-    env_name: str,
+    env_name: str | None,
     env: Mapping[str, str] | None = None,
     *,
     min_length: int = 16,
+    make: Callable[[], str] = lambda: secrets.token_urlsafe(32),
 ) -> tuple[Secret, bool]:
     """A secret from ``env_name`` in the environment, or kept in ``<state_dir>/<file_name>``.
 
-    The file is created once (mode 0600) with a random value. Returns the secret and
-    whether it was created just now (so the caller can show it once).
+    The file is created once (mode 0600, in a state dir made 0700) with a random value
+    from ``make``. Returns the secret and whether it was created just now (so the caller
+    can show it once).
 
     Raises:
-        SecretError: the environment's value is shorter than ``min_length``, or the file
-            exists but stays empty (another process died while creating it).
+        SecretError: the environment's value is shorter than ``min_length``; or the file
+            is shorter than :data:`MIN_STORED_LENGTH`, open to other users, or not a plain
+            file (the message names it and the fix).
     """
     environ = os.environ if env is None else env
-    value = environ.get(env_name, "")
+    value = environ.get(env_name, "") if env_name is not None else ""
     if value:
         if len(value) < min_length:
             raise SecretError(
@@ -197,19 +301,16 @@ def stored_secret(
                 "(e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
             )
         return Secret(value), False
-    path = state_dir / file_name
-    state_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        # Made earlier, or by another jalsa starting at the same moment: wait for its write.
-        for _ in range(50):
-            text = path.read_text().strip()
-            if text:
-                return Secret(text), False
-            time.sleep(0.02)
-        raise SecretError(f"{path} is empty: delete it to make a new one") from None
-    value = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as file:
-        file.write(value + "\n")
-    return Secret(value), True
+    path = private_dir(state_dir) / file_name
+    stored = _read_stored(path, MIN_STORED_LENGTH)
+    if stored is not None:
+        return Secret(stored), False
+    made = make()
+    created = _create_stored(path, made)
+    if created:
+        return Secret(made), True
+    # Another jalsa made it at the same moment: theirs is complete (linked whole).
+    stored = _read_stored(path, MIN_STORED_LENGTH)
+    if stored is None:
+        raise SecretError(f"{path} vanished while it was being read: start again")
+    return Secret(stored), False

@@ -9,8 +9,14 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from orchestrator.event import Event
-from orchestrator.event.duration import parse_duration
-from orchestrator.speakers.links import Links, SecretError, default_expiry, revoke
+from orchestrator.event.duration import format_duration, parse_duration
+from orchestrator.speakers.links import (
+    MAX_EXPIRY_SECONDS,
+    Links,
+    SecretError,
+    default_expiry,
+    revoke,
+)
 
 EXIT_INVALID = 2
 
@@ -41,17 +47,30 @@ def print_links(event: Event, args: argparse.Namespace) -> int:
                 f"(live speakers: {', '.join(live) or 'none'})"
             )
     now = time.time()
+    cap = format_duration(MAX_EXPIRY_SECONDS)
     if args.expires_in is not None:
         try:
-            expires = int(now + parse_duration(args.expires_in))
+            seconds = parse_duration(args.expires_in)
         except ValueError as error:
             return _fail(f"--expires-in: {error}")
+        if seconds > MAX_EXPIRY_SECONDS:
+            return _fail(
+                f"--expires-in {args.expires_in}: links last at most {cap} (7 days); "
+                "make them closer to the event"
+            )
+        expires = int(now + seconds)
     else:
         expires = default_expiry(event, now)
+        if expires > now + MAX_EXPIRY_SECONDS:
+            return _fail(
+                f"the rundown ends more than {cap} (7 days) from now, the longest a link "
+                "lasts: make the links within a week of the event, or give --expires-in"
+            )
     try:
         for speaker in args.revoke:
             revoke(args.state, speaker)
         links = Links(event, args.state)
+        urls = [(speaker, join_url(base_url, links.issue(speaker, expires))) for speaker in live]
     except (SecretError, ValueError, OSError) as error:
         return _fail(str(error))
     if not live:
@@ -60,13 +79,14 @@ def print_links(event: Event, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
-    for speaker in live:
-        print(f"{speaker} {join_url(base_url, links.issue(speaker, expires))}")
+    for speaker, url in urls:
+        print(f"{speaker} {url}")
     until = datetime.fromtimestamp(expires).astimezone().isoformat(timespec="minutes")
     print(
         f"jalsa links: valid until {until} (change with --expires-in); "
-        f"the secret is in {args.state}/secret unless JALSA_SECRET is set — "
-        "`jalsa run` must use the same one",
+        f"the secret is in {args.state}/secret unless JALSA_SECRET is set, and the links "
+        f"work only with the event id in {args.state}/event-id — `jalsa run` must use the "
+        "same state dir",
         file=sys.stderr,
     )
     if args.revoke:

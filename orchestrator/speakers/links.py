@@ -3,16 +3,21 @@
 A token is ``<speaker>.<event>.<expires>.<generation>.<mac>``:
 
 - ``speaker``: the speaker's id (ids never contain a dot);
-- ``event``: 8 hex digits of SHA-256 of the event's name, so a link made for another
-  event is told apart from a forged one;
+- ``event``: 8 hex digits of SHA-256 of the event's binding: the random event id kept in
+  the state dir (``<state dir>/event-id``, created once, 0600) and the event's name, so
+  a link made for another event (another state dir, or another name) is told apart from
+  a forged one;
 - ``expires``: epoch seconds;
 - ``generation``: the speaker's link generation when it was made; revoking a speaker's
   links raises their generation, so every older link stops working at once;
-- ``mac``: HMAC-SHA-256 of the fields above under the secret, first 16 bytes, base64url.
+- ``mac``: HMAC-SHA-256 of the fields above under the event's key, first 16 bytes,
+  base64url. The event's key is HMAC-SHA-256 of the whole binding under the secret: two
+  events that share a secret (``JALSA_SECRET``) and a name still have keys of their own.
 
 The core (:func:`sign`, :func:`check`) is pure: no clock, no files. :class:`Links` is the
 small I/O shell: the secret (``JALSA_SECRET`` or ``<state dir>/secret``, created once,
-mode 0600) and the revocation list (``<state dir>/revoked-links.json``).
+mode 0600), the event id, and the revocation list (``<state dir>/revoked-links.json``:
+changed under a lock, :func:`revoke`, and replaced atomically).
 
 A token is a credential: it is never logged, never put in metrics or API output.
 """
@@ -20,30 +25,43 @@ A token is a credential: it is never logged, never put in metrics or API output.
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
+import fcntl
 import hashlib
 import hmac
 import json
+import logging
+import os
 import re
+import secrets
+import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from orchestrator.event import Event
-from orchestrator.event.secret import Secret, stored_secret
+from orchestrator.event.secret import Secret, fsync_dir, private_dir, stored_secret
 from orchestrator.event.secret import SecretError as SecretError  # callers catch it from here
 from orchestrator.rundown import Rundown
 
 SECRET_ENV: Final = "JALSA_SECRET"
 SECRET_FILE: Final = "secret"
+EVENT_ID_FILE: Final = "event-id"
 REVOKED_FILE: Final = "revoked-links.json"
+LOCK_FILE: Final = "revoked-links.lock"
 MIN_SECRET_LENGTH: Final = 16
 GRACE_SECONDS: Final = 3600.0  # links stay valid this long after the rundown's end
+MAX_EXPIRY_SECONDS: Final = 7 * 86400.0  # no link is made to last longer
 MAX_TOKEN_LENGTH: Final = 200
 
-_DOMAIN: Final = b"jalsa-link/1"
+log = logging.getLogger(__name__)
+
+_DOMAIN: Final = b"jalsa-link/2"
+_EVENT_KEY_DOMAIN: Final = b"jalsa-link-event/2|"
 _MAC_BYTES: Final = 16
 _TOKEN: Final = re.compile(
     r"(?P<speaker>[a-z0-9][a-z0-9_-]{0,39})\.(?P<event>[0-9a-f]{8})\.(?P<expires>[0-9]{1,12})"
@@ -59,9 +77,12 @@ class LinkProblem(enum.Enum):
     UNKNOWN_SPEAKER = "unknown_speaker"  # no such live speaker in this event
     EXPIRED = "expired"
     REVOKED = "revoked"
+    UNAVAILABLE = "unavailable"  # the revocation list is unreadable: no join until repaired
 
     @property
     def status(self) -> int:
+        if self is LinkProblem.UNAVAILABLE:
+            return 503
         return 401 if self is LinkProblem.FORGED else 403
 
     @property
@@ -80,6 +101,8 @@ _ADVICE: Final = {
     LinkProblem.EXPIRED: "This link has expired. Ask the organisers for a new link.",
     LinkProblem.REVOKED: "This link has been replaced by a newer one. Use the latest link "
     "the organisers sent you, or ask them for a new one.",
+    LinkProblem.UNAVAILABLE: "Joining is paused for a moment on the organisers' side. Try "
+    "again in a few minutes, or tell the organisers.",
 }
 
 
@@ -96,14 +119,24 @@ class Claims:
     """What a token says: who, for which event, until when, which generation."""
 
     speaker: str
-    event: str  # event_tag() of the event's name
+    event: str  # event_tag() of the event's binding
     expires: int  # epoch seconds
     generation: int = 0
 
 
-def event_tag(name: str) -> str:
-    """The 8-hex-digit tag that binds a link to an event (by its name)."""
-    return hashlib.sha256(name.encode()).hexdigest()[:8]
+def event_tag(binding: str) -> str:
+    """The 8-hex-digit tag that tells an event's links apart (see :func:`event_binding`)."""
+    return hashlib.sha256(binding.encode()).hexdigest()[:8]
+
+
+def event_binding(event_id: str, name: str) -> str:
+    """What a link is bound to: the state dir's random event id and the event's name."""
+    return f"{event_id}/{name}"
+
+
+def event_key(secret: bytes, binding: str) -> bytes:
+    """The key an event's links are signed with: the secret bound to the event."""
+    return hmac.new(secret, _EVENT_KEY_DOMAIN + binding.encode(), hashlib.sha256).digest()
 
 
 def _mac(key: bytes, claims: Claims) -> str:
@@ -126,11 +159,13 @@ def sign(claims: Claims, key: bytes) -> str:
     return ".".join((*fields, _mac(key, claims)))
 
 
-def parse(token: str, key: bytes) -> Claims:
-    """The claims of an authentic token, checked against nothing else.
+def parse(token: str, key: bytes, event: str | None = None) -> Claims:
+    """The claims of an authentic token, checked against nothing else but, if given, the
+    ``event`` tag (a token of another event cannot be verified: its key is another).
 
     Raises:
-        LinkRefused: FORGED when the token is malformed or its MAC is wrong.
+        LinkRefused: FORGED when the token is malformed or its MAC is wrong; OTHER_EVENT
+            when it carries another tag than ``event``.
     """
     match = _TOKEN.fullmatch(token) if len(token) <= MAX_TOKEN_LENGTH else None
     if match is None:
@@ -138,6 +173,8 @@ def parse(token: str, key: bytes) -> Claims:
     claims = Claims(
         match["speaker"], match["event"], int(match["expires"]), int(match["generation"])
     )
+    if event is not None and not hmac.compare_digest(claims.event, event):
+        raise LinkRefused(LinkProblem.OTHER_EVENT)
     if not hmac.compare_digest(_mac(key, claims), match["mac"]):
         raise LinkRefused(LinkProblem.FORGED)
     return claims
@@ -165,9 +202,7 @@ def check(
     Raises:
         LinkRefused: FORGED, OTHER_EVENT, UNKNOWN_SPEAKER, EXPIRED or REVOKED.
     """
-    claims = parse(token, key)
-    if not hmac.compare_digest(claims.event, event):
-        raise LinkRefused(LinkProblem.OTHER_EVENT)
+    claims = parse(token, key, event)
     if claims.speaker not in speakers:
         raise LinkRefused(LinkProblem.UNKNOWN_SPEAKER)
     if now >= claims.expires:
@@ -194,23 +229,56 @@ def load_secret(state_dir: Path, env: Mapping[str, str] | None = None) -> Secret
     """``JALSA_SECRET``, or the secret kept in ``<state dir>/secret`` (created once, 0600).
 
     Raises:
-        SecretError: the environment's secret is shorter than 16 characters.
+        SecretError: the environment's secret is shorter than 16 characters, or the file is
+            too short or open to other users.
     """
     secret, _ = stored_secret(state_dir, SECRET_FILE, SECRET_ENV, env, min_length=MIN_SECRET_LENGTH)
     return secret
 
 
+def load_event_id(state_dir: Path) -> str:
+    """The state dir's random event id (32 hex digits), made once (0600).
+
+    A new state dir is a new event: links made for another one, even with the same secret
+    and event name, do not work in it (nor can its fresh revocation list revive them).
+
+    Raises:
+        SecretError: the file is too short or open to other users.
+    """
+    event_id, _ = stored_secret(state_dir, EVENT_ID_FILE, None, make=lambda: secrets.token_hex(16))
+    return event_id.reveal()
+
+
+class RevocationsUnreadable(ValueError):
+    """The revocation list does not parse. Never "delete it": that would make every
+    revoked link work again."""
+
+
+def _unreadable(path: Path, problem: object) -> RevocationsUnreadable:
+    return RevocationsUnreadable(
+        f"{path} cannot be read ({problem}): no speaker can join until it is repaired. Do "
+        "NOT delete it: that would make every revoked link work again. Restore it from a "
+        'backup, or fix the JSON by hand ({"speakers": {"<id>": <generation>}}; a '
+        "generation only ever goes up)"
+    )
+
+
 def read_generations(state_dir: Path) -> dict[str, int]:
-    """Each speaker's link generation from the revocation list (empty if none)."""
+    """Each speaker's link generation from the revocation list (empty if none).
+
+    Raises:
+        RevocationsUnreadable: the file exists but is not a revocation list.
+    """
+    path = state_dir / REVOKED_FILE
     try:
-        data = json.loads((state_dir / REVOKED_FILE).read_text())
+        data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise ValueError(
-            f"{state_dir / REVOKED_FILE} is unreadable ({exc}): fix or delete it"
-        ) from None
-    speakers = data.get("speakers", {}) if isinstance(data, dict) else {}
+        raise _unreadable(path, exc) from None
+    speakers = data.get("speakers") if isinstance(data, dict) else None
+    if not isinstance(speakers, dict):
+        raise _unreadable(path, 'no "speakers" table')
     return {
         str(k): int(v)
         for k, v in speakers.items()
@@ -218,43 +286,108 @@ def read_generations(state_dir: Path) -> dict[str, int]:
     }
 
 
+_THREAD_LOCK: Final = threading.Lock()
+
+
+@contextlib.contextmanager
+def _revocations_locked(state_dir: Path) -> Iterator[None]:
+    """Held while the revocation list is read, changed and replaced: by one thread of
+    this process (a lock) and one process (``flock`` on the lock file beside it)."""
+    with _THREAD_LOCK:
+        fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` atomically: a temporary file of its own beside it, fsync, rename,
+    fsync of the folder. A reader sees the old file or the new one, never half."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    fsync_dir(path.parent)
+
+
 def revoke(state_dir: Path, speaker: str) -> int:
-    """Revoke every link of ``speaker`` made so far; returns their new generation."""
-    generations = read_generations(state_dir)
-    generations[speaker] = generations.get(speaker, 0) + 1
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / REVOKED_FILE
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"speakers": generations}, indent=2, sort_keys=True) + "\n")
-    temporary.replace(path)  # atomic: a running jalsa never reads half a file
+    """Revoke every link of ``speaker`` made so far; returns their new generation.
+
+    Safe from many threads and processes at once (``jalsa links --revoke`` beside a
+    running jalsa): no revocation is lost, and the file always parses.
+
+    Raises:
+        RevocationsUnreadable: the list does not parse (nothing is written).
+    """
+    private_dir(state_dir)
+    with _revocations_locked(state_dir):
+        generations = read_generations(state_dir)
+        generations[speaker] = generations.get(speaker, 0) + 1
+        text = json.dumps({"speakers": generations}, indent=2, sort_keys=True) + "\n"
+        _replace(state_dir / REVOKED_FILE, text)
     return generations[speaker]
+
+
+def _file_key(path: Path) -> tuple[int, int, int] | None:
+    """What tells a new version of the file: an atomic replace changes the inode even
+    when the mtime (coarse on some filesystems) and the size stay the same."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
 
 
 class Links:
     """Issues and checks an event's links. ``check`` reads no file: call ``refresh``
-    (off the event loop) to pick up revocations made by ``jalsa links --revoke``."""
+    (off the event loop) to pick up revocations made by ``jalsa links --revoke``.
+
+    An unreadable revocation list refuses every check (UNAVAILABLE, and an error in the
+    log naming the file) until it is repaired; generations already known stay known, so
+    a repair that loses a revocation does not revive a link this process refused."""
 
     def __init__(self, event: Event, state_dir: Path, env: Mapping[str, str] | None = None):
         self.event = event
         self.state_dir = state_dir
-        self._key = load_secret(state_dir, env).reveal().encode()
-        self._tag = event_tag(event.info.name)
+        binding = event_binding(load_event_id(state_dir), event.info.name)
+        self._key = event_key(load_secret(state_dir, env).reveal().encode(), binding)
+        self._tag = event_tag(binding)
         self.speakers = frozenset(s.id for s in event.speakers if s.live)
-        self._generations = read_generations(state_dir)
-        self._revoked_mtime = self._mtime()
+        self._generations: dict[str, int] = {}
+        self.problem: str | None = None
+        self._revoked_key: tuple[int, int, int] | None = None
+        self.refresh(force=True)
 
-    def _mtime(self) -> int:
-        try:
-            return (self.state_dir / REVOKED_FILE).stat().st_mtime_ns
-        except FileNotFoundError:
-            return 0
-
-    def refresh(self) -> None:
+    def refresh(self, *, force: bool = False) -> None:
         """Re-read the revocation list if it changed (blocking: run it in a thread)."""
-        mtime = self._mtime()
-        if mtime != self._revoked_mtime:
-            self._generations = read_generations(self.state_dir)
-            self._revoked_mtime = mtime
+        path = self.state_dir / REVOKED_FILE
+        key = _file_key(path)
+        if key == self._revoked_key and not force:
+            return
+        try:
+            found = read_generations(self.state_dir)
+        except RevocationsUnreadable as error:
+            if self.problem != str(error):
+                log.error("speaker links: %s", error)
+            self.problem = str(error)
+        else:
+            if self.problem is not None:
+                log.warning("speaker links: %s is readable again: joins resume", path)
+            self.problem = None
+            known = self._generations
+            self._generations = {
+                s: max(found.get(s, 0), known.get(s, 0)) for s in found.keys() | known.keys()
+            }
+        self._revoked_key = key
 
     def generation(self, speaker: str) -> int:
         """The speaker's current link generation: links of an older one are revoked."""
@@ -265,9 +398,15 @@ class Links:
 
         Raises:
             KeyError: ``speaker`` is not a live speaker of the event.
+            ValueError: ``expires`` is more than :data:`MAX_EXPIRY_SECONDS` away.
+            RevocationsUnreadable: the revocation list is unreadable.
         """
         if speaker not in self.speakers:
             raise KeyError(speaker)
+        if expires > time.time() + MAX_EXPIRY_SECONDS:
+            raise ValueError(f"links last at most {MAX_EXPIRY_SECONDS / 86400:g} days")
+        if self.problem is not None:
+            raise RevocationsUnreadable(self.problem)
         generation = self._generations.get(speaker, 0)
         return sign(Claims(speaker, self._tag, expires, generation), self._key)
 
@@ -275,9 +414,10 @@ class Links:
         """The claims of a usable token.
 
         Raises:
-            LinkRefused: see :func:`check`.
+            LinkRefused: see :func:`check`; UNAVAILABLE while the revocation list is
+                unreadable.
         """
-        return check(
+        claims = check(
             token,
             self._key,
             event=self._tag,
@@ -285,6 +425,9 @@ class Links:
             now=time.time() if now is None else now,
             generations=self._generations,
         )
+        if self.problem is not None:
+            raise LinkRefused(LinkProblem.UNAVAILABLE)
+        return claims
 
     def authentic(self, token: str) -> Claims:
         """The claims of a token we signed for this event, expired or revoked or not
@@ -293,7 +436,4 @@ class Links:
         Raises:
             LinkRefused: FORGED or OTHER_EVENT.
         """
-        claims = parse(token, self._key)
-        if claims.event != self._tag:
-            raise LinkRefused(LinkProblem.OTHER_EVENT)
-        return claims
+        return parse(token, self._key, self._tag)

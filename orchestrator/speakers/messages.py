@@ -36,6 +36,8 @@ from typing import Any, Final, Literal, TypeAlias
 import av
 import av.error
 
+from orchestrator.event.secret import private_dir
+
 MAX_MESSAGE_BYTES: Final = 300 * 1024 * 1024
 MAX_CHUNK_BYTES: Final = 8 * 1024 * 1024
 MAX_MESSAGE_SECONDS: Final = 3600.0
@@ -253,7 +255,7 @@ class MessageStore:
         suffix = suffix if suffix in SUFFIXES else ".mp4"
         upload = Upload(secrets.token_urlsafe(12), speaker, length, suffix, 0)
         with self._lock:
-            self._uploads.mkdir(parents=True, exist_ok=True)
+            private_dir(private_dir(self.folder) / self._uploads.name)  # 0700
             for meta in self._uploads.glob("*.json"):
                 if self._read(meta.stem, speaker) is not None:
                     self._drop(meta.stem)

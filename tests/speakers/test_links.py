@@ -67,7 +67,9 @@ def test_a_newer_generation_survives_revocation_of_older_ones() -> None:
 
 def test_statuses_and_advice() -> None:
     assert LinkProblem.FORGED.status == 401
-    assert {p.status for p in LinkProblem if p is not LinkProblem.FORGED} == {403}
+    assert LinkProblem.UNAVAILABLE.status == 503  # the revocation list is unreadable
+    others = {LinkProblem.FORGED, LinkProblem.UNAVAILABLE}
+    assert {p.status for p in LinkProblem if p not in others} == {403}
     assert all(p.advice.endswith(".") for p in LinkProblem)
 
 
@@ -99,8 +101,13 @@ def test_any_changed_character_is_refused(speaker: str, position: int, replaceme
         return
     with pytest.raises(LinkRefused) as info:
         check(forged, KEY, event=TAG, speakers=frozenset({speaker}), now=NOW, generations={})
-    # Changing the speaker could at most make it another speaker's token: still refused.
-    assert info.value.problem in (LinkProblem.FORGED, LinkProblem.UNKNOWN_SPEAKER)
+    # Changing the speaker could at most make it another speaker's token, changing the
+    # event tag another event's: still refused.
+    assert info.value.problem in (
+        LinkProblem.FORGED,
+        LinkProblem.UNKNOWN_SPEAKER,
+        LinkProblem.OTHER_EVENT,
+    )
 
 
 @given(st.text(max_size=300))
@@ -182,8 +189,9 @@ def test_links_issue_check_and_revoke(tmp_path: Path) -> None:
     assert links.check(fresh, NOW).generation == 1
     # Ending a session needs only an authentic token: expired is fine.
     assert links.authentic(links.issue("guest", int(NOW) - 10)).speaker == "guest"
-    # Another state dir has another secret: its links are forged here.
+    # Another state dir is another event (its own random event id): its links are refused
+    # here, whatever secret it has.
     elsewhere = Links(event, tmp_path / "other", env={})  # type: ignore[arg-type]
     with pytest.raises(LinkRefused) as info:
         links.check(elsewhere.issue("guest", int(NOW) + 60), NOW)
-    assert info.value.problem is LinkProblem.FORGED
+    assert info.value.problem is LinkProblem.OTHER_EVENT
