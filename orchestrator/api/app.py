@@ -91,7 +91,9 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
 
         add_speaker_routes(app, show, state_dir, operator)
     # live add/remove/pause/resume (and listener counts for what is added)
-    add_destination_routes(app, show, operator, watch.listeners if watch is not None else None)
+    add_destination_routes(
+        app, show, operator, watch.listeners if watch is not None else None, state_dir
+    )
     add_rundown_routes(app, show, operator)  # /api/rundown: live control of the rundown
     add_audio_routes(app, show, state_dir, operator)  # /api/audio: levels, mute, gain (saved)
     add_live_routes(app, show, token, operator)  # the console's /api/live and its files

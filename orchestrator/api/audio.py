@@ -31,7 +31,7 @@ from fastapi import FastAPI, Request, params
 from fastapi.responses import JSONResponse
 
 from monitoring.show_view import speaker_levels
-from orchestrator.api.speaker_access import BodyTooLarge, read_body
+from orchestrator.api.body import MAX_JSON_BODY, BodyRefused, read_json
 from orchestrator.program.mix import (
     MAX_GAIN_DB,
     MIN_GAIN_DB,
@@ -45,7 +45,7 @@ from orchestrator.show import Show
 
 log = logging.getLogger(__name__)
 
-MAX_AUDIO_BODY: Final = 64 * 1024
+MAX_AUDIO_BODY: Final = MAX_JSON_BODY
 _FIELDS: Final = ("muted", "gain_db")
 
 
@@ -73,12 +73,8 @@ def _problem(status: int, key: str, message: str) -> JSONResponse:
     return JSONResponse({"detail": [{"key": key, "message": message}]}, status_code=status)
 
 
-def _parse(body: bytes) -> tuple[bool | None, float | None] | JSONResponse:
-    """``(muted, gain_db)`` from a request body, or the error response."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _problem(400, "body", f"not JSON: {exc}")
+def _parse(data: Any) -> tuple[bool | None, float | None] | JSONResponse:
+    """``(muted, gain_db)`` from a request body's JSON, or the error response."""
     if not isinstance(data, dict):
         return _problem(422, "body", 'send a JSON object: {"muted": true} or {"gain_db": -6}')
     for key in data:
@@ -141,11 +137,11 @@ def add_audio_routes(app: FastAPI, show: Show, state_dir: Path, operator: params
         if speaker not in speakers:
             return JSONResponse({"detail": f"no speaker {speaker!r} in the event"}, 404)
         try:
-            body = await read_body(request, MAX_AUDIO_BODY)
-        except BodyTooLarge:
-            return JSONResponse(
-                {"detail": f"the body is larger than {MAX_AUDIO_BODY // 1024} KiB"}, 413
-            )
+            body = await read_json(request, MAX_AUDIO_BODY, empty={})
+        except BodyRefused as refused:
+            if refused.status == 413:
+                return JSONResponse({"detail": refused.detail}, 413)
+            return _problem(refused.status, "body", refused.detail)
         parsed = _parse(body)
         if isinstance(parsed, JSONResponse):
             return parsed

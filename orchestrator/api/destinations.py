@@ -11,6 +11,11 @@ DELETE   /api/destinations/{name}                    stop and remove it (404 unk
 POST     /api/destinations/{name}/pause              end its stream and hold it
 POST     /api/destinations/{name}/resume             reconnect it (at the next keyframe)
 =======  ==========================================  =======================================
+
+The operator token is checked before the body is read; a body is at most 64 KiB of JSON
+(413 over it, unread; 400 not JSON). A recording added here is confined to the
+recordings folders (:func:`recording_folders`): a ``url`` whose path, once ``..`` and
+symlinks are resolved, lies anywhere else is 422 naming ``url``.
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Body, FastAPI, HTTPException, params
+from fastapi import FastAPI, HTTPException, Request, params
 from fastapi.responses import JSONResponse
 
+from orchestrator.api.body import BodyRefused, read_json
 from orchestrator.event.destination_spec import DestinationSpec, parse_destinations
 from orchestrator.event.problems import EventError, Problems
 from orchestrator.event.reader import Table
@@ -35,14 +44,39 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REMOVE_SECONDS = 3.0
+RECORDINGS = "recordings"
+# The schema of the body (read by hand, after the token: see orchestrator/api/body.py).
+_ADD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The fields of an event file's [[destinations]] table, as JSON",
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "additionalProperties": True},
+                "example": {"name": "fb", "platform": "facebook", "key": "FB-STREAM-KEY"},
+            }
+        },
+    }
+}
+
+
+def _problems(status: int, problems: Iterable[tuple[str, str]]) -> JSONResponse:
+    detail = [{"key": key, "message": message} for key, message in problems]
+    return JSONResponse({"detail": detail}, status_code=status)
 
 
 def add_destination_routes(
-    app: FastAPI, show: Show, operator: params.Depends, listeners: Listeners | None = None
+    app: FastAPI,
+    show: Show,
+    operator: params.Depends,
+    listeners: Listeners | None = None,
+    state_dir: Path | None = None,
 ) -> None:
     """Register the /api/destinations routes on ``app``; all need the operator token.
-    Destinations added or removed here are counted in (or out of) ``listeners``."""
+    Destinations added or removed here are counted in (or out of) ``listeners``; a
+    recording added here must be in one of :func:`recording_folders`."""
     relay = show.relay
+    folders = recording_folders(show, state_dir)
 
     def find(name: str) -> Destination:
         try:
@@ -54,20 +88,32 @@ def add_destination_routes(
     async def list_destinations() -> list[dict[str, Any]]:
         return [dataclasses.asdict(s) for s in relay.snapshots()]
 
-    @app.post("/api/destinations", dependencies=[operator], status_code=201)
-    async def add_destination(
-        body: dict[str, Any] = Body(  # noqa: B008 (FastAPI's way to declare a body)
-            ...,
-            description="The fields of an event file's [[destinations]] table, as JSON",
-            examples=[{"name": "fb", "platform": "facebook", "key": "FB-STREAM-KEY"}],
-        ),
-    ) -> Any:
+    @app.post(
+        "/api/destinations", dependencies=[operator], status_code=201, openapi_extra=_ADD_BODY
+    )
+    async def add_destination(request: Request) -> Any:
+        try:
+            body = await read_json(request)
+        except BodyRefused as refused:
+            return _problems(refused.status, [("body", refused.detail)])
+        if not isinstance(body, dict):
+            return _problems(422, [("body", 'send a JSON object, like {"name": "fb", ...}')])
         try:
             specs = parse_body(body, show)
         except EventError as exc:
-            return JSONResponse(
-                {"detail": [{"key": p.key, "message": p.message} for p in exc.problems]},
-                status_code=422,
+            return _problems(422, ((p.key, p.message) for p in exc.problems))
+        outside = [s for s in specs if s.kind == "file" and not _inside(s.target_url(), folders)]
+        if outside:
+            where = " or ".join(str(f) for f in folders)
+            return _problems(
+                422,
+                [
+                    (
+                        "url",
+                        f"a recording added over the API must be written inside {where}: "
+                        'write it like "recordings/extra.mkv"',
+                    )
+                ],
             )
         taken = [s.name for s in specs if s.name in {d.name for d in relay.snapshots()}]
         if taken:
@@ -108,6 +154,26 @@ def add_destination_routes(
         destination.resume()
         log.info("destination %s resumed", name)
         return dataclasses.asdict(destination.snapshot())
+
+
+def recording_folders(show: Show, state_dir: Path | None) -> tuple[Path, ...]:
+    """Where a recording added over the API may go: ``recordings/`` beside the event
+    file, ``<state dir>/recordings/`` (the demo's), and each folder a recording of the
+    event file itself writes to (its author chose those)."""
+    folders = [show.event.base_dir / RECORDINGS]
+    if state_dir is not None:
+        folders.append(state_dir / RECORDINGS)
+    folders += [Path(d.target_url()).parent for d in show.event.destinations if d.kind == "file"]
+    unique: dict[str, Path] = {}
+    for folder in folders:
+        unique.setdefault(os.path.realpath(folder), Path(os.path.abspath(folder)))
+    return tuple(unique.values())
+
+
+def _inside(target: str, folders: Iterable[Path]) -> bool:
+    """``target`` (an absolute path), with ``..`` and symlinks resolved, is in a folder."""
+    real = Path(os.path.realpath(target))
+    return any(real.is_relative_to(os.path.realpath(folder)) for folder in folders)
 
 
 def parse_body(body: dict[str, Any], show: Show) -> tuple[DestinationSpec, ...]:

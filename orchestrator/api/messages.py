@@ -25,20 +25,18 @@ is opened.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any, Final
 
 from fastapi import FastAPI, HTTPException, Request, params
 from fastapi.responses import FileResponse
 
-from orchestrator.api.speaker_access import BodyTooLarge, read_body
+from orchestrator.api.body import BodyRefused, read_json
 from orchestrator.show import Show
 from orchestrator.speakers.messages import Change, Message, MessageStore, Upload
 
 log = logging.getLogger(__name__)
 
-MAX_JSON_BODY: Final = 64 * 1024
 # An uploaded file is served to the console's own origin: never let a browser take it for
 # a page (nosniff), and sandbox it should it be opened on its own.
 _MEDIA_HEADERS: Final = {
@@ -118,14 +116,10 @@ class MessageDesk:
 async def _small_json(request: Request) -> None:
     """Refuse a body over 64 KiB (413) or one that is not JSON (400); none is needed."""
     try:
-        body = await read_body(request, MAX_JSON_BODY)
-    except BodyTooLarge:
-        raise HTTPException(413, f"the body is larger than {MAX_JSON_BODY // 1024} KiB") from None
-    if body.strip():
-        try:
-            json.loads(body)
-        except ValueError:
-            raise HTTPException(400, "send a JSON body, or none") from None
+        await read_json(request)
+    except BodyRefused as refused:
+        detail = refused.detail if refused.status == 413 else "send a JSON body, or none"
+        raise HTTPException(refused.status, detail) from None
 
 
 def add_message_routes(app: FastAPI, desk: MessageDesk, operator: params.Depends) -> None:

@@ -32,7 +32,6 @@ Every 4xx but 401 and 413 answers ``{"detail": ..., "field": ...}``; nothing cha
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol, TypeAlias
@@ -40,11 +39,11 @@ from typing import Any, Final, Protocol, TypeAlias
 from fastapi import FastAPI, Request, params
 from fastapi.responses import JSONResponse
 
-from orchestrator.api.speaker_access import BodyTooLarge, read_body
+from orchestrator.api.body import MAX_JSON_BODY, BodyRefused, read_json
 from orchestrator.event.duration import parse_duration
 from orchestrator.live_rundown import Change, RundownError, StaleVersion
 
-MAX_BODY: Final = 64 * 1024
+MAX_BODY: Final = MAX_JSON_BODY
 _NO_STORE: Final = {"Cache-Control": "no-store"}
 
 
@@ -182,22 +181,12 @@ def _error(status: int, field: str, detail: str) -> JSONResponse:
 async def _body(request: Request) -> dict[str, Any]:
     """The JSON object in the body ({} for an empty one), read up to MAX_BODY bytes."""
     try:
-        data = await read_body(request, MAX_BODY)
-    except BodyTooLarge:
-        raise _Refused(413, "body", f"the body is over {MAX_BODY // 1024} KiB") from None
-    if not data.strip():
-        return {}
-    try:
-        value = json.loads(data, parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _Refused(400, "body", f"not JSON: {exc}") from None
+        value = await read_json(request, MAX_BODY, empty={})
+    except BodyRefused as refused:
+        raise _Refused(refused.status, "body", refused.detail) from None
     if not isinstance(value, dict):
         raise _Refused(400, "body", 'expected a JSON object, like {"version": 3}')
     return value
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _version(body: Mapping[str, Any], if_match: str | None) -> int:
