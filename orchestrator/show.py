@@ -303,6 +303,17 @@ class Show:
             hold=status.hold,
         )
 
+    def speaker_source(self, speaker: str) -> Source | None:
+        """Where the speaker's latest picture is (``video()``): a live speaker's session in
+        the green room, another's own source while one of their items has it open; None
+        for an unknown speaker or when there is none. Call it on the event loop."""
+        spec = self._speakers.get(speaker)
+        if spec is None:
+            return None
+        if spec.live:
+            return self.green_room.get(speaker)
+        return self._media.main_source(speaker)
+
     def _view(self, slot: Slot | None) -> SlotView | None:
         if slot is None:
             return None

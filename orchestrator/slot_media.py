@@ -43,6 +43,7 @@ class SlotMedia:
     fallback_playing: bool = False
     paused: bool = False
     opened: float = field(default_factory=time.monotonic)
+    speaker: str | None = None  # whose item it is
 
     def sources(self) -> list[Source]:
         return [s for s in (self.main, self.fallback) if s is not None]
@@ -147,6 +148,13 @@ class SlotSources:
             state = SourceState.LOST
         return state
 
+    def main_source(self, speaker: str) -> Source | None:
+        """The speaker's own source (not a fallback) if one of their items has it open,
+        the one playing first; None otherwise (a live speaker's is in the green room)."""
+        open_ = [m for m in self._media.values() if m.speaker == speaker and m.main is not None]
+        open_.sort(key=lambda m: not m.playing)
+        return open_[0].main if open_ else None
+
     def snapshots(self) -> tuple[SourceSnapshot, ...]:
         return tuple(s.snapshot() for m in self._media.values() for s in m.sources())
 
@@ -188,7 +196,7 @@ class SlotSources:
             fallback = MediaSource(
                 f"{speaker.id}-fallback", fallback_clip, armed=True, width=width, height=height
             )
-        media = SlotMedia(main, fallback)
+        media = SlotMedia(main, fallback, speaker=speaker.id)
         for source in media.sources():
             source.start()
         return media
