@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from orchestrator.api.audio import add_audio_routes
 from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
-from orchestrator.api.live import add_live_routes
+from orchestrator.api.live import CONSOLE_HEADERS, add_live_routes
 from orchestrator.api.rundown import add_rundown_routes
-from orchestrator.api.speaker_desk import add_speaker_desk_routes
 from orchestrator.event.secret import Secret
 from orchestrator.show import Show
 from relays.files import hls_dir
@@ -32,8 +31,10 @@ _HLS_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"}
 
 
 def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None = None) -> FastAPI:
-    app = FastAPI(title="jalsa", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
-    operator = Depends(RequireOperator(token))
+    # The schema is served below, behind the operator token like the rest of /api.
+    app = FastAPI(title="jalsa", docs_url=None, redoc_url=None, openapi_url=None)
+    require = RequireOperator(token)
+    operator = Depends(require)
     console = resources.files("orchestrator.api").joinpath("static/console.html").read_text()
 
     def is_hls(name: str) -> bool:
@@ -44,8 +45,12 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
             return False
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> str:
-        return console
+    async def index() -> HTMLResponse:
+        return HTMLResponse(console, headers=CONSOLE_HEADERS)
+
+    @app.get("/api/openapi.json", dependencies=[operator], include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi(), headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:
@@ -97,8 +102,7 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
     )
     add_rundown_routes(app, show, operator)  # /api/rundown: live control of the rundown
     add_audio_routes(app, show, state_dir, operator)  # /api/audio: levels, mute, gain (saved)
-    add_live_routes(app, show, token, operator)  # the console's /api/live and its files
-    add_speaker_desk_routes(app, show, state_dir, operator)  # green room: thumbnails, links
+    add_live_routes(app, show, token, operator, require)  # the console's /api/live and its files
     return app
 
 

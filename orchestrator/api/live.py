@@ -5,7 +5,9 @@ The protocol, as the console (``static/console.js``) speaks it:
 1. The client opens ``/api/live``; the URL carries no token. Its first message, within
    :data:`AUTH_SECONDS`, is ``{"token": "<operator token>"}``. No message, something
    else, or a wrong token: the server closes with code 4401 (and the page asks for the
-   token again).
+   token again). An address that sent too many wrong tokens (to the channel or to any
+   ``/api`` route: see :mod:`orchestrator.api.auth`) is closed with 4429 at once, its
+   reason saying in how many seconds to retry.
 2. Then the server pushes text frames, each one JSON object
    ``{"type": <topic>, "at": <server time, epoch s>, "status": <HTTP status>,
    "data": <body>}``, where ``data`` is exactly what ``GET <path>`` answers (with the
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import time
@@ -46,6 +47,7 @@ from fastapi.responses import Response
 from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from orchestrator.api.auth import RequireOperator, TooManyGuesses
 from orchestrator.event.secret import Secret
 from orchestrator.ingest.media_source import is_pull
 from orchestrator.show import Show
@@ -58,9 +60,24 @@ SEND_TIMEOUT: Final = 20.0  # a client that takes longer over one frame is close
 MAX_CLIENTS: Final = 64
 TICK: Final = 0.25  # how often the producer looks whether a topic is due
 UNAUTHORIZED: Final = 4401  # close code: no or wrong token
+TOO_MANY_GUESSES: Final = 4429  # close code: this address guessed wrong too often
 ASSETS: Final = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
+}
+# The console's page and files: the join page's protections (orchestrator/api/
+# speaker_page.py): nothing but its own files, never in a frame, no type sniffing, no
+# referrer. connect-src 'self' covers the /api/live WebSocket of the same host.
+CONSOLE_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
 }
 
 
@@ -125,11 +142,14 @@ class LiveChannel:
         token: Secret,
         topics: Sequence[Topic] = TOPICS,
         signals: Mapping[str, Signal] | None = None,
+        operator: RequireOperator | None = None,
     ) -> None:
         """``signals``: per topic, a change signal that has it looked at at once (not
-        only every ``period``)."""
+        only every ``period``). ``operator``: the app's token check (its guess counts
+        are shared with the /api routes)."""
         self._app = app
         self._token = token.reveal().encode()
+        self._operator = operator or RequireOperator(token)
         self._topics = tuple(topics)
         self._signals = dict(signals or {})
         self._due: dict[str, float] = {}  # topic -> when it is next looked at (monotonic)
@@ -151,7 +171,12 @@ class LiveChannel:
     async def serve(self, websocket: WebSocket) -> None:
         """Authenticate ``websocket``, then push to it until either side closes."""
         await websocket.accept()
-        if not await self._authenticated(websocket):
+        try:
+            authenticated = await self._authenticated(websocket)
+        except TooManyGuesses as blocked:
+            await _close(websocket, TOO_MANY_GUESSES, str(blocked))
+            return
+        if not authenticated:
             await _close(websocket, UNAUTHORIZED, 'operator token required: send {"token": ...}')
             return
         if self._stopping.is_set() or len(self._clients) >= MAX_CLIENTS:
@@ -177,6 +202,11 @@ class LiveChannel:
             await self._leave(client)
 
     async def _authenticated(self, websocket: WebSocket) -> bool:
+        """Raises TooManyGuesses: the client's address is blocked (at once, unread)."""
+        address = websocket.client.host if websocket.client else ""
+        blocked = self._operator.guesses.retry_after(address)
+        if blocked is not None:
+            raise TooManyGuesses(blocked)
         try:
             async with asyncio.timeout(AUTH_SECONDS):
                 message = await websocket.receive()
@@ -190,7 +220,7 @@ class LiveChannel:
         except ValueError:
             return False
         token = body.get("token") if isinstance(body, dict) else None
-        return isinstance(token, str) and hmac.compare_digest(token.encode(), self._token)
+        return self._operator.check(token if isinstance(token, str) else "", address)
 
     # -- the clients and the producer -------------------------------------------------------
     def _join(self, client: _Client) -> None:
@@ -337,12 +367,21 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
             await websocket.close(code, reason)
 
 
-def add_live_routes(app: FastAPI, show: Show, token: Secret, operator: params.Depends) -> None:
+def add_live_routes(
+    app: FastAPI,
+    show: Show,
+    token: Secret,
+    operator: params.Depends,
+    require: RequireOperator | None = None,
+) -> None:
     """The live channel, the console's files (``/console-assets/…``) and what the console
-    needs to know once (``GET /api/console``)."""
+    needs to know once (``GET /api/console``). ``require``: the token check behind
+    ``operator``, whose guess counts the channel shares."""
     folder = resources.files("orchestrator.api").joinpath("static")
     assets = {name: folder.joinpath(name).read_bytes() for name in ASSETS}
-    channel = LiveChannel(app, token, signals={"rundown": show.wait_rundown_change})
+    channel = LiveChannel(
+        app, token, signals={"rundown": show.wait_rundown_change}, operator=require
+    )
     show.on_close(channel.close)
     speakers = [
         {
@@ -359,8 +398,7 @@ def add_live_routes(app: FastAPI, show: Show, token: Secret, operator: params.De
     async def console_asset(name: str) -> Response:
         if name not in assets:
             raise HTTPException(404, "no such file")
-        headers = {"Cache-Control": "no-cache"}
-        return Response(assets[name], media_type=ASSETS[name], headers=headers)
+        return Response(assets[name], media_type=ASSETS[name], headers=CONSOLE_HEADERS)
 
     @app.get("/api/console", dependencies=[operator])
     async def console_facts() -> dict[str, Any]:

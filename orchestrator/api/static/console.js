@@ -5,13 +5,18 @@
 (() => {
   const $ = (id) => document.getElementById(id);
 
-  // -- the operator token: from the #token= link once, then kept in this browser ----------
+  // -- the operator token: from the #token= link once, then kept in this tab only ---------
+  // (sessionStorage: gone when the tab closes, never shared with other tabs or written to
+  // the profile for good; an older console's localStorage copy is moved here, then wiped)
   const params = new URLSearchParams(location.hash.slice(1));
+  const legacy = localStorage.getItem("jalsa-token");
+  localStorage.removeItem("jalsa-token");
+  if (legacy && !sessionStorage.getItem("jalsa-token")) sessionStorage.setItem("jalsa-token", legacy);
   if (params.get("token")) {
-    localStorage.setItem("jalsa-token", params.get("token"));
+    sessionStorage.setItem("jalsa-token", params.get("token"));
     history.replaceState(null, "", location.pathname);
   }
-  let token = localStorage.getItem("jalsa-token") || "";
+  let token = sessionStorage.getItem("jalsa-token") || "";
 
   const S = {
     facts: null, // GET /api/console: the event's name and speakers
@@ -121,6 +126,10 @@
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const r = await fetch(path, { method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body) });
     if (r.status === 401) { showLogin("The operator token was refused: paste it again."); throw new Unauthorized(); }
+    if (r.status === 429 && r.headers.get("Retry-After")) {
+      showLogin(`Too many wrong tokens from this address: try again in ${r.headers.get("Retry-After")} s.`);
+      throw new Unauthorized();
+    }
     return r;
   }
   const rundownIn = (body) => {
@@ -728,6 +737,7 @@
       if (socket === ws) socket = null;
       if (!S.running) return;
       if (event.code === 4401) { showLogin("The operator token was refused: paste it again."); return; }
+      if (event.code === 4429) { showLogin(`The operator token was not checked: ${event.reason}.`); return; }
       setTransport(S.transport === "live" ? "reconnecting" : "polling");
       startPolling();
       retryLive();
@@ -813,7 +823,7 @@
   $("login-form").onsubmit = (e) => {
     e.preventDefault();
     token = $("token").value.trim();
-    localStorage.setItem("jalsa-token", token);
+    sessionStorage.setItem("jalsa-token", token);
     start();
   };
 
