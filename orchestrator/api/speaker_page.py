@@ -45,12 +45,15 @@ _CSP: Final = (
 )
 
 
-def browser_ice(servers: Sequence[IceServer], who: str, now: float) -> list[dict[str, Any]]:
-    """``RTCPeerConnection``'s ``iceServers`` for ``who``'s browser (TURN logins made now)."""
+def browser_ice(
+    servers: Sequence[IceServer], who: str, now: float, until: int | None = None
+) -> list[dict[str, Any]]:
+    """``RTCPeerConnection``'s ``iceServers`` for ``who``'s browser (TURN logins made now,
+    lasting no longer than ``until``: the link's expiry)."""
     result = []
     for server in servers:
         entry: dict[str, Any] = {"urls": list(server.urls)}
-        login = server.login(who, now)
+        login = server.login(who, now, until)
         if login is not None:
             entry["username"], entry["credential"] = login
         result.append(entry)
@@ -107,7 +110,7 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
             "status": f"/join/{token}/status",
             "upload": f"/join/{token}/message",
             "ice": f"/join/{token}/ice",
-            "iceServers": browser_ice(servers, speaker.id, time.time()),
+            "iceServers": browser_ice(servers, speaker.id, time.time(), claims.expires),
             "iceRefreshSeconds": refresh,
             "status_seconds": 2,
         }
@@ -132,7 +135,7 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
             claims = await access.check(token)
         except LinkRefused as refused:
             return _refused_json(refused)
-        ice = browser_ice(servers, claims.speaker, time.time())
+        ice = browser_ice(servers, claims.speaker, time.time(), claims.expires)
         return JSONResponse({"iceServers": ice, "iceRefreshSeconds": refresh}, headers=PRIVATE)
 
     @app.api_route("/join/{token}/status", methods=["GET", "POST"], include_in_schema=False)

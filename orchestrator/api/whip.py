@@ -53,12 +53,15 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def link_header(servers: Sequence[IceServer], who: str, now: float) -> str:
+def link_header(
+    servers: Sequence[IceServer], who: str, now: float, until: int | None = None
+) -> str:
     """RFC 9725 §4.6: one ``Link`` value per ICE server URL, with the TURN login for
-    ``who`` (made now, when the server has a shared secret)."""
+    ``who`` (made now, when the server has a shared secret; lasting no longer than
+    ``until``, the link's expiry)."""
     values = []
     for server in servers:
-        login = server.login(who, now) if server.is_turn else None
+        login = server.login(who, now, until) if server.is_turn else None
         for url in server.urls:
             value = f'<{url}>; rel="ice-server"'
             if login is not None and url.lower().startswith(TURN_SCHEMES):
@@ -104,13 +107,16 @@ def add_whip_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
         except OfferRefused as refused:
             return _text(str(refused), 400)
         try:
-            session, answer = await ingest.open(speakers[claims.speaker], offer, claims.generation)
+            session, answer = await ingest.open(
+                speakers[claims.speaker], offer, claims.generation, claims.expires
+            )
         except OfferRefused as refused:
             return _text(str(refused), 400)
         except SessionsFull as full:
             return _text(str(full), full.status, {"Retry-After": str(full.retry_after)})
         headers = {**PRIVATE, **_CORS, "Location": f"/whip/{token}/{session}"}
-        if links := link_header(show.event.ice_servers, claims.speaker, time.time()):
+        now = time.time()
+        if links := link_header(show.event.ice_servers, claims.speaker, now, claims.expires):
             headers["Link"] = links
         return Response(answer, 201, headers=headers, media_type="application/sdp")
 

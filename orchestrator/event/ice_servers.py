@@ -10,8 +10,11 @@ coturn and the major TURN services implement:
     username = "<expiry, Unix seconds>:<who>"
     password = base64(HMAC-SHA1(secret, username))
 
-A leaked page or WHIP response then opens the relay to nobody for long. Credentials and
-secrets are held as :class:`Secret` and revealed only where a login is made.
+A leaked page or WHIP response then opens the relay to nobody for long: a login made for a
+speaker's link expires with the link, if that is sooner than ``ttl``. A revoked link
+cannot cut its TURN logins short (coturn takes a REST login until it expires), so keep
+``ttl`` short. Credentials and secrets are held as :class:`Secret` and revealed only where
+a login is made.
 """
 
 from __future__ import annotations
@@ -51,12 +54,19 @@ class IceServer:
     def is_turn(self) -> bool:
         return _is_turn(self.urls)
 
-    def login(self, who: str, now: float) -> tuple[str, str] | None:
+    def login(self, who: str, now: float, until: int | None = None) -> tuple[str, str] | None:
         """``(username, password)`` for ``who`` at ``now`` (Unix seconds), or None if the
         server needs none (STUN). Made from :attr:`secret` when there is one (valid until
-        ``now + ttl``), else the fixed login."""
+        ``now + ttl``, or ``until`` if sooner: the expiry of the link it is made for),
+        else the fixed login.
+
+        A TURN REST login cannot be revoked: coturn takes it until it expires, whatever
+        happens to the link. Hence the short lifetime."""
         if self.secret is not None:
-            return turn_login(self.secret.reveal(), who, int(now + self.ttl))
+            expires = int(now + self.ttl)
+            return turn_login(
+                self.secret.reveal(), who, expires if until is None else min(expires, until)
+            )
         if self.username is not None and self.credential is not None:
             return self.username, self.credential.reveal()
         return None

@@ -59,12 +59,14 @@ SHUTDOWN_SECONDS: Final = 0.6
 JALSA_TURN_USER: Final = "jalsa"  # whom jalsa's own TURN logins are made for
 
 
-def ice_servers(servers: Sequence[IceServer], now: float) -> list[RTCIceServer]:
+def ice_servers(
+    servers: Sequence[IceServer], now: float, until: int | None = None
+) -> list[RTCIceServer]:
     """The event's ``[[ice_servers]]`` for aiortc: jalsa's own side of a session (TURN
-    logins made here, for ``now``)."""
+    logins made here, for ``now``, lasting no longer than ``until``: the link's expiry)."""
     result = []
     for server in servers:
-        login = server.login(JALSA_TURN_USER, now)
+        login = server.login(JALSA_TURN_USER, now, until)
         username, credential = login if login is not None else (None, None)
         result.append(RTCIceServer(list(server.urls), username, credential))
     return result
@@ -78,6 +80,7 @@ class _Session:
     source: WebRTCSource
     created: float
     generation: int  # of the link it was opened with: a revocation ends the session
+    expires: float | None = None  # the link's expiry (clock seconds): the session ends then
     meter: QualityMeter = field(default_factory=QualityMeter)
     readers: set[asyncio.Task[None]] = field(default_factory=set)
     watch: asyncio.Task[None] | None = None
@@ -96,7 +99,8 @@ class WhipIngest:
         still_valid: Callable[[str, int], Awaitable[bool]] | None = None,
     ) -> None:
         """``still_valid(speaker, generation)`` says whether links of that generation
-        still work; a session whose link was revoked is ended within a stats interval."""
+        still work; a session whose link was revoked, or has expired (by ``clock``), is
+        ended within a stats interval."""
         self._show = show
         self._clock = clock
         self._still_valid = still_valid
@@ -124,10 +128,14 @@ class WhipIngest:
             found.source.quality = found.meter.reported_rtt(rtt)
 
     async def open(
-        self, speaker: SpeakerSpec, offer: Offer, generation: int = 0
+        self,
+        speaker: SpeakerSpec,
+        offer: Offer,
+        generation: int = 0,
+        expires: int | None = None,
     ) -> tuple[str, str]:
-        """Answer ``offer`` (made with a link of ``generation``); returns (session id, SDP
-        answer).
+        """Answer ``offer`` (made with a link of ``generation`` that expires at
+        ``expires``); returns (session id, SDP answer).
 
         Raises:
             SessionsFull: too many sessions, or the speaker retries too fast.
@@ -147,9 +155,11 @@ class WhipIngest:
             full_rate=lambda: self.status(speaker.id).full_rate,
             audio_only=not offer.video,
         )
-        ice = ice_servers(self._show.event.ice_servers, self._clock())
+        ice = ice_servers(self._show.event.ice_servers, self._clock(), expires)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=ice))
-        session = _Session(admitted.session, speaker, pc, source, time.monotonic(), generation)
+        session = _Session(
+            admitted.session, speaker, pc, source, time.monotonic(), generation, expires
+        )
         self._sessions[session.id] = session
         pc.on("track", lambda track: self._on_track(session, track))
         pc.on("connectionstatechange", session.wake.set)
@@ -267,6 +277,8 @@ class WhipIngest:
                 session.source.quality = session.meter.reading(await _counters(session.pc))
                 if not await self._valid(session):
                     reason = "the link was revoked"
+                elif session.expires is not None and self._clock() >= session.expires:
+                    reason = "the link expired"
             if reason is not None:
                 self._table.finish(session.id, "ended")
                 self._spawn(self._end(session, reason))

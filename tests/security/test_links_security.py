@@ -9,6 +9,7 @@ a TURN login outliving its link.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -22,9 +23,19 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from jalsa_run import jalsa
+from event_toml import event_toml, program, slot
+from event_toml import speaker as speaker_table
+from jalsa_run import JalsaRun, jalsa
+from waiting import async_wait_for
+from whip_client import WhipClient
 
-from orchestrator.event import Event, parse_event
+from orchestrator.api.speaker_page import browser_ice
+from orchestrator.api.whip import link_header
+from orchestrator.event import Event, load_event, parse_event
+from orchestrator.event.address import Address
+from orchestrator.event.ice_servers import IceServer
+from orchestrator.event.secret import Secret
+from orchestrator.service import _announce
 from orchestrator.speakers.links import (
     REVOKED_FILE,
     LinkProblem,
@@ -34,6 +45,7 @@ from orchestrator.speakers.links import (
     read_generations,
     revoke,
 )
+from orchestrator.speakers.whip_ingest import ice_servers
 
 EVENT = """
     [event]
@@ -285,3 +297,90 @@ def test_expires_in_is_capped_at_a_week(tmp_path: Path) -> None:
     event.write_text(textwrap.dedent(EVENT) + f"start = {far}\n")
     result = jalsa(*base, *state)
     assert result.returncode == 2 and "168h" in result.stderr and "--expires-in" in result.stderr
+
+
+# -- 12. credentials end with their link ---------------------------------------------------
+
+
+def test_turn_logins_last_no_longer_than_the_link() -> None:
+    server = IceServer(("turn:turn.example.org:3478",), secret=Secret("t" * 32), ttl=12 * 3600.0)
+    now = 1_800_000_000.0
+    soon, late = int(now) + 600, int(now) + 86400
+    login = server.login("guest", now, until=soon)
+    assert login is not None and login[0] == f"{soon}:guest"
+    login = server.login("guest", now, until=late)  # the ttl is sooner
+    assert login is not None and login[0] == f"{int(now) + 12 * 3600}:guest"
+    assert server.login("guest", now) == server.login("guest", now, until=None)
+    # Everywhere a login is handed out for a link: the WHIP answer's Link header, the
+    # join page (and its /ice refresh), and jalsa's own side of the session.
+    assert f'username="{soon}:guest"' in link_header((server,), "guest", now, soon)
+    assert browser_ice((server,), "guest", now, soon)[0]["username"] == f"{soon}:guest"
+    assert ice_servers((server,), now, soon)[0].username == f"{soon}:jalsa"
+
+
+_SHORT_LINK_SECONDS = 8
+
+
+@pytest.mark.media
+async def test_a_live_session_ends_when_its_link_expires(tmp_path: Path) -> None:
+    event = tmp_path / "event.toml"
+    event.write_text(
+        event_toml(
+            "Expiry Test",
+            program=program(video_bitrate_kbps=300),
+            speakers=[speaker_table("guest", "Guest Speaker")],
+            rundown=[slot("guest", "10m")],
+        )
+    )
+    with JalsaRun(event, tmp_path / "state") as run:
+        run.wait_ready()
+        links = Links(load_event(event), run.state_dir, env={})
+        token = links.issue("guest", int(time.time()) + _SHORT_LINK_SECONDS)
+        client = WhipClient(f"http://127.0.0.1:{run.http_port}/whip/{token}")
+        try:
+            assert await client.publish() == 201, client.body
+
+            async def metric(value: float) -> bool:
+                got = await asyncio.to_thread(
+                    run.metric, "jalsa_speaker_connected", speaker="guest"
+                )
+                return got == value
+
+            await async_wait_for(
+                lambda: metric(1), 15, "the speaker connected", detail=lambda: run.logs[-2000:]
+            )
+            # Expiry is checked with revocations, every 2 s stats reading.
+            await async_wait_for(
+                lambda: metric(0),
+                _SHORT_LINK_SECONDS + 10,
+                "the session ended at the link's expiry",
+                detail=lambda: run.logs[-2000:],
+            )
+            assert "ended (the link expired)" in run.logs
+        finally:
+            await client.close()
+        # 13: stdout is a file here (as under systemd): the token is not in it.
+        assert run.token() not in run.logs
+        assert f"the token is in {run.state_dir / 'operator-token'}, mode 0600" in run.logs
+
+
+# -- 13. the operator token is not printed into logs -----------------------------------
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_the_first_start_prints_the_token_only_to_a_terminal(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    terminal: bool,
+) -> None:
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+    token = "T" * 43
+    http, metrics = Address("127.0.0.1", 8080), Address("127.0.0.1", 9108)
+    _announce(_event(), None, http, metrics, tmp_path, token)  # type: ignore[arg-type]
+    printed = capsys.readouterr().out
+    assert str(tmp_path / "operator-token") in printed
+    assert (f"#token={token}" in printed) is terminal
+    assert (token in printed) is terminal
+    _announce(_event(), None, http, metrics, tmp_path, None)  # type: ignore[arg-type]
+    assert token not in capsys.readouterr().out  # later starts: never
