@@ -5,7 +5,8 @@ speaker's link secret, the WHIP sessions, the join page and the message upload.
 
 Answers: 201 + SDP answer + ``Location: /whip/<token>/<session>`` + the event's ICE
 servers as ``Link: <stun:…>; rel="ice-server"`` headers; 400 for an offer that cannot be
-answered (with the reason), 413 over 64 KiB, 415 for another content type, 401/403 for
+answered (with the reason: also more than 32 ICE candidates, or one that cannot be a
+peer), 413 over 64 KiB, 415 for another content type, 401/403 for
 a refused link (with what to do), 429/503 with ``Retry-After`` when sessions are full.
 PATCH (trickle ICE, ICE restart) is not supported: 405. A rejoin is a new POST.
 """
@@ -101,11 +102,20 @@ def add_whip_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
         if content_type != "application/sdp":
             return _text("send the SDP offer with Content-Type: application/sdp", 415)
         try:
-            offer = check_offer(await read_body(request, MAX_OFFER_BYTES))
+            offer = check_offer(
+                await read_body(request, MAX_OFFER_BYTES), show.event.info.speaker_candidates
+            )
         except BodyTooLarge:
             return _text(f"the offer is larger than {MAX_OFFER_BYTES // 1024} KiB", 413)
         except OfferRefused as refused:
             return _text(str(refused), 400)
+        if offer.dropped:
+            log.info(
+                "speaker %s: %d ICE candidate(s) of the offer left out (speaker_candidates = %r)",
+                claims.speaker,
+                offer.dropped,
+                show.event.info.speaker_candidates,
+            )
         try:
             session, answer = await ingest.open(
                 speakers[claims.speaker], offer, claims.generation, claims.expires

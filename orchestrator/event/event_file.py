@@ -56,6 +56,10 @@ class EventInfo:
     # Who approves a speaker's uploaded message before it may go on air: "operator" (in
     # the console), or "auto" (every upload at once: only for links you trust).
     approve_messages: Literal["operator", "auto"] = "operator"
+    # Which ICE candidates of a speaker's WHIP offer jalsa may send to: "lan" (public and
+    # private-network addresses, browsers' mDNS names), "public" (public addresses only)
+    # or "any" (loopback too: everything on one machine).
+    speaker_candidates: Literal["lan", "public", "any"] = "lan"
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,17 +240,19 @@ def parse_event(
 
 
 def _parse_info(table: Table) -> EventInfo:
-    table.check_keys(("name", "on_end", "approve_messages"))
+    table.check_keys(("name", "on_end", "approve_messages", "speaker_candidates"))
     name = table.string("name")
     if name is not None and not name.strip():
         table.problem("name", 'is empty: give the event a name, like "Digital Jalsa"')
         name = None
     on_end = table.choice("on_end", ("stop", "slate"), "stop")
     approve = table.choice("approve_messages", ("operator", "auto"), "operator")
+    candidates = table.choice("speaker_candidates", ("lan", "public", "any"), "lan")
     return EventInfo(
         name=str(name) if name else DEFAULT_EVENT_NAME,
         on_end=cast(Literal["stop", "slate"], on_end or "stop"),
         approve_messages=cast(Literal["operator", "auto"], approve or "operator"),
+        speaker_candidates=cast(Literal["lan", "public", "any"], candidates or "lan"),
     )
 
 

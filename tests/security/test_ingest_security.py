@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import ifaddr
 import pytest
+from aiortc import RTCPeerConnection
 from event_toml import event_toml, slot, speaker
 from jalsa_run import JalsaRun, free_port
 from waiting import async_wait_for, wait_for
@@ -25,7 +30,110 @@ from orchestrator.event import parse_event
 from orchestrator.event.secret import Secret, redact, sanitize_source_url, source_secrets
 from orchestrator.ingest.media_source import MediaSource
 
-SECRETS = ("SECRETPATH", "APIKEY1234", "SESSION987", "STREAMKEY55", "PASSWORD42")
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JalsaRun]:
+    """A real jalsa with three live speakers (the default speaker_candidates)."""
+    work = tmp_path_factory.mktemp("ingest")
+    event = work / "event.toml"
+    event.write_text(
+        event_toml(
+            "Ingest Security",
+            speakers=[speaker("guest"), speaker("other"), speaker("third")],
+            rundown=[slot("guest", "10m"), slot("other", "1m"), slot("third", "1m")],
+        )
+    )
+    with JalsaRun(event, work / "state") as running:
+        running.wait_ready()
+        yield running
+
+
+# --- item 4: a WHIP offer's candidates -----------------------------------------------
+
+
+async def _offer_without_candidates() -> str:
+    """A real aiortc offer (audio, sendonly) with its own candidates taken out."""
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    lines = [line for line in sdp.splitlines() if not line.startswith(("a=candidate:", "a=end-of"))]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _candidates(*targets: tuple[str, int]) -> str:
+    return "".join(
+        f"a=candidate:{i} 1 udp 2122260223 {host} {port} typ host\r\n"
+        for i, (host, port) in enumerate(targets, 1)
+    )
+
+
+async def _post_offer(url: str, sdp: str) -> tuple[int, str, str | None]:
+    headers = {"Content-Type": "application/sdp"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=sdp.encode(), headers=headers) as response,
+    ):
+        return response.status, await response.text(), response.headers.get("Location")
+
+
+def _lan_address() -> str | None:
+    """One of this machine's non-loopback IPv4 addresses (a "venue LAN" peer)."""
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ipaddress.ip_address(ip.ip).is_loopback:
+                return ip.ip
+    return None
+
+
+def _udp(host: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((host, 0))
+    sock.setblocking(False)
+    return sock
+
+
+def _received(sock: socket.socket) -> list[bytes]:
+    got = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            got.append(sock.recv(2048))
+    return got
+
+
+@pytest.mark.media
+async def test_a_whip_offer_cannot_aim_jalsas_stun_anywhere(live: JalsaRun) -> None:
+    links = await asyncio.to_thread(live.links)
+    whip = {name: link.replace("/join/", "/whip/") for name, link in links.items()}
+    base = await _offer_without_candidates()
+
+    # 600 candidates (the review's attack): refused, naming the limit; nothing answered.
+    many = _candidates(*(("203.0.113.7", 1024 + i) for i in range(600)))
+    status, text, location = await _post_offer(whip["guest"], base + many)
+    assert status == 400 and "at most 32" in text and location is None
+
+    # Unusable ones are refused too, with the reason.
+    status, text, _ = await _post_offer(whip["third"], base + _candidates(("224.0.0.251", 5353)))
+    assert status == 400 and "multicast" in text
+
+    # A LAN peer is checked (the venue LAN works by default); loopback is left out.
+    lan = _lan_address()
+    if lan is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    with _udp(lan) as peer, _udp("127.0.0.1") as local:
+        targets = (("127.0.0.1", local.getsockname()[1]), (lan, peer.getsockname()[1]))
+        status, text, location = await _post_offer(whip["other"], base + _candidates(*targets))
+        assert status == 201, text
+        stun = await async_wait_for(lambda: _received(peer), 15, "a STUN check at the LAN peer")
+        assert stun[0][:2] == b"\x00\x01"  # a STUN Binding request
+        await asyncio.sleep(2.0)
+        assert _received(local) == [], "jalsa sent STUN to a loopback candidate"
+    assert location is not None
+    async with aiohttp.ClientSession() as session:
+        origin = f"http://127.0.0.1:{live.http_port}"
+        async with session.delete(origin + location) as response:
+            assert response.status == 200
 
 
 # --- item 8: pulled-source URLs ------------------------------------------------------
