@@ -18,6 +18,7 @@ from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
 from orchestrator.api.live import CONSOLE_HEADERS, add_live_routes
 from orchestrator.api.rundown import add_rundown_routes
+from orchestrator.api.speaker_desk import add_speaker_desk_routes
 from orchestrator.event.secret import Secret
 from orchestrator.show import Show
 from relays.files import hls_dir
@@ -103,6 +104,7 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
     add_rundown_routes(app, show, operator)  # /api/rundown: live control of the rundown
     add_audio_routes(app, show, state_dir, operator)  # /api/audio: levels, mute, gain (saved)
     add_live_routes(app, show, token, operator, require)  # the console's /api/live and its files
+    add_speaker_desk_routes(app, show, state_dir, operator)  # green room: thumbnails, links
     return app
 
 
