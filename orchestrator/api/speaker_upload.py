@@ -5,7 +5,11 @@
 - ``HEAD`` on the Location: 200 + ``Upload-Offset`` (where to continue);
 - ``PATCH`` on the Location with ``Upload-Offset`` and
   ``Content-Type: application/offset+octet-stream``: 204 + the new ``Upload-Offset``;
-  409 + the real offset when the client is out of step. The last chunk is probed with
+  409 + the real offset when the client is out of step, or while another chunk of the
+  same speaker is being received (one request per speaker at a time). The upload id,
+  its owner, the offset and the declared size are checked from the URL and the headers
+  before any of the body is read (404, 409, 413), and the chunk is then streamed to disk
+  as it arrives, never held in memory whole. The last chunk is probed with
   PyAV (in a thread) before acceptance: 204 + ``Upload-Result: accepted`` +
   ``Message-Status: pending`` (it waits for an operator's approval) or ``approved`` (the
   event approves uploads itself), or 422 with the reason. Only an approved message
@@ -17,20 +21,29 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.requests import ClientDisconnect
 
 from orchestrator.api.messages import MessageDesk
-from orchestrator.api.speaker_access import PRIVATE, BodyTooLarge, SpeakerAccess, read_body
+from orchestrator.api.speaker_access import PRIVATE, SpeakerAccess
 from orchestrator.speakers.links import LinkRefused
 from orchestrator.speakers.messages import (
     MAX_CHUNK_BYTES,
+    Chunk,
     MessageRefused,
     OffsetMismatch,
     Upload,
 )
+
+# What is handed to the disk thread at once: a chunk is never held whole in memory.
+WRITE_BYTES: Final = 256 * 1024
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def _text(message: str, status: int, **headers: str) -> Response:
@@ -43,7 +56,7 @@ def _number(value: str | None) -> int | None:
 
 def add_upload_routes(app: FastAPI, desk: MessageDesk, access: SpeakerAccess) -> None:
     store = desk.store
-    locks: set[str] = set()  # uploads receiving a chunk: one at a time each
+    busy: set[str] = set()  # speakers with a chunk being received: one at a time each
 
     def offsets(upload: Upload) -> dict[str, str]:
         return {"Upload-Offset": str(upload.offset), "Upload-Length": str(upload.length)}
@@ -73,6 +86,8 @@ def add_upload_routes(app: FastAPI, desk: MessageDesk, access: SpeakerAccess) ->
         if length is None:
             return _text("send Upload-Length: the file's size in bytes", 400)
         name = request.headers.get("upload-name", "message.mp4")[:200]
+        if claims.speaker in busy:
+            return _text("a chunk of your upload is being received: wait for it", 409)
         try:
             upload = await asyncio.to_thread(store.create, claims.speaker, length, name)
         except MessageRefused as refused:
@@ -107,28 +122,49 @@ def add_upload_routes(app: FastAPI, desk: MessageDesk, access: SpeakerAccess) ->
         at = _number(request.headers.get("upload-offset"))
         if at is None:
             return _text("send Upload-Offset: where this chunk starts", 400)
-        if upload_id in locks:
-            return _text("this upload is already receiving a chunk", 409)
-        locks.add(upload_id)
-        try:
-            return await _append(claims.speaker, upload_id, at, request)
-        finally:
-            locks.discard(upload_id)
-
-    async def _append(speaker: str, upload_id: str, at: int, request: Request) -> Response:
-        try:
-            data = await read_body(request, MAX_CHUNK_BYTES)
-            upload = await asyncio.to_thread(store.append, upload_id, speaker, at, data)
-        except BodyTooLarge:
+        declared = request.headers.get("content-length")
+        if declared is not None and not declared.isdigit():
+            return _text("Content-Length is not a number", 400)
+        if declared is not None and int(declared) > MAX_CHUNK_BYTES:
             return _text(f"chunks are at most {MAX_CHUNK_BYTES // (1024 * 1024)} MiB", 413)
+        if claims.speaker in busy:
+            # Checked before the body is read: a flood of requests costs no memory.
+            return _text("another chunk of your upload is being received: wait for it", 409)
+        busy.add(claims.speaker)
+        try:
+            return await _append(claims.speaker, upload_id, at, declared, request)
+        finally:
+            busy.discard(claims.speaker)
+
+    async def _append(
+        speaker: str, upload_id: str, at: int, declared: str | None, request: Request
+    ) -> Response:
+        try:
+            chunk = await asyncio.to_thread(store.open_chunk, upload_id, speaker, at)
         except KeyError:
             return _text("no such upload: start again", 404)
         except OffsetMismatch as mismatch:
             return _text(
                 "continue from Upload-Offset", 409, **{"Upload-Offset": str(mismatch.offset)}
             )
+        if declared is not None and int(declared) > chunk.room:
+            await asyncio.to_thread(chunk.close, keep=False)
+            return _text("more data than the declared Upload-Length", 413)
+        try:
+            await _receive(chunk, request)
+        except _TooLarge:
+            await asyncio.to_thread(chunk.close, keep=False)
+            return _text(f"chunks are at most {MAX_CHUNK_BYTES // (1024 * 1024)} MiB", 413)
         except MessageRefused as refused:
+            await asyncio.to_thread(chunk.close, keep=False)
             return _text(str(refused), 413)
+        except ClientDisconnect:  # nobody is left to answer: the chunk is taken back out
+            await asyncio.to_thread(chunk.close, keep=False)
+            return Response(status_code=400, headers=PRIVATE)
+        except BaseException:  # a cancel (shutdown)
+            await asyncio.shield(asyncio.to_thread(chunk.close, keep=False))
+            raise
+        upload = await asyncio.to_thread(chunk.close, keep=True)
         if upload.offset < upload.length:
             return Response(status_code=204, headers={**PRIVATE, **offsets(upload)})
         try:
@@ -137,3 +173,25 @@ def add_upload_routes(app: FastAPI, desk: MessageDesk, access: SpeakerAccess) ->
             return _text(f"the file was not accepted: {refused}", 422)
         result = {"Upload-Result": "accepted", "Message-Status": message.status}
         return Response(status_code=204, headers={**PRIVATE, **offsets(upload), **result})
+
+
+async def _receive(chunk: Chunk, request: Request) -> None:
+    """Stream the body into ``chunk``, a disk write per :data:`WRITE_BYTES`.
+
+    Raises:
+        _TooLarge: over :data:`MAX_CHUNK_BYTES`.
+        MessageRefused: past the upload's declared length.
+    """
+    pending: list[bytes] = []
+    size = total = 0
+    async for data in request.stream():
+        total += len(data)
+        if total > MAX_CHUNK_BYTES:
+            raise _TooLarge
+        pending.append(data)
+        size += len(data)
+        if size >= WRITE_BYTES:
+            await asyncio.to_thread(chunk.write, b"".join(pending))
+            pending, size = [], 0
+    if pending:
+        await asyncio.to_thread(chunk.write, b"".join(pending))

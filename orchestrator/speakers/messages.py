@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, BinaryIO, Final, Literal, TypeAlias
 
 import av
 import av.error
@@ -95,6 +95,44 @@ class Upload:
     length: int
     suffix: str
     offset: int
+
+
+class Chunk:
+    """One chunk being written to an upload's partial file, as it arrives (blocking)."""
+
+    def __init__(self, upload: Upload, file: BinaryIO) -> None:
+        self.upload = upload
+        self._file = file
+        self.written = 0
+
+    @property
+    def room(self) -> int:
+        """How many more bytes the declared length takes."""
+        return self.upload.length - self.upload.offset - self.written
+
+    def write(self, data: bytes) -> None:
+        """Raises:
+        MessageRefused: the data runs past the declared length (nothing is written).
+        """
+        if len(data) > self.room:
+            raise MessageRefused("more data than the declared Upload-Length")
+        self._file.write(data)
+        self.written += len(data)
+
+    def close(self, *, keep: bool) -> Upload:
+        """Keep the chunk (flushed and fsynced), or take it back out (the upload stays
+        at its offset: a chunk cut off or refused halfway leaves nothing behind)."""
+        try:
+            if keep:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            else:
+                self._file.truncate(self.upload.offset)
+                self.written = 0
+        finally:
+            self._file.close()
+        u = self.upload
+        return Upload(u.id, u.speaker, u.length, u.suffix, u.offset + self.written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,19 +314,30 @@ class MessageStore:
             OffsetMismatch: ``offset`` is not the upload's offset.
             MessageRefused: the data runs past the declared length.
         """
+        chunk = self.open_chunk(upload_id, speaker, offset)
+        try:
+            chunk.write(data)
+        except MessageRefused:
+            chunk.close(keep=False)
+            raise
+        return chunk.close(keep=True)
+
+    def open_chunk(self, upload_id: str, speaker: str, offset: int) -> Chunk:
+        """Start receiving a chunk at ``offset``, checked before any of it is read: the
+        caller streams it in with :meth:`Chunk.write` and ends with :meth:`Chunk.close`.
+        One chunk per upload at a time (the API allows one request per speaker).
+
+        Raises:
+            KeyError: no such upload for this speaker.
+            OffsetMismatch: ``offset`` is not the upload's offset.
+        """
         with self._lock:
             upload = self._read(upload_id, speaker)
             if upload is None:
                 raise KeyError(upload_id)
             if offset != upload.offset:
                 raise OffsetMismatch(upload.offset)
-            if upload.offset + len(data) > upload.length:
-                raise MessageRefused("more data than the declared Upload-Length")
-            with (self._uploads / f"{upload_id}.part").open("ab") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            return Upload(upload.id, speaker, upload.length, upload.suffix, offset + len(data))
+            return Chunk(upload, (self._uploads / f"{upload_id}.part").open("ab"))
 
     def finish(self, upload: Upload, *, approve: bool = False) -> Change:
         """Probe a complete upload and store it as the speaker's message: pending (it

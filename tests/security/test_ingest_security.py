@@ -10,7 +10,11 @@ import ipaddress
 import json
 import logging
 import socket
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 
 import aiohttp
@@ -322,3 +326,106 @@ def test_an_unusable_agent_token_is_refused(tmp_path: Path, text: str) -> None:
         read_token(token_file, env={})
     assert read_token(None, env={}) is None
     assert read_token(None, env={"JALSA_AGENT_TOKEN": AGENT_TOKEN}) == Secret(AGENT_TOKEN)
+
+
+# --- item 6: upload chunks are checked before they are read --------------------------
+
+CHUNK_TYPE = "application/offset+octet-stream"
+
+
+def _patch_head(path: str, port: int, offset: int, length: int) -> bytes:
+    return (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {CHUNK_TYPE}\r\n"
+        f"Upload-Offset: {offset}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def _answer(sock: socket.socket, timeout: float = 5.0) -> tuple[int, str]:
+    """The status and headers of the answer on ``sock`` (raw HTTP/1.1)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = sock.recv(4096)
+        if not got:
+            break
+        data += got
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    return int(head.split(" ", 2)[1]), head
+
+
+def _create(link: str, length: int) -> str:
+    status, headers, _ = _http(link + "/message", "POST", b"", {"Upload-Length": str(length)})
+    assert status == 201
+    return str(headers["Location"])
+
+
+def _http(
+    url: str, method: str, data: bytes | None, headers: dict[str, str]
+) -> tuple[int, Message, bytes]:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+@pytest.mark.media
+def test_a_chunk_to_an_unknown_upload_is_refused_before_its_body_is_sent(
+    live: JalsaRun,
+) -> None:
+    token = live.links()["third"].rsplit("/", 1)[1]
+    made_up = f"/join/{token}/message/AAAAAAAAAAAAAAAA"
+    port = live.http_port
+    for _ in range(8):  # what 24 concurrent 8 MiB PATCHes did, one after the other here
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(_patch_head(made_up, port, 0, 8 * 1024 * 1024))
+            # Not one byte of the body is sent: the answer must come without it.
+            status, _ = _answer(sock)
+            assert status == 404
+
+    # A real upload at a wrong offset: 409 with the real one, also before the body.
+    location = _create(live.links()["third"], 1000)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_patch_head(location, port, 500, 500))
+        status, head = _answer(sock)
+        assert status == 409 and "upload-offset: 0" in head.lower()
+    # Over the chunk limit by its declared length: 413, unread.
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_patch_head(location, port, 0, 9 * 1024 * 1024))
+        assert _answer(sock)[0] == 413
+
+
+@pytest.mark.media
+def test_one_chunk_per_speaker_at_a_time_and_a_cut_chunk_leaves_nothing(
+    live: JalsaRun,
+) -> None:
+    link = live.links()["third"]
+    port = live.http_port
+    location = _create(link, 4096)
+    with socket.create_connection(("127.0.0.1", port)) as first:
+        first.sendall(_patch_head(location, port, 0, 2048) + b"x" * 1024)  # half of it
+        time.sleep(0.5)  # the first is being received
+        with socket.create_connection(("127.0.0.1", port)) as second:
+            second.sendall(_patch_head(location, port, 0, 1024) + b"y" * 1024)
+            assert _answer(second)[0] == 409
+        # Any other request of the speaker's is turned away unread meanwhile (no body sent).
+        made_up = location.rsplit("/", 1)[0] + "/AAAAAAAAAAAAAAAA"
+        with socket.create_connection(("127.0.0.1", port)) as third:
+            third.sendall(_patch_head(made_up, port, 0, 8 * 1024 * 1024))
+            assert _answer(third)[0] == 409
+        first.sendall(b"x" * 1024)
+        status, head = _answer(first)
+        assert status == 204 and "upload-offset: 2048" in head.lower()  # the first one won
+
+    # A chunk cut off halfway (the client went away) is taken back out.
+    with socket.create_connection(("127.0.0.1", port)) as cut:
+        cut.sendall(_patch_head(location, port, 2048, 2048) + b"z" * 1000)
+        time.sleep(0.5)
+    base = f"http://127.0.0.1:{port}"
+
+    def offset() -> str | None:
+        status, headers, _ = _http(base + location, "HEAD", None, {})
+        return headers.get("Upload-Offset") if status == 200 else None
+
+    live.wait_for(lambda: offset() == "2048", 10, "the upload to stand at 2048 again")
