@@ -1,5 +1,6 @@
 """jalsa's real web app (``create_app`` on a real, idle :class:`Show`: no media runs),
-served on loopback by uvicorn in a thread, for the web side's adversarial tests."""
+served on loopback by uvicorn in a thread with the config ``jalsa run`` uses
+(:func:`orchestrator.service.server_config`), for the web side's adversarial tests."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from waiting import wait_for
 
 from orchestrator.api.app import create_app
 from orchestrator.event import parse_event
+from orchestrator.event.address import Address
 from orchestrator.event.secret import Secret
 from orchestrator.rundown_control import RundownControl
+from orchestrator.service import _Server, server_config
 from orchestrator.show import Show
 
 TOKEN = "web-side-operator-token-0123456789"
@@ -93,8 +95,7 @@ def served_app(work: Path) -> Iterator[Served]:
     control = RundownControl.open(state_dir, event)
     show = Show(event, state_dir, control)
     app = create_app(show, Secret(TOKEN), state_dir)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
+    server = _Server(server_config(app, Address("127.0.0.1", 0)))
     thread = threading.Thread(target=server.run, name="web-side-server", daemon=True)
     thread.start()
     wait_for(lambda: server.started, 10, "uvicorn to listen")
