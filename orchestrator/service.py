@@ -27,6 +27,7 @@ import os
 import resource
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -379,9 +380,12 @@ def _announce(
 ) -> None:
     lines = [f"jalsa: {event.info.name!r} is running"]
     console = http.url("/")
-    if new_token is not None:
+    if new_token is not None and sys.stdout.isatty():
         lines.append(f"  console:   {console}#token={new_token}")
         lines.append(f"             (operator token saved in {state_dir / 'operator-token'})")
+    elif new_token is not None:  # stdout is journald or a log file: never the token there
+        lines.append(f"  console:   {console}#token=<the operator token>")
+        lines.append(f"             (the token is in {state_dir / 'operator-token'}, mode 0600)")
     else:
         lines.append(
             f"  console:   {console}  (operator token from JALSA_OPERATOR_TOKEN or state dir)"
