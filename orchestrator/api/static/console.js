@@ -447,6 +447,9 @@
   function createSpeaker(sp) {
     const li = el("li", { class: "card" });
     li.speaker = sp;
+    const thumb = el("img", { class: "thumb", alt: `${sp.name}: the latest picture (refreshed every second)`, hidden: true });
+    const noPicture = el("div", { class: "thumb none", text: "no picture" });
+    thumbSeen.observe(li);
     const name = el("strong", { text: sp.name });
     const title = el("span", { class: "muted small", text: sp.title || "" });
     const joined = el("span", { class: "pill" });
@@ -471,18 +474,26 @@
         write(`${muted ? "Mute" : "Unmute"} ${sp.name}`, "POST", `/api/speakers/${encodeURIComponent(sp.id)}/audio`, { muted });
       }),
       revoke: button("Revoke link", sp.name, async () => {
-        if (await confirmed(`Revoke ${sp.name}'s link?`, "Every link of this speaker stops working and their live session ends now. `jalsa links` prints them a new one.", "Revoke link")) {
+        if (await confirmed(`Revoke ${sp.name}'s link?`, "Every link of this speaker stops working and their live session ends now. Copy link (or `jalsa links`) then gives them a new one.", "Revoke link")) {
           write(`Revoke ${sp.name}'s link`, "POST", `/api/speakers/${encodeURIComponent(sp.id)}/revoke`);
         }
       }, "small danger"),
+      copy: button("Copy link", sp.name, () => copyLink(li)),
     };
-    li.parts = { joined, onair, kind, link, meter, value, gain, gainOut, b };
+    // where the link is shown when the clipboard cannot take it (plain http, no permission)
+    const linkId = `link-${sp.id}`;
+    const linkField = el("input", { id: linkId, class: "link-field", readOnly: true, autocomplete: "off" });
+    const linkBox = el("div", { class: "link-box", hidden: true },
+      el("label", { for: linkId, text: `Join link for ${sp.name}` }), linkField);
+    li.parts = { joined, onair, kind, link, meter, value, gain, gainOut, b, thumb, noPicture, linkBox, linkField };
     li.append(
       el("div", { class: "title" }, name, title, joined, onair),
+      el("div", { class: "thumb-box" }, thumb, noPicture),
       kind, link,
       el("div", { class: "meter-row" }, el("span", { class: "meter-name", text: "Level" }), meter, value),
       el("div", { class: "gain" }, el("label", { for: gainId, text: "Gain" }), gain, gainOut),
-      el("div", { class: "controls" }, b.take, b.mute, b.revoke),
+      el("div", { class: "controls" }, b.take, b.mute, b.copy, b.revoke),
+      linkBox,
     );
     return li;
   }
@@ -527,7 +538,86 @@
       gainOut.textContent = `${audio.gain_db} dB`;
     }
     b.revoke.hidden = !live;
+    b.copy.hidden = !live;
   }
+
+  // A fresh join link for a live speaker (as `jalsa links` makes it), to the clipboard;
+  // where the clipboard is unavailable, into a field on the card to copy by hand.
+  async function copyLink(li) {
+    const sp = li.speaker, { b, linkBox, linkField } = li.parts;
+    const data = await write(`Link for ${sp.name}`, "POST", `/api/speakers/${encodeURIComponent(sp.id)}/link`);
+    if (!data || !data.url) return;
+    const until = data.expires ? ` (valid until ${clock(data.expires)})` : "";
+    const note = data.note ? `; ${data.note}` : "";
+    let copied = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) { await navigator.clipboard.writeText(data.url); copied = true; }
+    } catch { /* no permission: the field below */ }
+    linkField.value = data.url;
+    linkBox.hidden = copied;
+    if (copied) {
+      setButton(b.copy, "Link copied", sp.name);
+      clearTimeout(li.copiedTimer);
+      li.copiedTimer = setTimeout(() => setButton(b.copy, "Copy link", sp.name), 4000);
+      notice(`Link copied: ${sp.name}'s join link${until}${note}`, "ok");
+    } else {
+      linkField.focus();
+      linkField.select();
+      notice(`The clipboard is not available here: copy ${sp.name}'s join link from the field on their card${until}${note}`, "info");
+    }
+  }
+
+  // Thumbnails: about once a second for each card on screen, none while the tab is hidden.
+  // Each picture is a blob URL (the request needs the token); the one it replaces is
+  // revoked at once, so memory stays flat however long the console is open.
+  const thumbSeen = new IntersectionObserver((entries) => {
+    for (const e of entries) e.target.onScreen = e.isIntersecting;
+  });
+  let thumbsTimer = null, thumbsMissing = false, thumbsBusy = false;
+  function setThumb(li, url) {
+    const { thumb, noPicture } = li.parts;
+    const old = li.thumbUrl;
+    li.thumbUrl = url;
+    if (url) thumb.src = url; else thumb.removeAttribute("src");
+    thumb.hidden = !url;
+    noPicture.hidden = !!url;
+    if (old) URL.revokeObjectURL(old);
+  }
+  async function refreshThumb(li) {
+    let r;
+    try { r = await api(`/api/speakers/${encodeURIComponent(li.speaker.id)}/thumbnail.jpg`); } catch { return; }
+    if (r.ok) {
+      const blob = await r.blob();
+      if (li.isConnected) setThumb(li, URL.createObjectURL(blob));
+    } else if (r.status === 404) {
+      let body = null;
+      try { body = await r.json(); } catch { /* none */ }
+      if (body && body.detail === "Not Found") thumbsMissing = true; // an older jalsa
+      setThumb(li, null);
+    }
+  }
+  async function refreshThumbs() {
+    if (thumbsBusy) return; // (a round is on: it schedules the next)
+    thumbsBusy = true;
+    clearTimeout(thumbsTimer);
+    try {
+      if (S.running && !document.hidden && !thumbsMissing) {
+        const cards = [...$("speakers").children].filter((li) => li.onScreen && li.parts);
+        await Promise.all(cards.map(refreshThumb));
+      }
+    } finally {
+      thumbsBusy = false;
+      thumbsTimer = setTimeout(refreshThumbs, 1000);
+    }
+  }
+  // a card removed (a speaker gone; not one merely moved) gives its picture back
+  new MutationObserver((changes) => {
+    for (const c of changes) {
+      for (const node of c.removedNodes) if (node.thumbUrl && !node.isConnected) { URL.revokeObjectURL(node.thumbUrl); node.thumbUrl = null; }
+    }
+  }).observe($("speakers"), { childList: true });
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refreshThumbs(); });
+  thumbsTimer = setTimeout(refreshThumbs, 0);
 
   // -- rendering: messages ----------------------------------------------------------------------
   function messageList() {
