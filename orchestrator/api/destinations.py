@@ -102,6 +102,9 @@ def add_destination_routes(
             specs = parse_body(body, show)
         except EventError as exc:
             return _problems(422, ((p.key, p.message) for p in exc.problems))
+        taken = [s.name for s in specs if s.name in {d.name for d in relay.snapshots()}]
+        if taken:
+            raise HTTPException(409, f"a destination named {taken[0]!r} already exists")
         outside = [s for s in specs if s.kind == "file" and not _inside(s.target_url(), folders)]
         if outside:
             where = " or ".join(str(f) for f in folders)
@@ -115,9 +118,6 @@ def add_destination_routes(
                     )
                 ],
             )
-        taken = [s.name for s in specs if s.name in {d.name for d in relay.snapshots()}]
-        if taken:
-            raise HTTPException(409, f"a destination named {taken[0]!r} already exists")
         added = []
         for spec in specs:
             try:
