@@ -571,7 +571,11 @@
   // Each picture is a blob URL (the request needs the token); the one it replaces is
   // revoked at once, so memory stays flat however long the console is open.
   const thumbSeen = new IntersectionObserver((entries) => {
-    for (const e of entries) e.target.onScreen = e.isIntersecting;
+    for (const e of entries) {
+      e.target.onScreen = e.isIntersecting;
+      // a card just come on screen gets its picture now, not at the next round
+      if (e.isIntersecting && !e.target.thumbUrl && S.running && !document.hidden && !thumbsMissing) refreshThumb(e.target);
+    }
   });
   let thumbsTimer = null, thumbsMissing = false, thumbsBusy = false;
   function setThumb(li, url) {
