@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final, TypeGuard, cast
 
 from orchestrator.event import SegmentSpec
+from orchestrator.event.durable import fsync_dir
 from orchestrator.live_rundown import Change, LiveRundown, RundownError
 
 __all__ = [
@@ -299,7 +300,7 @@ class Journal:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         journal = cls(path, fd)
         journal._write(data)
-        _sync_dir(path.parent)  # the new file's name survives a crash too
+        fsync_dir(path.parent)  # the new file's name survives a crash too
         return journal
 
     @classmethod
@@ -350,14 +351,6 @@ def _line(path: Path, value: Mapping[str, Any]) -> bytes:
     if len(encoded) > MAX_LINE:
         raise JournalError(path, 0, f"a line of {len(encoded)} bytes is over {MAX_LINE}")
     return encoded + b"\n"
-
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _json(path: Path, number: int, line: bytes) -> Mapping[str, Any]:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
+from orchestrator.event.durable import fsync_dir
+
 MASK: Final = "***"
 
 
@@ -261,15 +263,6 @@ def _create_stored(path: Path, value: str) -> bool:
         return True
     finally:
         os.unlink(temporary)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or link in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def stored_secret(

@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from orchestrator.event.durable import replace_atomically
 from orchestrator.program.audio import SAMPLE_RATE, Samples
 
 log = logging.getLogger(__name__)
@@ -175,21 +174,7 @@ def write_settings(path: Path, settings: Mapping[str, AudioSetting]) -> None:
     }
     data = (json.dumps(body, indent=1) + "\n").encode()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a power cut
-    finally:
-        os.close(directory)
+    replace_atomically(path, data)
 
 
 def read_settings(path: Path, speakers: Mapping[str, object]) -> dict[str, AudioSetting]:

@@ -35,7 +35,6 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -44,7 +43,8 @@ from pathlib import Path
 from typing import Final
 
 from orchestrator.event import Event
-from orchestrator.event.secret import Secret, fsync_dir, private_dir, stored_secret
+from orchestrator.event.durable import replace_atomically
+from orchestrator.event.secret import Secret, private_dir, stored_secret
 from orchestrator.event.secret import SecretError as SecretError  # callers catch it from here
 from orchestrator.rundown import Rundown
 
@@ -302,23 +302,6 @@ def _revocations_locked(state_dir: Path) -> Iterator[None]:
             os.close(fd)  # releases the flock
 
 
-def _replace(path: Path, text: str) -> None:
-    """Write ``path`` atomically: a temporary file of its own beside it, fsync, rename,
-    fsync of the folder. A reader sees the old file or the new one, never half."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    fsync_dir(path.parent)
-
-
 def revoke(state_dir: Path, speaker: str) -> int:
     """Revoke every link of ``speaker`` made so far; returns their new generation.
 
@@ -333,7 +316,7 @@ def revoke(state_dir: Path, speaker: str) -> int:
         generations = read_generations(state_dir)
         generations[speaker] = generations.get(speaker, 0) + 1
         text = json.dumps({"speakers": generations}, indent=2, sort_keys=True) + "\n"
-        _replace(state_dir / REVOKED_FILE, text)
+        replace_atomically(state_dir / REVOKED_FILE, text.encode())
     return generations[speaker]
 
 

@@ -36,6 +36,7 @@ from typing import Any, BinaryIO, Final, Literal, TypeAlias
 import av
 import av.error
 
+from orchestrator.event.durable import replace_atomically
 from orchestrator.event.secret import private_dir
 
 MAX_MESSAGE_BYTES: Final = 300 * 1024 * 1024
@@ -404,7 +405,7 @@ class MessageStore:
 
     def _write_meta(self, message: Message) -> None:
         record = {k: v for k, v in asdict(message).items() if k != "id"}
-        _write_atomically(self.folder / f"{message.id}.json", json.dumps(record).encode())
+        replace_atomically(self.folder / f"{message.id}.json", json.dumps(record).encode())
 
     def _load(self, speakers: frozenset[str]) -> None:
         if not self.folder.is_dir():
@@ -483,19 +484,3 @@ def _read_message(meta: Path) -> Message | None:
     except (OSError, ValueError, KeyError, TypeError):
         log.warning("recorded messages: %s is unreadable; ignored", meta.name)
         return None
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """``path`` holds ``data`` or what it held before, whatever happens (a crash, a
-    power cut): a temporary file, fsync'ed, renamed over it, and the folder fsync'ed."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
