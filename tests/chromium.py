@@ -16,3 +16,7 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
 ]
+
+# The two screen sizes pages are tested and photographed at (docs/*.png).
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 360, "height": 740}

@@ -18,17 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium import CHROMIUM, CHROMIUM_ARGS
+from chromium import LAPTOP, PHONE
 from event_toml import event_toml, slot, speaker
 from jalsa_run import JalsaRun
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(240)]
 
 EVENT = "Console Rally"
 NAMES = {"host": "Stage Secretary", "blue": "Blue Speaker", "green": "Green Speaker"}
-LAPTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 360, "height": 740}
 SECONDS = 10_000  # Playwright's timeouts are milliseconds: "within 10 s"
 
 
@@ -56,14 +54,6 @@ def jalsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JalsaRun]:
     with JalsaRun(event, work / "state") as run:
         run.wait_ready()
         yield run
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_console(jalsa: JalsaRun, browser: Browser, viewport: dict[str, int] = LAPTOP) -> Page:
@@ -183,20 +173,6 @@ def upload_message(jalsa: JalsaRun, clip: Path) -> None:
 @pytest.fixture(scope="module")
 def message(jalsa: JalsaRun, clips: Path) -> None:
     upload_message(jalsa, clips / "green.mp4")
-
-
-@pytest.fixture(scope="module")
-def guest_joined(jalsa: JalsaRun, browser: Browser) -> Iterator[None]:
-    """The browser speaker in the green room (Chromium's fake camera and microphone)."""
-    context = browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
-    page = context.new_page()
-    page.goto(jalsa.links()["guest"])
-    page.get_by_role("button", name="Join").click()
-    jalsa.wait_for(
-        lambda: jalsa.metric("jalsa_speaker_connected", speaker="guest") == 1, 30, "guest joined"
-    )
-    yield
-    context.close()
 
 
 @pytest.mark.parametrize(

@@ -14,16 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from chromium import CHROMIUM, CHROMIUM_ARGS
+from chromium import LAPTOP, PHONE
 from event_toml import event_toml, slot, speaker
 from jalsa_run import JalsaRun
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(180)]
 
-LAPTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 360, "height": 740}
 SECONDS = 10_000  # Playwright's milliseconds
 THUMBNAILS = "/thumbnail.jpg"
 
@@ -66,28 +64,6 @@ def jalsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JalsaRun]:
     with JalsaRun(event, work / "state") as run:
         run.wait_ready()
         yield run
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def guest_joined(jalsa: JalsaRun, browser: Browser) -> Iterator[None]:
-    """The browser speaker waits in the green room, their fake camera on."""
-    context = browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
-    page = context.new_page()
-    page.goto(jalsa.links()["guest"])
-    page.get_by_role("button", name="Join").click()
-    jalsa.wait_for(
-        lambda: jalsa.metric("jalsa_speaker_connected", speaker="guest") == 1, 30, "guest joined"
-    )
-    yield
-    context.close()
 
 
 def open_console(
