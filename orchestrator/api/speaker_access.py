@@ -79,9 +79,10 @@ class SpeakerAccess:
 
     async def revoke(self, speaker: str) -> int:
         """Revoke every link of ``speaker`` made so far, at once; their new generation."""
-        generation = await asyncio.to_thread(revoke, self.links.state_dir, speaker)
-        await asyncio.to_thread(self.links.refresh)
-        return generation
+        try:
+            return await asyncio.to_thread(revoke, self.links.state_dir, speaker)
+        finally:  # an unreadable list, too, refuses joins from now on
+            await asyncio.to_thread(self.links.refresh)
 
 
 def refused_text(refused: LinkRefused) -> PlainTextResponse:

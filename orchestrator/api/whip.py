@@ -34,7 +34,7 @@ from orchestrator.api.speaker_page import add_join_routes
 from orchestrator.api.speaker_upload import add_upload_routes
 from orchestrator.event.ice_servers import TURN_SCHEMES, IceServer
 from orchestrator.show import Show
-from orchestrator.speakers.links import LinkRefused, Links
+from orchestrator.speakers.links import LinkRefused, Links, RevocationsUnreadable
 from orchestrator.speakers.messages import MessageStore
 from orchestrator.speakers.offer import MAX_OFFER_BYTES, OfferRefused, check_offer
 from orchestrator.speakers.sessions import SessionsFull
@@ -169,7 +169,18 @@ def add_speaker_routes(app: FastAPI, show: Show, state_dir: Path, operator: para
         forwarded or stolen link); ``jalsa links`` then prints them a new one."""
         if speaker not in access.links.speakers:
             raise HTTPException(404, f"no live speaker with id {speaker!r}")
-        generation = await access.revoke(speaker)
+        try:
+            generation = await access.revoke(speaker)
+        except RevocationsUnreadable as error:
+            # Not saved: end their session anyway (no one can join while the list is
+            # unreadable), and say which file to repair; never advise deleting it.
+            ended = ingest.end_revoked(speaker, access.links.generation(speaker) + 1)
+            log.error("speaker %s: revocation not saved (%d session(s) ended)", speaker, ended)
+            raise HTTPException(
+                503,
+                f"the revocation of {speaker!r} was NOT saved ({ended} live session(s) "
+                f"ended): {error}. Then revoke again",
+            ) from None
         ended = ingest.end_revoked(speaker, generation)
         log.warning(
             "speaker %s: links revoked by an operator (%d session(s) ended)", speaker, ended
