@@ -31,6 +31,7 @@ from orchestrator.ingest.green_room import GreenRoom
 from orchestrator.ingest.media_source import MediaSource
 from orchestrator.live_rundown import Change, LiveState
 from orchestrator.program.graphics import Overlay, Plane, lower_third
+from orchestrator.program.ladder import Ladders, RenditionSnapshot
 from orchestrator.program.program import Feed, Program, ProgramSnapshot
 from orchestrator.program.slates import SlateCache, slate_text
 from orchestrator.program.source import Source, SourceSnapshot
@@ -75,6 +76,8 @@ class ShowSnapshot:
     live_speakers: tuple[str, ...] = field(default=())  # those who join from the browser
     ends_at: float | None = None  # when the rundown ends (epoch s); None if it loops
     hold: str | None = None  # the stand-by text while the rundown is held
+    # Per HLS mirror with a ladder: its extra renditions (frames, drops, bytes, error).
+    ladders: dict[str, list[RenditionSnapshot]] = field(default_factory=dict)
 
 
 class Show:
@@ -101,7 +104,11 @@ class Show:
         self._speakers = {s.id: s for s in event.speakers}
         spec = event.program
         # The sink runs on the program thread; the relay fans out without blocking.
-        self.program = Program(spec, sink=lambda packets: self.relay.publish(packets))
+        # The HLS mirrors' extra renditions, fed the program's pictures after its encode.
+        self.ladders = Ladders(spec, state_dir)
+        self.program = Program(
+            spec, sink=lambda packets: self.relay.publish(packets), tap=self.ladders.offer
+        )
         encoder = self.program.encoder
         self.relay = Relay((encoder.video_stream, encoder.audio_stream), state_dir)
         self.control = control
@@ -155,6 +162,7 @@ class Show:
         """Run until the rundown ends (``on_end = "stop"``) or the task is cancelled."""
         for destination in self.event.destinations:
             self.relay.add(destination)
+            self.ladders.add(destination, self.program.encoder.video_stream)
         self.program.start()
         try:
             while True:
@@ -185,6 +193,7 @@ class Show:
             except Exception:
                 log.exception("closing the green room failed")
         await asyncio.to_thread(self.program.stop, within * 0.4)
+        await asyncio.to_thread(self.ladders.close, within * 0.2)
         self._media.stop()
         stuck = await asyncio.to_thread(self.relay.close, max(0.1, deadline - time.monotonic()))
         if stuck:
@@ -301,6 +310,7 @@ class Show:
             live_speakers=tuple(s for s, spec in self._speakers.items() if spec.live),
             ends_at=status.ends_at,
             hold=status.hold,
+            ladders=self.ladders.snapshots(),
         )
 
     def speaker_source(self, speaker: str) -> Source | None:

@@ -15,7 +15,9 @@ whole unit and plays to its end (:func:`recording_options`; docs/relays.md).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -42,6 +44,9 @@ class Output:
     safe_target: str
     options: dict[str, str] = field(default_factory=dict)
     audio_only: bool = False
+    # Keep the program's own timestamps (not counted from the first packet): the
+    # renditions of an HLS ladder share one timeline, so players can switch.
+    keep_time: bool = False
 
     def __repr__(self) -> str:
         return f"Output({self.safe_target!r}, format={self.format!r})"
@@ -62,20 +67,43 @@ def output_for(spec: DestinationSpec, state_dir: Path, attempt: int = 0) -> Outp
     """
     if spec.kind == "hls":
         folder = hls_dir(state_dir, spec.name)
-        folder.mkdir(parents=True, exist_ok=True)
-        index = folder / "index.m3u8"
-        options = {
-            "hls_time": str(HLS_SEGMENT_SECONDS),
-            "hls_list_size": str(HLS_LIST_SIZE),
-            "hls_flags": "delete_segments+independent_segments+temp_file",
-            "hls_segment_filename": str(folder / f"seg-{attempt}-%05d.ts"),
-        }
-        return Output(str(index), "hls", str(index), options, spec.audio_only)
+        if spec.ladder is not None:  # index.m3u8 is the ladder's master playlist
+            return hls_output(folder, "program", "program", attempt)
+        return hls_output(folder, "index", "seg", attempt, audio_only=spec.audio_only)
     if spec.kind != "file":
         raise ValueError(f"{spec.kind} is not a local destination")
     path = _free_path(Path(spec.target_url()))
     path.parent.mkdir(parents=True, exist_ok=True)
     return Output(str(path), FILE_FORMATS[path.suffix.lower()], str(path), {}, spec.audio_only)
+
+
+def hls_output(
+    folder: Path, playlist: str, segments: str, attempt: int, *, audio_only: bool = False
+) -> Output:
+    """One HLS rendition: ``folder/<playlist>.m3u8`` and its ``<segments>-<attempt>-<n>.ts``.
+
+    Segment names never repeat within an event, so a cache may keep each one for good:
+    ``n`` starts at the epoch second the output opens (a restart starts above any number
+    the last run reached: segments last at least ``HLS_SEGMENT_SECONDS``), and
+    ``attempt`` tells a reopened output's from the last one's. A playlist of a ladder
+    (``playlist`` other than ``index``) keeps the program's timestamps and carries
+    ``EXT-X-PROGRAM-DATE-TIME``, so its renditions line up.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    index = folder / f"{playlist}.m3u8"
+    ladder = playlist != "index"
+    flags = "delete_segments+independent_segments+temp_file"
+    options = {
+        "hls_time": str(HLS_SEGMENT_SECONDS),
+        "hls_list_size": str(HLS_LIST_SIZE),
+        "hls_flags": flags + ("+program_date_time" if ladder else ""),
+        "hls_segment_filename": str(folder / f"{segments}-{attempt}-%d.ts"),
+        "start_number": str(int(time.time())),
+        # Several AAC frames per PES packet (up to 0.35 s): one per frame costs a whole
+        # 188-byte TS packet for ~130 bytes of 48 kbit/s audio (75 kbit/s on the wire).
+        "max_delay": "700000",
+    }
+    return Output(str(index), "hls", str(index), options, audio_only, keep_time=ladder)
 
 
 def recording_options(fmt: str, keyframe_seconds: float, audio_only: bool) -> dict[str, str]:
@@ -136,7 +164,7 @@ class LocalWriter:
         container = self._container
         self._video = None if output.audio_only else container.add_stream_from_template(video_t)
         self._audio = self._container.add_stream_from_template(audio_t)
-        self._rebase = Rebase()
+        self._rebase = Rebase(Fraction(0) if output.keep_time else None)
         self._sent_bytes = 0
         self._sent_seconds: float | None = None
         self._closed = False

@@ -104,8 +104,9 @@ class Rebase:
 
     __slots__ = ("_origin", "_shifts")
 
-    def __init__(self) -> None:
-        self._origin: Fraction | None = None
+    def __init__(self, origin: Fraction | None = None) -> None:
+        # The origin in seconds; None: the first packet's dts.
+        self._origin: Fraction | None = origin
         # Per kind: (its time base, the origin's shift in its units, the smallest dts
         # not before the origin).
         self._shifts: dict[str, tuple[Fraction, int, int]] = {}

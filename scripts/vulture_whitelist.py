@@ -50,3 +50,6 @@ DestinationListeners.polls
 # tests/orchestrator/test_rundown_control.py.
 Show.rundown_changes
 Show.wait_rundown_change
+
+# An HLS ladder's renditions in /api/state (tests/e2e/test_hls_ladder.py reads them).
+RenditionSnapshot.dropped_frames

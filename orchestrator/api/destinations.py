@@ -124,6 +124,7 @@ def add_destination_routes(
                 added.append(relay.add(spec))
             except ValueError as exc:  # lost a race for the name, or shutting down
                 raise HTTPException(409, str(exc)) from None
+            show.ladders.add(spec, show.program.encoder.video_stream)  # an HLS ladder
             log.info("destination %s added (%s)", spec.name, spec.safe_url())
             if listeners is not None:
                 listeners.add(spec)
@@ -134,6 +135,7 @@ def add_destination_routes(
         find(name)
         try:
             finished = await asyncio.to_thread(relay.remove, name, REMOVE_SECONDS)
+            await asyncio.to_thread(show.ladders.remove, name)
         except KeyError:
             raise HTTPException(404, f"no destination named {name!r}") from None
         if listeners is not None:
@@ -187,6 +189,8 @@ def parse_body(body: dict[str, Any], show: Show) -> tuple[DestinationSpec, ...]:
         EventError: Every problem, each naming its field, with secrets scrubbed.
     """
     problems = Problems()
-    specs = parse_destinations([Table(body, "", problems)], show.event.base_dir)
+    specs = parse_destinations(
+        [Table(body, "", problems)], show.event.base_dir, show.event.program.height
+    )
     problems.raise_if_any()
     return specs

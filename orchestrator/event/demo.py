@@ -33,7 +33,8 @@ def demo_data(state_dir: Path) -> dict[str, Any]:
         ],
         "rundown": [{"speaker": sid, "duration": SLOT} for sid, _, _ in SPEAKERS],
         "destinations": [
-            {"name": "mirror", "platform": "custom", "url": "hls"},
+            # the adaptive ladder: the program, 360p and audio only (docs/mirror.md)
+            {"name": "mirror", "platform": "custom", "url": "hls", "ladder": {}},
             {
                 "name": "recording",
                 "platform": "custom",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
+from orchestrator.event.ladder_spec import LadderSpec, read_ladder
 from orchestrator.event.listener_spec import read_listeners
 from orchestrator.event.reader import (
     EnvStr,
@@ -69,6 +70,7 @@ _KEYS: Final = (
     "ca_file",
     "backup",
     "listeners",
+    "ladder",
 )
 _SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SUPPORTED: Final = (
@@ -98,6 +100,8 @@ class DestinationSpec:
         ca_file: an extra CA certificate (PEM) to trust for this rtmps:// destination.
         password: the password taken out of ``url``'s user info (Icecast's source password).
         listeners: the raw ``[destinations.listeners]`` table (``${VAR}`` already resolved).
+        ladder: an HLS mirror's extra renditions (``[destinations.ladder]``), or None for
+            the program rendition alone.
     """
 
     name: str
@@ -110,6 +114,7 @@ class DestinationSpec:
     password: Secret | None = None
     listeners: Mapping[str, Any] = field(default_factory=_no_listeners, hash=False)
     ca_file: str | None = None
+    ladder: LadderSpec | None = None
 
     def target_url(self) -> str:
         """The full URL to open, with key and password revealed: for the muxer only."""
@@ -166,17 +171,22 @@ class DestinationSpec:
         )
 
 
-def parse_destinations(tables: Sequence[Table], base_dir: Path) -> tuple[DestinationSpec, ...]:
+def parse_destinations(
+    tables: Sequence[Table], base_dir: Path, program_height: int | None = None
+) -> tuple[DestinationSpec, ...]:
     """Read every ``[[destinations]]`` table; problems go to each table's collector.
 
     Args:
         tables: the items of ``destinations``, in file order.
         base_dir: the event file's folder, for relative recording paths.
+        program_height: the program's picture height, for an HLS ladder's checks.
     """
     first_use: dict[str, str] = {}
     result = []
     for table in tables:
         spec = _parse_one(table, base_dir)
+        if spec is not None and table.has("ladder"):
+            spec = _with_ladder(table, spec, program_height)
         name = table.raw("name")
         if isinstance(name, str):
             if name in first_use:
@@ -218,6 +228,19 @@ def _backup(
     return dataclasses.replace(
         spec, name=name, url=YOUTUBE_BACKUP_INGEST, listeners=_no_listeners()
     )
+
+
+def _with_ladder(
+    table: Table, spec: DestinationSpec, program_height: int | None
+) -> DestinationSpec:
+    """``spec`` with its ``[destinations.ladder]`` (an HLS mirror's only)."""
+    if spec.kind != "hls":
+        table.problem("ladder", 'only an HLS mirror (url = "hls") has a ladder: remove it here')
+        return spec
+    if spec.audio_only:
+        table.problem("ladder", "an audio-only mirror has no ladder: remove one of them")
+        return spec
+    return dataclasses.replace(spec, ladder=read_ladder(table.table("ladder"), program_height))
 
 
 def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:

@@ -223,7 +223,7 @@ def parse_event(
     # only ever names speakers it has.
     declared = [t.raw("id") for t in speaker_tables if isinstance(t.raw("id"), str)]
     rundown = _parse_rundown(top, declared)
-    destinations = parse_destinations(top.tables("destinations"), base_dir)
+    destinations = parse_destinations(top.tables("destinations"), base_dir, program.height)
     ice_servers = parse_ice_servers(top.tables("ice_servers"))
     monitoring = parse_monitoring(top.table("monitoring"), base_dir, check_files)
     problems.raise_if_any()

@@ -33,6 +33,10 @@ from relays.packet import EncodedPacket
 log = logging.getLogger(__name__)
 
 PacketSink = Callable[[list[EncodedPacket]], None]
+# Sees each picture after its encode: (picture, frame number, whether the encode made it a
+# keyframe, its audio block as mixed); on the program thread, so it must never block (the
+# HLS ladder's extra renditions: orchestrator/program/ladder.py).
+FrameTap = Callable[[av.VideoFrame, int, bool, Samples], None]
 # Further behind real time than this (an overloaded machine) and the clock re-anchors:
 # output stays continuous, it just runs late instead of bursting to catch up.
 MAX_BEHIND = 1.0
@@ -76,9 +80,10 @@ class ProgramSnapshot:
 
 
 class Program:
-    def __init__(self, spec: ProgramSpec, sink: PacketSink) -> None:
+    def __init__(self, spec: ProgramSpec, sink: PacketSink, tap: FrameTap | None = None) -> None:
         self.spec = spec
         self._sink = sink
+        self._tap = tap
         self._encoder = ProgramEncoder(spec)
         self._feed = Feed("slate", still=black(spec.width, spec.height))
         self._feed_since = time.monotonic()
@@ -199,7 +204,10 @@ class Program:
                 want = (index + 1) * SAMPLE_RATE // fps - samples
                 audio = feed.source.audio(want) if feed.source is not None else silence(want)
                 samples += want
-                packets.extend(self._encoder.encode_audio(self._audio(feed.label, audio)))
+                mixed = self._audio(feed.label, audio)
+                if self._tap is not None:
+                    self._tap(picture, index, any(p.keyframe for p in packets), mixed)
+                packets.extend(self._encoder.encode_audio(mixed))
                 index += 1
                 self._frames = index
                 if packets:
