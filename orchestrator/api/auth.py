@@ -44,16 +44,29 @@ def operator_token(state_dir: Path, env: dict[str, str] | None = None) -> tuple[
 
 
 class Guesses:
-    """Wrong tokens per client address; an address with too many is blocked a while.
+    """Wrong guesses per client address; an address with ``limit`` of them within
+    ``window`` seconds is blocked for ``block`` seconds (the operator token's by default;
+    the speakers' links have their own, :mod:`orchestrator.api.link_guesses`).
 
-    Memory is bounded: at most :data:`MAX_ADDRESSES` addresses, each with at most
-    :data:`MAX_BAD_TOKENS` timestamps.
+    Memory is bounded: at most ``max_addresses`` addresses counted, each with at most
+    ``limit`` timestamps, and at most ``max_addresses`` blocked (past that, the blocks
+    that end soonest are lifted first).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        limit: int = MAX_BAD_TOKENS,
+        window: float = GUESS_WINDOW,
+        block: float = BLOCK_SECONDS,
+        max_addresses: int = MAX_ADDRESSES,
+    ) -> None:
         self._clock = clock
+        self._limit, self._window, self._block = limit, window, block
+        self._max_addresses = max_addresses
         self._bad: OrderedDict[str, deque[float]] = OrderedDict()
-        self._blocked: dict[str, float] = {}  # address -> until (clock)
+        self._blocked: dict[str, float] = {}  # address -> until (clock), in blocking order
 
     def retry_after(self, address: str) -> float | None:
         """Seconds ``address`` is still blocked for, or None."""
@@ -68,16 +81,18 @@ class Guesses:
 
     def failed(self, address: str) -> None:
         now = self._clock()
-        times = self._bad.pop(address, None) or deque(maxlen=MAX_BAD_TOKENS)
+        times = self._bad.pop(address, None) or deque(maxlen=self._limit)
         times.append(now)
         self._bad[address] = times  # the most recent last
-        while len(self._bad) > MAX_ADDRESSES:
+        while len(self._bad) > self._max_addresses:
             self._bad.popitem(last=False)
-        if len(times) == MAX_BAD_TOKENS and now - times[0] <= GUESS_WINDOW:
-            self._blocked[address] = now + BLOCK_SECONDS
+        if len(times) == self._limit and now - times[0] <= self._window:
+            self._blocked[address] = now + self._block
             del self._bad[address]
-            if len(self._blocked) > MAX_ADDRESSES:  # drop the ones that have expired
+            if len(self._blocked) > self._max_addresses:  # drop the ones that have expired
                 self._blocked = {a: u for a, u in self._blocked.items() if u > now}
+                while len(self._blocked) > self._max_addresses:  # every block lasts as
+                    del self._blocked[next(iter(self._blocked))]  # long: the oldest ends first
 
 
 class TooManyGuesses(Exception):

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request, params
 from fastapi.responses import PlainTextResponse, Response
 
+from orchestrator.api.link_guesses import LinkGuessLimit
 from orchestrator.api.messages import MessageDesk, add_message_routes
 from orchestrator.api.speaker_access import (
     PRIVATE,
@@ -156,6 +157,7 @@ def add_speaker_routes(app: FastAPI, show: Show, state_dir: Path, operator: para
     access = SpeakerAccess(Links(show.event, state_dir))
     ingest = WhipIngest(show, still_valid=access.still_valid)
     show.on_close(ingest.close)
+    app.add_middleware(LinkGuessLimit, links=access.links)  # 429 for who guesses links
     add_whip_routes(app, show, access, ingest)
     add_join_routes(app, show, access, ingest)
     live = [s.id for s in show.event.speakers if s.live]

@@ -6,18 +6,10 @@ refused from then on, and once the file is repaired the same call revokes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
-from web_app import Served, served_app
+from web_app import Served
 
 from orchestrator.speakers.links import REVOKED_FILE, read_generations
-
-
-@pytest.fixture
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with served_app(tmp_path_factory.mktemp("web-revocations")) as served:
-        yield served
 
 
 def test_a_corrupt_list_is_503_naming_the_file_and_never_advising_to_delete_it(
