@@ -164,6 +164,7 @@ class Show:
             self.relay.add(destination)
             self.ladders.add(destination, self.program.encoder.video_stream)
         self.program.start()
+        drawing = asyncio.create_task(self._draw_graphics(), name="speaker-graphics")
         try:
             while True:
                 await self._step()
@@ -181,6 +182,7 @@ class Show:
                     async with asyncio.timeout(TICK):
                         await self.control.wait_change(seen)
         finally:
+            drawing.cancel()
             self.finished.set()
 
     async def close(self, within: float = 4.0) -> None:
@@ -271,13 +273,23 @@ class Show:
     async def _speaker_feed(self, decision: OnAir, source: Source, *, live: bool) -> Feed:
         assert decision.speaker is not None
         speaker = self._speakers[decision.speaker]
+        overlay, card = await self._graphics_of(speaker)
+        description = speaker.name if live else f"{speaker.name} (recorded)"
+        return Feed(speaker.id, source, card, overlay, LOWER_THIRD_SECONDS, description)
+
+    async def _graphics_of(self, speaker: SpeakerSpec) -> tuple[Overlay, Plane]:
         graphics = self._graphics.get(speaker.id)
         if graphics is None:
             graphics = await asyncio.to_thread(self._speaker_graphics, speaker)
             self._graphics[speaker.id] = graphics
-        overlay, card = graphics
-        description = speaker.name if live else f"{speaker.name} (recorded)"
-        return Feed(speaker.id, source, card, overlay, LOWER_THIRD_SECONDS, description)
+        return graphics
+
+    async def _draw_graphics(self) -> None:
+        """Draw every speaker's graphics ahead, those of the rundown first, one at a
+        time off the loop, so that a cut to anyone (a Take) has them ready."""
+        order = [segment.speaker for segment in self.event.rundown] + list(self._speakers)
+        for speaker in dict.fromkeys(order):
+            await self._graphics_of(self._speakers[speaker])
 
     def _speaker_graphics(self, speaker: SpeakerSpec) -> tuple[Overlay, Plane]:
         """Their lower third, and the card shown while their source has no picture (an

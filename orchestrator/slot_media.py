@@ -21,8 +21,10 @@ from orchestrator.live_rundown import LiveSlot
 from orchestrator.program.source import Source, SourceSnapshot
 from orchestrator.rundown import Cue, Slot, SourceState
 
-CLIP_PREROLL = 3.0  # a clip is opened and armed on its first frame this early
-PULL_PREROLL = 10.0  # a pulled stream is connected this early
+# The next item's sources are open (a clip armed on its first frame, a test pattern
+# drawn) however far off it is, so that a Next cuts at the following frame; a pulled
+# stream is connected only this early (it costs the venue's downlink while it waits).
+PULL_PREROLL = 10.0
 # A clip put on air before it was armed (a take, a next, a resume after a restart) opens
 # in a fraction of a second: the program keeps its picture meanwhile rather than flash
 # a "joining" slate.
@@ -44,6 +46,7 @@ class SlotMedia:
     paused: bool = False
     opened: float = field(default_factory=time.monotonic)
     speaker: str | None = None  # whose item it is
+    fallback_clip: str | None = None  # the file the fallback was opened from
 
     def sources(self) -> list[Source]:
         return [s for s in (self.main, self.fallback) if s is not None]
@@ -116,12 +119,16 @@ class SlotSources:
         upcoming = cue.next
         if upcoming is not None:
             speaker = self._speakers[upcoming.speaker]
-            preroll = PULL_PREROLL if speaker.source and is_pull(speaker.source) else CLIP_PREROLL
+            pulled = speaker.source is not None and is_pull(speaker.source)
             # (while held, the item that resumes "starts" in the past: it stays open)
-            if upcoming.start - now <= preroll:
+            if not pulled or upcoming.start - now <= PULL_PREROLL:
                 wanted[key(upcoming)] = upcoming
+        current = key(cue.current) if cue.state == "on" and cue.current is not None else None
         for item in list(self._media):
-            if item not in wanted:
+            media = self._media[item]
+            stale = item != current and media.fallback_clip != self._fallback_clip(media.speaker)
+            if item not in wanted or stale:
+                # (stale: a message was approved since the item was opened ahead)
                 self._seen_live.discard(item)
                 for source in self._media.pop(item).sources():
                     source.stop()
@@ -190,13 +197,17 @@ class SlotSources:
                 start_at=start_at,
             )
         fallback = None
-        # A message the speaker uploaded is newer than the event file's fallback clip.
-        fallback_clip = self._messages.get(speaker.id) or speaker.fallback
+        fallback_clip = self._fallback_clip(speaker.id)
         if fallback_clip is not None:
             fallback = MediaSource(
                 f"{speaker.id}-fallback", fallback_clip, armed=True, width=width, height=height
             )
-        media = SlotMedia(main, fallback, speaker=speaker.id)
+        media = SlotMedia(main, fallback, speaker=speaker.id, fallback_clip=fallback_clip)
         for source in media.sources():
             source.start()
         return media
+
+    def _fallback_clip(self, speaker: str | None) -> str | None:
+        # A message the speaker uploaded is newer than the event file's fallback clip.
+        spec = self._speakers.get(speaker or "")
+        return self._messages.get(spec.id) or spec.fallback if spec is not None else None

@@ -6,6 +6,7 @@ gets them computed on the spot, so a test pattern is always READY.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -30,7 +31,7 @@ class TestPattern(Source):
     ) -> None:
         super().__init__(name)
         self._width, self._height = width, height
-        self._background: Plane = card(width, height, PALETTE[index % len(PALETTE)], name, title)
+        self._background = _background(width, height, index % len(PALETTE), name, title)
         self._tone = TONES_HZ[index % len(TONES_HZ)]
         self._sample = 0
         self._frames = 0
@@ -67,3 +68,12 @@ class TestPattern(Source):
 
     def snapshot(self) -> SourceSnapshot:
         return SourceSnapshot(self.name, "testsrc", "testsrc", "ready", self._frames, 0, None)
+
+
+@functools.lru_cache(maxsize=32)
+def _background(width: int, height: int, colour: int, name: str, title: str) -> Plane:
+    """The card, drawn once per speaker (an item taken on air opens at once); read-only:
+    each frame draws on a copy."""
+    picture = card(width, height, PALETTE[colour], name, title)
+    picture.setflags(write=False)
+    return picture
