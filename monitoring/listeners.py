@@ -25,9 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, Final
 
 from monitoring.broadcast import Broadcasts, unreachable, youtube_verdict
 from monitoring.hls_viewers import HlsViewers

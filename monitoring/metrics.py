@@ -154,13 +154,19 @@ class ListenerCollector(Collector):
 
 
 class ProbeCollector(Collector):
-    """jalsa_probe_* of the latest round of one vantage (nothing before the first)."""
+    """jalsa_probe_* of the latest round of one vantage (nothing before the first), and of
+    ``more`` vantages' latest rounds (the agents that push to jalsa)."""
 
-    def __init__(self, snapshot: Callable[[], ProbeRound | None]) -> None:
+    def __init__(
+        self,
+        snapshot: Callable[[], ProbeRound | None],
+        more: Callable[[], Iterable[ProbeRound]] = tuple,
+    ) -> None:
         self._snapshot = snapshot
+        self._more = more
 
     def collect(self) -> Iterable[Metric]:
-        found = self._snapshot()
+        own = self._snapshot()
         labels = [*_PROBE_LABELS, "platform", "check"]
         success = GaugeMetricFamily(
             "jalsa_probe_success", "1 if the check succeeded in the latest round", labels=labels
@@ -188,7 +194,7 @@ class ProbeCollector(Collector):
             "How long the latest round took",
             labels=_PROBE_LABELS,
         )
-        if found is not None:
+        for found in (*(() if own is None else (own,)), *self._more()):
             v = [found.vantage.name, found.vantage.city, found.vantage.isp]
             for (platform, check), (ok, seconds) in sorted(found.outcomes().items()):
                 success.add_metric([*v, platform, check], int(ok))

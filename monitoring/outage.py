@@ -316,8 +316,10 @@ class Classifier:
         results: Iterable[ProbeResult],
         throughput: Iterable[ThroughputSample],
         now: float,
+        extra: Iterable[Outage] = (),
     ) -> Transitions:
-        """Evaluate the latest results at ``now``.
+        """Evaluate the latest results at ``now``, with ``extra`` judgements present now
+        (debounced like the classifier's own).
 
         Raises:
             ValueError: if ``now`` is earlier than at the previous update.
@@ -325,7 +327,8 @@ class Classifier:
         if self._now is not None and now < self._now:
             raise ValueError(f"time went backwards: {now} < {self._now}")
         self._now = now
-        present = {o.key: o for o in classify(results, throughput, now, self.thresholds)}
+        judged = classify(results, throughput, now, self.thresholds)
+        present = {o.key: o for o in (*judged, *extra)}
         started: list[Outage] = []
         cleared: list[Outage] = []
 

@@ -27,6 +27,8 @@ from monitoring.outage import (
     ProbeResult,
     ThroughputSample,
 )
+from monitoring.probe_round import Vantage
+from monitoring.silence import SILENT
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,8 @@ class OutagesSnapshot:
 def describe(o: Outage) -> str:
     cities = ", ".join(sorted(o.cities)) or "no city"
     vantages = ", ".join(sorted(o.vantages))
+    if o.scope == "national" and o.platform == SILENT:
+        return f"national disruption: probe agents fell silent at once ({cities})"
     if o.scope == "national" and o.platform == ALL_PLATFORMS:
         return f"internet shutdown: every probe vantage lost its uplink ({cities})"
     if o.scope == "national":
@@ -114,8 +118,25 @@ class OutageWatch:
             if seen_sample is None or s.at >= seen_sample.at:
                 self._throughput[tkey] = s
 
-    def evaluate(self) -> list[OutageEvent]:
-        """Run the classifier now; log and report what started and cleared."""
+    def now(self) -> float:
+        return self._clock()
+
+    def uplink_ok(self, vantage: Vantage) -> bool | None:
+        """Whether ``vantage``'s latest fresh control probes all succeeded (None: none)."""
+        now = self._clock()
+        stale = self.classifier.thresholds.stale_after
+        fresh = [
+            r.success
+            for (name, city, isp, platform, _), r in self._results.items()
+            if (name, city, isp) == (vantage.name, vantage.city, vantage.isp)
+            and platform == CONTROL
+            and now - r.at <= stale
+        ]
+        return all(fresh) if fresh else None
+
+    def evaluate(self, extra: Iterable[Outage] = ()) -> list[OutageEvent]:
+        """Run the classifier now, with ``extra`` judgements made elsewhere (the silence of
+        pushing agents); log and report what started and cleared."""
         now = self._clock()
         stale = self.classifier.thresholds.stale_after
         # Forget series long gone (an agent removed): memory stays bounded.
@@ -123,7 +144,9 @@ class OutageWatch:
             del self._results[key]
         for tkey in [k for k, s in self._throughput.items() if now - s.at > 10 * stale]:
             del self._throughput[tkey]
-        transitions = self.classifier.update(self._results.values(), self._throughput.values(), now)
+        transitions = self.classifier.update(
+            self._results.values(), self._throughput.values(), now, extra
+        )
         events = [OutageEvent("started", o, now) for o in transitions.started]
         events += [OutageEvent("cleared", o, now) for o in transitions.cleared]
         for event in events:

@@ -31,6 +31,7 @@ from typing import Any, Final
 import uvicorn
 from prometheus_client import CollectorRegistry, make_asgi_app
 
+from monitoring.agent_link import AgentLink
 from monitoring.metrics import ProbeCollector
 from monitoring.probe_round import ProbeRound, Vantage, log_changes
 from monitoring.probes import Prober
@@ -245,6 +246,19 @@ def probe_command(args: argparse.Namespace) -> int:
         print(f"jalsa probe: {message}", file=sys.stderr)
         return 2
 
+    join: str | None = getattr(args, "join", None)  # absent from older callers' Namespaces
+    if join is not None:
+        if any(getattr(args, n) is not None for n in ("vantage", "city", "isp")):
+            return fail("--join gives the vantage, city and ISP: leave out --vantage/--city/--isp")
+        from monitoring.agent_link import LinkError, parse_link
+
+        try:
+            link = parse_link(join)
+        except LinkError as error:
+            return fail(f"--join: {error}")
+        args.vantage, args.city, args.isp = link.agent, link.city, link.isp
+    elif any(getattr(args, n) is None for n in ("vantage", "city", "isp")):
+        return fail("give --join LINK, or --vantage, --city and --isp")
     for name in ("vantage", "city", "isp"):
         if not LABEL_PATTERN.fullmatch(getattr(args, name)):
             return fail(f"--{name}: use 1-40 letters, digits, spaces, . _ and -")
@@ -262,9 +276,44 @@ def probe_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         return fail(str(error))
     prober = Prober(Vantage(args.vantage, args.city, args.isp), targets, timeout=args.timeout)
+    if join is not None:
+        return _push(args, prober, link)
     if args.once:
         found = asyncio.run(prober.round())
         print(format_round(found))
         return 0
     agent = ProbeAgent(prober, args.interval, token=token)
     return asyncio.run(agent.serve(metrics.host, metrics.port))
+
+
+def _push(args: argparse.Namespace, prober: Prober, link: AgentLink) -> int:
+    """``jalsa probe --join``: push rounds (``--once``: one round, one delivery attempt)."""
+    from monitoring.probe_push import Backlog, PushAgent, system_resolver
+    from monitoring.round_wire import Context
+
+    folder = Path(args.backlog) if args.backlog else default_backlog(link.agent)
+    try:
+        backlog = Backlog(folder)
+    except OSError as error:
+        print(f"jalsa probe: --backlog {folder}: {error.strerror}", file=sys.stderr)
+        return 2
+    context = Context(system_resolver(), args.asn, args.network)
+    agent = PushAgent(prober, link, backlog, interval=args.interval, context=context)
+    if args.once:
+
+        async def once() -> int:
+            import aiohttp
+
+            await agent.measure_once()
+            async with aiohttp.ClientSession() as session:
+                left = await agent.uploader.flush(session)
+            print(f"{agent.uploader.delivered} delivered, {left} kept in {folder}")
+            return 0
+
+        return asyncio.run(once())
+    return asyncio.run(agent.run())
+
+
+def default_backlog(agent: str) -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "jalsa-probe" / agent

@@ -12,6 +12,11 @@ One record per line, each with ``t`` (Unix time) and ``type``:
   / stopped);
 - ``outage``: ``event`` started / cleared, ``scope``, ``platform``, ``cities``,
   ``vantages``, ``since``;
+- ``classifier``: the outage debounce of this run, ``for_seconds`` and ``clear_seconds``;
+- ``probe_round``: one probe round of a vantage (jalsa's own, or a pushing agent's, late
+  ones included): ``vantage``, ``city``, ``isp``, ``started`` and ``measured`` (when it
+  ended, jalsa's clock, skew corrected), ``late``, ``skew``, ``results`` [[platform,
+  check, ok]], ``throughput`` [[platform, bytes/s]]; ``t`` is its arrival;
 - ``stop``: jalsa stopped cleanly.
 
 Changes are seen once a second, so on-air time and uptime are exact to a second.
@@ -34,6 +39,7 @@ from typing import Any, Final
 
 from monitoring.listeners import ListenersSnapshot
 from monitoring.outage_watch import OutageEvent
+from monitoring.probe_round import ProbeRound
 from monitoring.show_view import ShowView
 from orchestrator.event.states import OnAirKind, RelayState
 
@@ -42,6 +48,7 @@ log = logging.getLogger(__name__)
 MAX_BYTES: Final = 5_000_000
 MAX_FILES: Final = 20
 PENDING_LIMIT: Final = 1000
+NOTES_LIMIT: Final = 200_000  # probe rounds between two ticks: 200 agents' 24 h backlogs
 Record = dict[str, Any]
 
 
@@ -130,7 +137,12 @@ class Sampler:
         self._on_air: tuple[str, OnAirKind] | None = None
         self._states: dict[str, RelayState] = {}
         self._pending: deque[Record] = deque(maxlen=PENDING_LIMIT)
+        self._notes: deque[Record] = deque(maxlen=NOTES_LIMIT)
         self._started = False
+
+    def note(self, record: Record) -> None:
+        """Write ``record`` (its ``t`` now, if it has none) at the next tick."""
+        self._notes.append(record if "t" in record else {"t": self._clock(), **record})
 
     def outage(self, event: OutageEvent) -> None:
         o = event.outage
@@ -177,6 +189,8 @@ class Sampler:
                 records.append({"t": now, "type": "destination", "name": d.name, "state": d.state})
         records.extend(self._pending)
         self._pending.clear()
+        records.extend(self._notes)
+        self._notes.clear()
         if now >= self._next_sample or sample:
             self._next_sample = now + self.every
             listeners = self._listeners()
@@ -215,3 +229,23 @@ class Sampler:
             await asyncio.to_thread(self.log.write, records)
         except OSError as error:
             log.warning("samples: cannot write to %s: %s", self.log.folder, error.strerror)
+
+
+def round_record(
+    found: ProbeRound, *, arrival: float, late: bool = False, skew: float = 0.0
+) -> Record:
+    """The ``probe_round`` record of a round."""
+    v = found.vantage
+    return {
+        "t": arrival,
+        "type": "probe_round",
+        "vantage": v.name,
+        "city": v.city,
+        "isp": v.isp,
+        "started": found.started_at,
+        "measured": found.finished_at,
+        "late": late,
+        "skew": round(skew, 3),
+        "results": [[p, c, ok] for (p, c), (ok, _) in sorted(found.outcomes().items())],
+        "throughput": [[p, round(s, 1)] for p, s in sorted(found.throughput().items())],
+    }

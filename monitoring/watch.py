@@ -29,16 +29,20 @@ from typing import Final
 import aiohttp
 from prometheus_client.registry import Collector
 
+from monitoring.agent_ingest import Accepted, AgentIngest
+from monitoring.agent_metrics import AgentCollector
+from monitoring.agent_registry import AgentRegistry
 from monitoring.agent_scrape import AgentFeed
 from monitoring.hls_viewers import HlsViewers
 from monitoring.listeners import Listeners, ListenersSnapshot
 from monitoring.metrics import ListenerCollector, OutageCollector, ProbeCollector
-from monitoring.outage import Classifier
+from monitoring.outage import Classifier, Outage
 from monitoring.outage_watch import OutageEvent, OutagesSnapshot, OutageWatch
 from monitoring.probe_round import ProbeRound, Vantage, log_changes
 from monitoring.probes import Prober
-from monitoring.samples import SampleLog, Sampler
+from monitoring.samples import SampleLog, Sampler, round_record
 from monitoring.show_view import ShowView
+from monitoring.silence import Presence, silent_countries
 from monitoring.targets import DEFAULT_TARGETS, Targets, load_targets
 from monitoring.webhook import Webhook
 from orchestrator.event import Event
@@ -108,16 +112,27 @@ class Watch:
         )
         self._round: ProbeRound | None = None
         self._platform_ok: dict[str, bool] = {}
+        # Pushing agents (jalsa agents add): their rounds arrive at POST /agents/<id>/rounds.
+        self.agent_registry = AgentRegistry(state_dir)
+        self.agent_ingest = AgentIngest(self.agent_registry, on_round=self._on_agent_round)
+        self._pushing = bool(self.agent_registry.agents)
+        self.sampler.note(
+            {
+                "type": "classifier",
+                "for_seconds": spec.outage_for_seconds,
+                "clear_seconds": spec.outage_clear_seconds,
+            }
+        )
 
     @property
     def judging(self) -> bool:
         """Whether the classifier has anything to judge (own probes or agents)."""
-        return self.prober is not None or self.agents is not None
+        return self.prober is not None or self.agents is not None or self._pushing
 
     def collectors(self) -> list[Collector]:
         found: list[Collector] = [ListenerCollector(self.listeners.snapshot)]
-        if self.prober is not None:
-            found.append(ProbeCollector(lambda: self._round))
+        found.append(ProbeCollector(lambda: self._round, self.agent_ingest.latest_rounds))
+        found.append(AgentCollector(self.agent_ingest.snapshot))
         if self.judging:
             found.append(OutageCollector(self.outages.snapshot))
         return found
@@ -172,6 +187,7 @@ class Watch:
             found = await self.prober.round()
             self._round = found
             self.outages.add(found.probe_results(), found.throughput_samples())
+            self.sampler.note(round_record(found, arrival=found.finished_at))
             log_changes(found, self._platform_ok)
             self.outages.evaluate()  # at once, not at the next tick of _evaluate
             await asyncio.sleep(max(0.0, self.spec.probe_seconds - (time.monotonic() - started)))
@@ -183,8 +199,30 @@ class Watch:
                 if self.agents is not None:
                     results, samples = await self.agents.read(session, time.time())
                     self.outages.add(results, samples)
-                self.outages.evaluate()
+                await asyncio.to_thread(self.agent_registry.refresh)  # jalsa agents revoke
+                self.outages.evaluate(self._silence())
                 await asyncio.sleep(every)
+
+    def _on_agent_round(self, accepted: Accepted) -> None:
+        found = accepted.round
+        self.outages.add(found.probe_results(), found.throughput_samples())
+        self.sampler.note(
+            round_record(found, arrival=accepted.arrival, late=accepted.late, skew=accepted.skew)
+        )
+
+    def _silence(self) -> set[Outage]:
+        """Many pushing agents of one country silent at once, while jalsa's own control
+        probes work (without own probes, silence cannot be told from our own outage)."""
+        if self.prober is None:
+            return set()
+        now = self.outages.now()
+        stale = self.outages.classifier.thresholds.stale_after
+        presence = [
+            Presence(a.vantage.name, a.vantage.city, a.country, a.last_arrival)
+            for a in self.agent_ingest.snapshot().agents
+        ]
+        home = self.outages.uplink_ok(self.prober.vantage)
+        return silent_countries(presence, now, silent_after=stale, home_uplink_ok=home)
 
     def _on_outage(self, event: OutageEvent) -> None:
         self.sampler.outage(event)

@@ -87,9 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     probe = commands.add_parser("probe", help="a probe agent for one vantage point (city, ISP)")
-    probe.add_argument("--vantage", required=True, metavar="NAME", help='e.g. "lahore-1"')
-    probe.add_argument("--city", required=True, metavar="CITY", help='e.g. "Lahore"')
-    probe.add_argument("--isp", required=True, metavar="ISP", help='e.g. "PTCL"')
+    probe.add_argument("--vantage", metavar="NAME", help='e.g. "lahore-1" (not with --join)')
+    probe.add_argument("--city", metavar="CITY", help='e.g. "Lahore" (not with --join)')
+    probe.add_argument("--isp", metavar="ISP", help='e.g. "PTCL" (not with --join)')
+    from monitoring.agents_command import add_agents_parser, add_push_arguments  # stdlib only
+
+    add_push_arguments(probe)  # --join LINK: push rounds to jalsa instead of serving /metrics
     probe.add_argument(
         "--metrics",
         default="127.0.0.1:9109",
@@ -118,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $JALSA_AGENT_TOKEN; neither: no token)",
     )
     probe.add_argument("--once", action="store_true", help="run one round, print it, exit")
+
+    add_agents_parser(commands)  # jalsa agents add|list|revoke
 
     report = commands.add_parser("report", help="post-event figures from the state dir")
     report.add_argument(
@@ -214,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         from monitoring.probe_agent import probe_command
 
         return probe_command(args)
+    if args.command == "agents":
+        from monitoring.agents_command import agents_command
+
+        return agents_command(args)
     if args.command == "report":
         from monitoring.report import report_command
 

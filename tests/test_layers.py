@@ -88,3 +88,22 @@ def test_the_measure_sees_a_media_stack_when_one_is_loaded() -> None:
     )
     names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert {"av", "numpy", "PIL"} <= set(media_modules(names))
+
+
+def test_jalsa_probe_push_mode_loads_no_media_stack(tmp_path: Path) -> None:
+    """``--join``: the link parsed, the round signed and kept (nothing listens there)."""
+    closed = free_port()
+    targets = tmp_path / "targets.toml"
+    targets.write_text(
+        'control_resolver = ""\n'
+        f'[[targets]]\nplatform = "control"\nurl = "http://127.0.0.1:{closed}/"\n'
+    )
+    key = "A" * 43
+    link = f"http://127.0.0.1:{closed}/agents/pesh-1#g=0&k={key}&city=Peshawar&isp=Jazz"
+    names = imported_by(
+        "probe", "--join", link, "--once", "--targets", str(targets), "--timeout", "0.5",
+        "--backlog", str(tmp_path / "backlog"),
+    )  # fmt: skip
+    assert {"monitoring.probe_push", "monitoring.agent_link", "aiohttp"} <= names
+    assert media_modules(names) == []
+    assert len(list((tmp_path / "backlog").glob("*.json"))) == 1

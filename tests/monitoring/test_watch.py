@@ -16,6 +16,7 @@ from probe_servers import ProbeServers, make_pki
 from waiting import async_wait_for
 
 from monitoring import watch as watch_module
+from monitoring.agent_metrics import AgentCollector
 from monitoring.metrics import ListenerCollector, OutageCollector, ProbeCollector
 from monitoring.probe_agent import ProbeAgent, format_round, probe_command
 from monitoring.probe_round import Vantage
@@ -52,7 +53,12 @@ def fake_show() -> Any:
 
 async def test_without_monitoring_only_listeners_and_samples(tmp_path: Path) -> None:
     watch = Watch(make_event(tmp_path), tmp_path / "state", fake_show)
-    assert [type(c) for c in watch.collectors()] == [ListenerCollector]
+    # jalsa_probe_* and jalsa_agent_* are there for agents that may be enrolled later
+    assert [type(c) for c in watch.collectors()] == [
+        ListenerCollector,
+        ProbeCollector,
+        AgentCollector,
+    ]
     assert watch.prober is None and not watch.judging
     task = asyncio.create_task(watch.run())
     samples = tmp_path / "state" / "samples"
@@ -95,6 +101,7 @@ async def test_own_probes_flag_a_lost_uplink(
     assert [type(c) for c in watch.collectors()] == [
         ListenerCollector,
         ProbeCollector,
+        AgentCollector,
         OutageCollector,
     ]
     task = asyncio.create_task(watch.run())

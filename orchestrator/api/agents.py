@@ -1,0 +1,37 @@
+"""``POST /agents/<id>/rounds``: where pushing probe agents deliver their rounds.
+
+No operator token: each body is signed with its agent's own key
+(:mod:`monitoring.agent_link`), and :class:`~monitoring.agent_ingest.AgentIngest`
+decides. The body is read up to 64 KiB (a larger one is 413, unread and counted as
+``malformed``). The answer is small JSON, ``{"result": "accepted" | "late round
+accepted" | <reason>}``, and never says more about an agent than its own link knows.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from monitoring.agent_ingest import AgentIngest
+from monitoring.agent_link import SIGNATURE_HEADER
+from monitoring.round_wire import MAX_BODY
+from orchestrator.api.speaker_access import BodyTooLarge, read_body
+
+
+def add_agent_routes(app: FastAPI, ingest: AgentIngest) -> None:
+    @app.post("/agents/{agent}/rounds", include_in_schema=False)
+    async def agent_round(agent: str, request: Request) -> JSONResponse:
+        try:
+            body = await read_body(request, MAX_BODY)
+        except BodyTooLarge:
+            ingest.rejected["malformed"] += 1
+            return JSONResponse({"result": "malformed"}, status_code=413)
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        verdict = ingest.submit(agent, body, signature, time.time())
+        return JSONResponse(
+            {"result": verdict.text},
+            status_code=verdict.status,
+            headers={"Cache-Control": "no-store"},
+        )
