@@ -25,7 +25,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
+
+import aiohttp
 
 from monitoring.broadcast import Broadcasts, unreachable, youtube_verdict
 from monitoring.hls_viewers import HlsViewers

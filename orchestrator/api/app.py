@@ -5,25 +5,30 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import re
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from orchestrator.api.audio import add_audio_routes
 from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
 from orchestrator.api.live import CONSOLE_HEADERS, add_live_routes
-from orchestrator.api.mirror import add_mirror_routes
 from orchestrator.api.rundown import add_rundown_routes
 from orchestrator.api.speaker_desk import add_speaker_desk_routes
 from orchestrator.event.secret import Secret
 from orchestrator.show import Show
+from relays.files import hls_dir
 
 if TYPE_CHECKING:
     from monitoring.watch import Watch
+
+_HLS_FILE = re.compile(r"[A-Za-z0-9_-]{1,64}\.(m3u8|ts)")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+_HLS_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"}
 
 
 def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None = None) -> FastAPI:
@@ -69,8 +74,22 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
         data = await asyncio.to_thread(_jpeg, frame)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    # /hls/<mirror>/...: the public mirror, cache- and CDN-friendly
-    add_mirror_routes(app, is_hls, state_dir, watch.hls_viewers if watch is not None else None)
+    @app.get("/hls/{name}/{file}", include_in_schema=False)
+    async def hls(name: str, file: str, request: Request) -> FileResponse:
+        match = _HLS_FILE.fullmatch(file)
+        if not _NAME.fullmatch(name) or match is None or not is_hls(name):
+            raise HTTPException(404, "no such HLS stream")
+        path = hls_dir(state_dir, name) / file
+        if not path.is_file():
+            raise HTTPException(404, "not yet available" if file.endswith("m3u8") else "gone")
+        if watch is not None:  # a viewer's session, for jalsa_listeners{platform="hls"}
+            watch.hls_viewers.seen(
+                name, request.client and request.client.host, request.headers.get("user-agent")
+            )
+        cache = "no-cache" if match.group(1) == "m3u8" else "max-age=60"
+        return FileResponse(
+            path, media_type=_HLS_TYPES[match.group(1)], headers={"Cache-Control": cache}
+        )
 
     if any(speaker.live for speaker in show.event.speakers):
         # WHIP, the join page, message upload. Imported only here: aiortc takes about half
