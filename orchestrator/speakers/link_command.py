@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 import time
 from datetime import datetime
@@ -25,6 +26,27 @@ def join_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/join/{token}"
 
 
+def insecure_warning(base_url: str) -> str | None:
+    """Why speakers cannot join by ``base_url``, or None: browsers give the camera and
+    the microphone only to secure pages (https, or http on this machine's loopback)."""
+    parts = urlsplit(base_url)
+    if parts.scheme != "http":
+        return None
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (
+        f"--base-url {base_url!r} is plain http on {host!r}: browsers refuse the camera "
+        "and microphone to such a page, so speakers cannot join by these links; give an "
+        "https:// address (TLS in front of jalsa) unless every speaker is on this machine"
+    )
+
+
 def _fail(message: str) -> int:
     print(f"jalsa links: {message}", file=sys.stderr)
     return EXIT_INVALID
@@ -39,6 +61,8 @@ def print_links(event: Event, args: argparse.Namespace) -> int:
             f"--base-url {base_url!r} is not an http(s) URL: give the address speakers open, "
             "like https://jalsa.example.org"
         )
+    if warning := insecure_warning(base_url):
+        print(f"jalsa links: warning: {warning}", file=sys.stderr)
     live = [s.id for s in event.speakers if s.live]
     for speaker in args.revoke:
         if speaker not in live:

@@ -15,15 +15,53 @@ const ui = {
 const BACKOFF = [1, 2, 4, 8, 15]; // seconds between re-join attempts (with jitter)
 const GATHER_MS = 2500; // ICE gathering cap: send what we have (WHIP has no trickle here)
 const DISCONNECTED_MS = 3000; // "disconnected" this long: the path is gone, re-join
+const STUCK_MS = 4000; // not connected this long after Join: say why (never a silent wait)
+const WHIP_MS = 15000; // the offer's answer must come by then
+
+// What the speaker reads when something is in the way, and what to do about it.
+const SAY = {
+  insecure: "This page was opened by a plain http:// address, where browsers block the " +
+    "camera and microphone. Open the https:// link the operator sent you, or ask them for one.",
+  noApi: "This browser gives the page no camera or microphone. Open the link in Chrome, " +
+    "Firefox or Safari, or call the operator.",
+  denied: "The microphone is blocked for this page. Allow it (the lock or camera icon next " +
+    "to the address), then press Join again.",
+  noDevice: "No microphone was found. Plug one in or check the phone's settings, then press " +
+    "Join again; or call the operator.",
+  busy: "The microphone is in use by another app. Close that app, then press Join again.",
+  asking: "Waiting for the microphone: answer the browser's question (Allow) at the top of " +
+    "the page.",
+  unreachable: "Cannot reach jalsa: check your internet connection. The page keeps trying.",
+  noAnswer: "jalsa is not answering yet: your connection may be very slow. The page keeps trying.",
+  blocked: "Your network is not letting the call through yet. Keep this page open: it keeps " +
+    "trying. If this goes on, tick Audio only, or call the operator.",
+  refused: "jalsa refused the call: ",
+};
 
 const state = {
   stream: null, pc: null, resource: null, session: "", wanted: false, attempt: 0,
   retryTimer: null, connectedAt: 0, quality: "full", replaced: false, status: null,
   statusAt: 0, stats: { bytes: 0, at: 0, rtt: null, loss: null, kbps: null },
   iceAt: Date.now(), // when cfg.iceServers' TURN logins were made (they expire)
+  stage: "", stuckTimer: null, // where a join is: "media", "whip", "ice" (for STUCK_MS)
 };
 
 function show(el, visible) { el.hidden = !visible; }
+// Why this page can never open a camera or microphone, or "".
+function unsupported() {
+  if (!window.isSecureContext) return SAY.insecure;
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) return SAY.noApi;
+  return "";
+}
+// The speaker's words for a getUserMedia failure.
+function mediaProblem(err) {
+  const name = err && err.name;
+  if (name === "NotAllowedError" || name === "SecurityError") return SAY.denied;
+  if (name === "NotFoundError" || name === "OverconstrainedError") return SAY.noDevice;
+  if (name === "NotReadableError" || name === "AbortError") return SAY.busy;
+  return unsupported() || SAY.noDevice;
+}
+function mediaError(err) { return Object.assign(err || new Error("media"), { media: true }); }
 function problem(text) { ui.problem.textContent = text || ""; show(ui.problem, !!text); }
 function clock(seconds) {
   const s = Math.max(0, Math.round(seconds));
@@ -62,6 +100,11 @@ async function openMediaNow() {
   };
   if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
   state.stream = null;
+  const why = unsupported();
+  if (why) {
+    problem(why);
+    throw mediaError(new Error(why));
+  }
   try {
     state.stream = await navigator.mediaDevices.getUserMedia(constraints);
   } catch (err) {
@@ -70,9 +113,8 @@ async function openMediaNow() {
       ui.audioOnly.checked = true;
       return openMediaNow();
     }
-    problem("Allow the microphone" + (audioOnly ? "" : " and camera") +
-      " for this page (the lock or camera icon next to the address), then reload it.");
-    throw err;
+    problem(mediaProblem(err));
+    throw mediaError(err);
   }
   ui.preview.srcObject = state.stream;
   show(ui.noCamera, state.stream.getVideoTracks().length === 0);
@@ -145,6 +187,7 @@ async function connect() {
   state.retryTimer = null;
   if (state.pc) closePeer(true);
   await freshIce();
+  state.stage = "media";
   const stream = await currentStream();
   const pc = new RTCPeerConnection({ iceServers: cfg.iceServers, bundlePolicy: "max-bundle" });
   state.pc = pc;
@@ -155,12 +198,24 @@ async function connect() {
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
   setStatus("Connecting…", "idle");
-  const response = await fetch(cfg.whip, {
-    method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
-  });
-  const body = await response.text();
+  state.stage = "whip";
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), WHIP_MS);
+  let response, body;
+  try {
+    response = await fetch(cfg.whip, {
+      method: "POST", headers: { "Content-Type": "application/sdp" },
+      body: pc.localDescription.sdp, signal: abort.signal,
+    });
+    body = await response.text();
+  } catch (err) {
+    throw new Error(abort.signal.aborted ? SAY.noAnswer : SAY.unreachable);
+  } finally {
+    clearTimeout(timer);
+  }
   if (pc !== state.pc) return; // left or replaced meanwhile
   if (response.status === 201) {
+    state.stage = "ice";
     state.resource = response.headers.get("Location");
     state.session = state.resource ? state.resource.split("/").pop() : "";
     await pc.setRemoteDescription({ type: "answer", sdp: body });
@@ -175,8 +230,14 @@ async function connect() {
     setStatus("Cannot join with this link", "trouble");
     return;
   }
+  const said = SAY.refused + (body.trim() || "HTTP " + response.status) + ".";
+  if (response.status >= 400 && response.status < 500 && response.status !== 429) {
+    // This offer will never be answered: retrying cannot help; a person can.
+    stopTrying(said + " Call the operator.", "Cannot join");
+    return;
+  }
   const retry = Number(response.headers.get("Retry-After")) || 0;
-  throw Object.assign(new Error(body.trim() || "HTTP " + response.status), { retry });
+  throw Object.assign(new Error(said), { retry });
 }
 
 function onConnectionState(pc) {
@@ -185,9 +246,10 @@ function onConnectionState(pc) {
   if (s === "connected") {
     state.connectedAt = Date.now();
     state.attempt = 0;
+    state.stage = "";
     problem("");
   } else if (s === "failed" || s === "closed") {
-    rejoinSoon("The connection dropped.");
+    rejoinSoon(state.connectedAt ? "The connection dropped." : SAY.blocked);
   } else if (s === "disconnected") {
     setTimeout(() => {
       if (pc === state.pc && pc.connectionState !== "connected") rejoinSoon("The connection dropped.");
@@ -204,13 +266,45 @@ function closePeer(hangUp) {
   }
 }
 
+// Give up until the speaker presses Join again: what is in the way needs them.
+function stopTrying(text, status) {
+  state.wanted = false;
+  clearTimeout(state.retryTimer);
+  closePeer(true);
+  setButtons();
+  setStatus(status, "trouble");
+  problem(text);
+}
+
+// A join that is not connected after STUCK_MS says what it is waiting for.
+function watchJoin() {
+  clearTimeout(state.stuckTimer);
+  state.stuckTimer = setTimeout(() => {
+    const pc = state.pc;
+    if (!state.wanted || (pc && pc.connectionState === "connected")) return;
+    if (!ui.problem.hidden && state.retryTimer) return; // a retry already says why
+    const say = { media: SAY.asking, whip: SAY.noAnswer, ice: SAY.blocked }[state.stage];
+    if (say) problem(say);
+  }, STUCK_MS);
+}
+
 async function join() {
+  const why = unsupported();
+  if (why) {
+    stopTrying(why, "Cannot join from this address");
+    return;
+  }
   state.wanted = true; state.replaced = false;
   setButtons();
+  watchJoin();
   if (meterContext && meterContext.state === "suspended") meterContext.resume();
   try {
     await connect();
   } catch (err) {
+    if (err && err.media) {
+      stopTrying(mediaProblem(err), "Cannot use your microphone");
+      return;
+    }
     rejoinSoon(err && err.message ? err.message : "Could not connect.", err && err.retry);
   }
 }
@@ -222,9 +316,9 @@ function rejoinSoon(reason, retryAfter) {
   const delay = Math.max(retryAfter || 0, base * (0.75 + Math.random() * 0.5));
   state.attempt += 1;
   setStatus("Reconnecting in " + Math.ceil(delay) + " s…", "trouble");
-  problem(reason + " Re-joining by itself; keep this page open.");
+  problem(reason + (/keeps trying/.test(reason) ? "" : " Re-joining by itself; keep this page open."));
   clearTimeout(state.retryTimer);
-  state.retryTimer = setTimeout(() => { if (state.wanted) join(); }, delay * 1000);
+  state.retryTimer = setTimeout(() => { state.retryTimer = null; if (state.wanted) join(); }, delay * 1000);
 }
 
 function leave() {
@@ -373,7 +467,8 @@ async function upload() {
   ui.send.disabled = true;
   show(ui.progress, true);
   const key = "jalsa-upload:" + cfg.upload + ":" + file.name + ":" + file.size;
-  let location = localStorage.getItem(key);
+  // The upload's Location is a capability: kept for this tab only (a reload resumes).
+  let location = sessionStorage.getItem(key);
   try {
     let offset = 0;
     if (location) {
@@ -388,7 +483,7 @@ async function upload() {
       });
       if (created.status !== 201) throw new Error(await created.text());
       location = created.headers.get("Location");
-      localStorage.setItem(key, location);
+      sessionStorage.setItem(key, location);
     }
     let failures = 0;
     let status = "";
@@ -425,11 +520,11 @@ async function upload() {
         throw err;
       }
     }
-    localStorage.removeItem(key);
+    sessionStorage.removeItem(key);
     ui.progress.value = 100;
     ui.sent.textContent = "Uploaded. " + (status === "pending" ? WAITING : APPROVED);
   } catch (err) {
-    localStorage.removeItem(key);
+    sessionStorage.removeItem(key);
     ui.sent.textContent = "Upload failed: " + (err && err.message ? err.message : err);
   } finally {
     ui.send.disabled = false;
@@ -474,7 +569,15 @@ if (navigator.connection && navigator.connection.addEventListener) {
 window.addEventListener("pagehide", () => { if (state.wanted) closePeer(true); });
 
 setButtons();
-openMedia().catch(() => {});
+for (const old of Object.keys(localStorage)) {
+  if (old.startsWith("jalsa-upload:")) localStorage.removeItem(old); // an older page's copy
+}
+if (unsupported()) {
+  problem(unsupported());
+  setStatus("Cannot join from this address", "trouble");
+} else {
+  openMedia().catch(() => {});
+}
 pollStatus();
 setInterval(pollStatus, (cfg.status_seconds || 2) * 1000);
 setInterval(() => { measure().catch(() => {}); render(); }, 1000);

@@ -1,0 +1,128 @@
+"""The join page never leaves a speaker waiting in silence: whatever is in the way (an
+insecure address, no camera/microphone API, a denied permission, no device, a network
+that lets no call through, a refused WHIP offer), the page says so in plain words within
+5 s of pressing Join. Headless Chromium, each case with the launch flags that make it
+real, against one real jalsa run."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS, PHONE
+from event_toml import event_toml, slot, speaker
+from jalsa_run import JalsaRun
+from playwright.sync_api import Page, Playwright, expect, sync_playwright
+from speaker_netns import SpeakerNetns
+
+pytestmark = pytest.mark.media
+
+SAID_WITHIN_MS = 5_000  # the issue's bound from pressing Join to the message
+FAKE_UI, FAKE_DEVICE = "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"
+BASE = [a for a in CHROMIUM_ARGS if a not in (FAKE_UI, FAKE_DEVICE)]
+
+
+@pytest.fixture(scope="module")
+def jalsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JalsaRun]:
+    work = tmp_path_factory.mktemp("never-hangs")
+    event = work / "event.toml"
+    event.write_text(
+        event_toml(
+            "Never Hangs",
+            speakers=[speaker("host", source="testsrc"), speaker("guest"), speaker("late")],
+            rundown=[slot("host", "10m"), slot("guest", "1m"), slot("late", "1m")],
+        )
+    )
+    run = JalsaRun(event, work / "state")
+    run.args = ("--http", f"0.0.0.0:{run.http_port}")  # the speaker's namespace reaches it too
+    with run:
+        run.wait_ready()
+        yield run
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@contextmanager
+def _page(playwright: Playwright, *args: str, executable: str = CHROMIUM) -> Iterator[Page]:
+    """A page of a Chromium launched with ``BASE`` + ``args``; closed after."""
+    browser = playwright.chromium.launch(executable_path=executable, args=[*BASE, *args])
+    try:
+        yield browser.new_page(viewport=PHONE)  # type: ignore[arg-type]
+    finally:
+        browser.close()
+
+
+def _press_join(page: Page, link: str) -> None:
+    page.goto(link)
+    page.get_by_role("button", name="Join").click()
+
+
+def _says(page: Page, *words: str) -> str:
+    problem = page.get_by_role("alert")
+    for word in words:
+        expect(problem).to_contain_text(word, timeout=SAID_WITHIN_MS)
+    return problem.inner_text()
+
+
+def test_an_insecure_address_says_open_the_https_link(
+    jalsa: JalsaRun, playwright: Playwright
+) -> None:
+    # A name that is not loopback: Chromium treats the page as insecure (no mediaDevices).
+    port = jalsa.http_port
+    rules = f"--host-resolver-rules=MAP voice-insecure.test 127.0.0.1:{port}"
+    with _page(playwright, FAKE_UI, FAKE_DEVICE, rules) as page:
+        link = jalsa.links()["guest"].replace(f"127.0.0.1:{port}", f"voice-insecure.test:{port}")
+        _press_join(page, link)
+        assert page.evaluate("window.isSecureContext") is False
+        _says(page, "https://", "camera and microphone")
+        expect(page.get_by_role("status")).to_have_text("Cannot join from this address")
+
+
+def test_a_denied_microphone_says_allow_it(jalsa: JalsaRun, playwright: Playwright) -> None:
+    with _page(playwright, FAKE_DEVICE) as page:  # no fake UI: Playwright denies the prompt
+        _press_join(page, jalsa.links()["guest"])
+        _says(page, "microphone is blocked", "Allow it")
+        expect(page.get_by_role("status")).to_have_text("Cannot use your microphone")
+        expect(page.get_by_role("button", name="Join")).to_be_visible()
+
+
+def test_no_microphone_says_plug_one_in(jalsa: JalsaRun, playwright: Playwright) -> None:
+    with _page(playwright, FAKE_UI) as page:  # no fake devices: this machine has none
+        _press_join(page, jalsa.links()["guest"])
+        _says(page, "No microphone was found", "call the operator")
+
+
+def test_a_network_that_lets_no_call_through_says_so(
+    jalsa: JalsaRun, playwright: Playwright, tmp_path: Path
+) -> None:
+    with SpeakerNetns(tmp_path) as net:
+        net.block_udp()  # the page loads (TCP); no ICE check gets out
+        origin = net.secure_origin_args(jalsa.http_port)
+        with _page(playwright, FAKE_UI, FAKE_DEVICE, *origin, executable=str(net.wrapper)) as page:
+            _press_join(page, jalsa.links()["guest"].replace("127.0.0.1", net.jalsa_address))
+            _says(page, "network is not letting the call through", "Audio only")
+            assert jalsa.metric("jalsa_speaker_connected", speaker="guest") == 0
+
+
+def test_a_refused_offer_says_what_to_do(jalsa: JalsaRun, playwright: Playwright) -> None:
+    with _page(playwright, FAKE_UI, FAKE_DEVICE) as page:
+        page.goto(jalsa.links()["late"])
+        # The operator revokes the link while the page is open: the WHIP offer is refused.
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{jalsa.http_port}/api/speakers/late/revoke",
+            method="POST",
+            headers={"Authorization": f"Bearer {jalsa.token()}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response)["speaker"] == "late"
+        page.get_by_role("button", name="Join").click()
+        _says(page, "replaced by a newer one", "ask them for a new one")
+        expect(page.get_by_role("status")).to_have_text("Cannot join with this link")
