@@ -16,6 +16,10 @@ Definitions:
   recorded fallback separately; ``slate`` is the time a slate was up.
 - An *outage window* runs from the outage's start (the classifier's ``since``, the first
   evaluation that saw it) to its clear; one still open when a run ended is marked open.
+- *Probe coverage* and the outages *judged again from every round*: see
+  :mod:`monitoring.coverage` (pushing agents upload late what they measured while cut
+  off; the live windows above are what was flagged at the time, these are what the
+  rounds show, by measurement time).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.chart import listeners_svg
+from monitoring.coverage import JudgedWindow, VantageCoverage, coverage, reclassify
 from monitoring.outage import Outage
 from monitoring.outage_watch import describe
 from monitoring.samples import Record, read_records
@@ -91,6 +96,8 @@ class Report:
     on_air: tuple[OnAirTime, ...] = ()
     slate_seconds: float = 0.0
     series: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    coverage: tuple[VantageCoverage, ...] = ()
+    judged: tuple[JudgedWindow, ...] = ()
 
 
 class NoSamples(Exception):
@@ -191,9 +198,14 @@ def build_report(records: Iterable[Record]) -> Report:
     """Raises:
     NoSamples: there are no records.
     """
+    records = list(records)
     runs = _runs(records)
     if not runs:
         raise NoSamples("no samples")
+    debounce = {"for_seconds": 60.0, "clear_seconds": 120.0}
+    for r in records:
+        if r.get("type") == "classifier":
+            debounce = {k: float(r.get(k, v)) for k, v in debounce.items()}
     tally = _Tally()
     for run in runs:
         tally.add(run)
@@ -228,6 +240,8 @@ def build_report(records: Iterable[Record]) -> Report:
         ),
         slate_seconds=slate,
         series=tally.series,
+        coverage=coverage(records),
+        judged=reclassify(records, **debounce),
     )
 
 
@@ -298,6 +312,7 @@ def to_markdown(report: Report, chart: str | None = "listeners.svg") -> str:
             lines.append(f"| {text} | {_clock(w.start)} | {end} | {_span(w.seconds)} |")
     else:
         lines.append("No outage was flagged.")
+    lines += _coverage_markdown(report)
     lines += ["", "## Destinations", ""]
     if report.uptime:
         lines += ["| destination | platform | uptime | live for |", "| --- | --- | ---: | ---: |"]
@@ -320,6 +335,34 @@ def to_markdown(report: Report, chart: str | None = "listeners.svg") -> str:
     else:
         lines.append("Nothing was on air.")
     return "\n".join(lines) + "\n"
+
+
+def _coverage_markdown(report: Report) -> list[str]:
+    if not report.coverage:
+        return []
+    lines = ["", "## Probe coverage", ""]
+    lines += ["| vantage | city | ISP | rounds | uploaded late | measuring (UTC) |"]
+    lines += ["| --- | --- | --- | ---: | ---: | --- |"]
+    for c in report.coverage:
+        spans = ", ".join(f"{_clock(a)}–{_clock(b)}" for a, b in c.measuring)
+        lines.append(f"| {c.vantage} | {c.city} | {c.isp} | {c.rounds} | {c.late} | {spans} |")
+    lines += [
+        "",
+        "A vantage is evidence only while it was measuring: outside its spans it said nothing.",
+        "",
+        "### Outages judged again from every round (late uploads included)",
+        "",
+    ]
+    if not report.judged:
+        return [*lines, "None."]
+    lines += ["| outage | from | to | lasted |", "| --- | --- | --- | ---: |"]
+    for w in report.judged:
+        text = describe(
+            Outage(w.scope, w.platform, frozenset(w.vantages), frozenset(w.cities), w.start)  # type: ignore[arg-type]
+        )
+        end = "(still present at the last round)" if w.open else _clock(w.end)
+        lines.append(f"| {text} | {_clock(w.start)} | {end} | {_span(w.end - w.start)} |")
+    return lines
 
 
 def to_json(report: Report) -> dict[str, Any]:
