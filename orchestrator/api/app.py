@@ -5,30 +5,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import re
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from orchestrator.api.audio import add_audio_routes
 from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
 from orchestrator.api.live import CONSOLE_HEADERS, add_live_routes
+from orchestrator.api.mirror import add_mirror_routes
 from orchestrator.api.rundown import add_rundown_routes
 from orchestrator.api.speaker_desk import add_speaker_desk_routes
 from orchestrator.event.secret import Secret
 from orchestrator.show import Show
-from relays.files import hls_dir
 
 if TYPE_CHECKING:
     from monitoring.watch import Watch
-
-_HLS_FILE = re.compile(r"[A-Za-z0-9_-]{1,64}\.(m3u8|ts)")
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
-_HLS_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "ts": "video/mp2t"}
 
 
 def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None = None) -> FastAPI:
@@ -74,22 +69,8 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
         data = await asyncio.to_thread(_jpeg, frame)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @app.get("/hls/{name}/{file}", include_in_schema=False)
-    async def hls(name: str, file: str, request: Request) -> FileResponse:
-        match = _HLS_FILE.fullmatch(file)
-        if not _NAME.fullmatch(name) or match is None or not is_hls(name):
-            raise HTTPException(404, "no such HLS stream")
-        path = hls_dir(state_dir, name) / file
-        if not path.is_file():
-            raise HTTPException(404, "not yet available" if file.endswith("m3u8") else "gone")
-        if watch is not None:  # a viewer's session, for jalsa_listeners{platform="hls"}
-            watch.hls_viewers.seen(
-                name, request.client and request.client.host, request.headers.get("user-agent")
-            )
-        cache = "no-cache" if match.group(1) == "m3u8" else "max-age=60"
-        return FileResponse(
-            path, media_type=_HLS_TYPES[match.group(1)], headers={"Cache-Control": cache}
-        )
+    # /hls/<mirror>/...: the public mirror, cache- and CDN-friendly
+    add_mirror_routes(app, is_hls, state_dir, watch.hls_viewers if watch is not None else None)
 
     if any(speaker.live for speaker in show.event.speakers):
         # WHIP, the join page, message upload. Imported only here: aiortc takes about half
@@ -105,10 +86,6 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
     add_audio_routes(app, show, state_dir, operator)  # /api/audio: levels, mute, gain (saved)
     add_live_routes(app, show, token, operator, require)  # the console's /api/live and its files
     add_speaker_desk_routes(app, show, state_dir, operator)  # green room: thumbnails, links
-    if watch is not None:  # POST /agents/<id>/rounds: signed rounds of pushing probe agents
-        from orchestrator.api.agents import add_agent_routes
-
-        add_agent_routes(app, watch.agent_ingest)
     return app
 
 

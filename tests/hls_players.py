@@ -1,0 +1,90 @@
+"""Simulated HLS players on loopback: many live viewers of a mirror, for tests and bench/.
+
+Each player does what a live player does: it loads the master playlist, picks its
+rendition, then reloads that media playlist about every second and fetches every new
+segment, in order, from the live edge on (its pacing is the player's own behaviour, not a
+test waiting for something). What each one got is recorded, so a test can check that no
+player missed a segment or got an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+
+RELOAD_SECONDS = 1.0
+_NUMBER = re.compile(r"-(\d+)\.ts$")
+
+
+@dataclass
+class PlayerResult:
+    rendition: str
+    segments: list[int] = field(default_factory=list)  # sequence numbers fetched, in order
+    errors: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+    @property
+    def gaps(self) -> int:
+        """Segments skipped between the first and the last one fetched."""
+        if not self.segments:
+            return 0
+        return self.segments[-1] - self.segments[0] + 1 - len(set(self.segments))
+
+
+async def _player(
+    session: aiohttp.ClientSession, base: str, rendition: str, until: float, start: float
+) -> PlayerResult:
+    loop = asyncio.get_running_loop()
+    result = PlayerResult(rendition)
+    await asyncio.sleep(start)  # players arrive over the first seconds
+    seen: set[str] = set()
+    try:
+        async with session.get(f"{base}/index.m3u8") as answer:
+            master = await answer.text()
+        if rendition not in master:
+            result.errors.append(f"{rendition} not in the master playlist")
+            return result
+        while loop.time() < until:
+            async with session.get(f"{base}/{rendition}") as answer:
+                playlist = await answer.text() if answer.status == 200 else ""
+            names = [line for line in playlist.splitlines() if line.endswith(".ts")]
+            new = [n for n in names if n not in seen]
+            if not seen:
+                new = new[-1:]  # start at the live edge
+            seen.update(names)
+            for name in new:
+                async with session.get(f"{base}/{name}") as answer:
+                    body = await answer.read()
+                if answer.status != 200 or not body:
+                    result.errors.append(f"{name}: {answer.status}")
+                    continue
+                result.bytes += len(body)
+                match = _NUMBER.search(name)
+                if match:
+                    result.segments.append(int(match.group(1)))
+            await asyncio.sleep(RELOAD_SECONDS)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        result.errors.append(repr(error))
+    return result
+
+
+async def play(
+    base: str, renditions: Sequence[str], players: int, seconds: float
+) -> list[PlayerResult]:
+    """``players`` players of ``base`` (``http://host/hls/<mirror>``) for ``seconds``,
+    spread over ``renditions`` (media playlist names) in turn, arriving over 2 s."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds
+    timeout = aiohttp.ClientTimeout(total=15)
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        return await asyncio.gather(
+            *(
+                _player(session, base, renditions[i % len(renditions)], until, 2.0 * i / players)
+                for i in range(players)
+            )
+        )
