@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(nginx-light libnginx-mod-rtmp ffmpeg prometheus prometheus-alertmanager chromium coturn icecast2)
+APT_PACKAGES=(nginx-light libnginx-mod-rtmp ffmpeg prometheus prometheus-alertmanager chromium coturn icecast2 cloud-init docker-compose)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
