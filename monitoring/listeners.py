@@ -25,9 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, Final
 
 from monitoring.broadcast import Broadcasts, unreachable, youtube_verdict
 from monitoring.hls_viewers import HlsViewers
@@ -59,6 +57,11 @@ from orchestrator.event.listener_spec import (
     listener_spec,
 )
 from orchestrator.event.secret import redact
+
+if TYPE_CHECKING:
+    # aiohttp is loaded when there is something to poll (it costs about a quarter of a CPU
+    # second to import, and most events poll nothing): see Listeners.run.
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +212,8 @@ class ListenerPoller:
         return outcome
 
     async def _get(self, session: aiohttp.ClientSession, request: ApiRequest) -> Answer | Failure:
+        import aiohttp  # loaded already: the session is aiohttp's
+
         try:
             async with session.get(
                 request.url,
@@ -294,6 +299,7 @@ class Listeners:
         self._hls_streams: list[str] = []
         self._running: tuple[aiohttp.ClientSession, asyncio.TaskGroup] | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wanted = asyncio.Event()  # set once there is a poller
         for d in destinations:
             self._track(d)
 
@@ -314,7 +320,13 @@ class Listeners:
 
     async def run(self) -> None:
         """Poll until cancelled (destinations may be added meanwhile); the HTTP session is
-        closed on the way out."""
+        closed on the way out.
+
+        The session (and aiohttp) waits for the first destination that has something to
+        poll, from the event file or added while live."""
+        await self._wanted.wait()
+        import aiohttp
+
         async with (
             aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session,
             asyncio.TaskGroup() as group,
@@ -336,6 +348,7 @@ class Listeners:
                 d.name, spec, clock=self._clock, timeout=self._timeout, broadcasts=self.broadcasts
             )
             self.pollers.append(poller)
+            self._wanted.set()
             return poller
         return None
 

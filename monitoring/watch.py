@@ -24,28 +24,31 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import aiohttp
 from prometheus_client.registry import Collector
 
 from monitoring.agent_ingest import Accepted, AgentIngest
 from monitoring.agent_metrics import AgentCollector
 from monitoring.agent_registry import AgentRegistry
-from monitoring.agent_scrape import AgentFeed
 from monitoring.hls_viewers import HlsViewers
 from monitoring.listeners import Listeners, ListenersSnapshot
 from monitoring.metrics import ListenerCollector, OutageCollector, ProbeCollector
 from monitoring.outage import Classifier, Outage
 from monitoring.outage_watch import OutageEvent, OutagesSnapshot, OutageWatch
 from monitoring.probe_round import ProbeRound, Vantage, log_changes
-from monitoring.probes import Prober
 from monitoring.samples import SampleLog, Sampler, round_record
 from monitoring.show_view import ShowView
 from monitoring.silence import Presence, silent_countries
 from monitoring.targets import DEFAULT_TARGETS, Targets, load_targets
-from monitoring.webhook import Webhook
 from orchestrator.event import Event
+
+if TYPE_CHECKING:
+    # Loaded only for an event that uses them: the HTTP client (aiohttp) and the DNS
+    # probes (dnspython) cost about 0.3 CPU s of start-up, and most events use neither.
+    from monitoring.agent_scrape import AgentFeed
+    from monitoring.probes import Prober
+    from monitoring.webhook import Webhook
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +100,20 @@ class Watch:
                 targets = load_targets(spec.targets)
             else:
                 targets = replace(DEFAULT_TARGETS, control_resolver=spec.control_resolver)
+            from monitoring.probes import Prober
+
             vantage = Vantage(spec.vantage, spec.city, spec.isp)
             self.prober = Prober(vantage, targets, clock=clock)
-        self.agents = AgentFeed(spec.agents) if spec.agents else None
-        self.webhook = Webhook(spec.webhook) if spec.webhook is not None else None
+        self.agents: AgentFeed | None = None
+        if spec.agents:
+            from monitoring.agent_scrape import AgentFeed
+
+            self.agents = AgentFeed(spec.agents)
+        self.webhook: Webhook | None = None
+        if spec.webhook is not None:
+            from monitoring.webhook import Webhook
+
+            self.webhook = Webhook(spec.webhook)
         classifier = Classifier(
             for_seconds=spec.outage_for_seconds, clear_seconds=spec.outage_clear_seconds
         )
@@ -193,6 +206,8 @@ class Watch:
             await asyncio.sleep(max(0.0, self.spec.probe_seconds - (time.monotonic() - started)))
 
     async def _evaluate(self) -> None:
+        import aiohttp
+
         every = min(EVALUATE_SECONDS, self.spec.probe_seconds)
         async with aiohttp.ClientSession() as session:
             while True:
