@@ -21,7 +21,8 @@ and the HTTP status in brackets):
 
 Nothing about a refused submission is kept beyond the count of its reason: no labels, so
 a forger can put nothing in the metrics. An accepted round is *late* when it arrives
-more than ``late_after`` seconds after it was measured; it is kept by its measurement
+after a newer round of its agent (it came from the agent's backlog) or more than
+``late_after`` seconds after it was measured; it is kept by its measurement
 time, so it never replaces a newer round in the live view, and ``on_round`` gets it (the
 samples, for the report, and the classifier).
 """
@@ -224,7 +225,8 @@ class AgentIngest:
         self._forget(state, arrival)
         state.seqs[pushed.seq] = found.finished_at
         state.starts.insert(at, found.started_at)
-        late = arrival - found.finished_at > self.late_after
+        newer = state.latest is not None and state.latest.finished_at > found.finished_at
+        late = newer or arrival - found.finished_at > self.late_after
         if late:
             state.late += 1
         else:

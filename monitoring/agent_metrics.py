@@ -28,7 +28,7 @@ class AgentCollector(Collector):
         rounds = CounterMetricFamily(
             "jalsa_agent_rounds",
             "Rounds accepted from a pushing agent; arrival=late: uploaded from its backlog "
-            "more than 90 s after they were measured",
+            "(after a newer round, or over 90 s after it was measured)",
             labels=[*_LABELS, "arrival"],
         )
         measured = GaugeMetricFamily(
