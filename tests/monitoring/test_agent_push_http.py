@@ -6,6 +6,9 @@ agent's rounds refused and counted."""
 from __future__ import annotations
 
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +20,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from waiting import wait_for
 
 from monitoring.agent_ingest import Accepted, AgentIngest
+from monitoring.agent_link import agent_key, body_signature, make_link, parse_link, sign_body
 from monitoring.agent_metrics import AgentCollector
-from monitoring.agent_registry import AgentRegistry
+from monitoring.agent_registry import AgentRegistry, enrol, load_agent_secret
 from monitoring.metrics import ProbeCollector
+from monitoring.probe_round import ProbeRound, Vantage
+from monitoring.round_wire import Context, body_bytes, encode_round
 from orchestrator.api.agents import add_agent_routes
 
 ENV = {"JALSA_SECRET": "agents-secret-for-tests-0123456789"}
@@ -113,7 +119,9 @@ def test_enrol_push_keep_while_unreachable_deliver_after_and_revoke(
         assert len(server.accepted) == 2
         v = {"vantage": "pesh-1", "city": "Peshawar", "isp": "Jazz 4G"}
         assert server.value("jalsa_probe_success", **v, platform="control", check="tcp") == 0
-        assert server.value("jalsa_agent_rounds_total", **v, arrival="on_time") == 2
+        # the kept round came after the newer one: late
+        assert server.value("jalsa_agent_rounds_total", **v, arrival="on_time") == 1
+        assert server.value("jalsa_agent_rounds_total", **v, arrival="late") == 1
         info = {**v, "country": "PK", "network": "mobile", "asn": "17557"}
         assert any(
             s.labels.items() >= info.items()
@@ -139,3 +147,63 @@ def test_a_bad_link_is_refused_before_probing(targets: Path, tmp_path: Path) -> 
     assert done.returncode == 2 and "cut short" in done.stderr
     done = jalsa("probe", "--join", "https://jalsa.example/agents/x#g=0&k=", "--vantage", "v")
     assert done.returncode == 2 and "leave out --vantage" in done.stderr
+
+
+def post(port: int, agent: str, body: bytes, signature: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/agents/{agent}/rounds",
+        data=body,
+        headers={"X-Jalsa-Signature": signature, "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_forged_replayed_tampered_and_unknown_submissions_over_http(state: Path) -> None:
+    server = Jalsa(state)
+    secret = load_agent_secret(state, ENV)
+    made = enrol(state, "pesh-1", "Peshawar", "Jazz")
+    link = parse_link(
+        make_link("http://x", made.id, 0, agent_key(secret, made.id, 0), "Peshawar", "Jazz")
+    )
+    server.registry.refresh()
+
+    def body(seq: int, city: str = "Peshawar") -> bytes:
+        now = time.time()
+        found = ProbeRound(Vantage("pesh-1", city, "Jazz"), now - 1, now)
+        stored = encode_round(found, agent="pesh-1", generation=0, seq=seq, context=Context())
+        return body_bytes(stored, sent_at=now, backlog=0)
+
+    server.start()
+    try:
+        good = body(1)
+        assert post(server.port, "pesh-1", good, sign_body(link, good)) == 200
+        forged = body(2, city="Evilcity")
+        wrong_key = body_signature(b"k" * 32, forged)
+        assert post(server.port, "pesh-1", forged, wrong_key) == 401
+        assert post(server.port, "pesh-1", good, sign_body(link, good)) == 409  # replayed
+        tampered = body(3)
+        signature = sign_body(link, tampered)
+        assert (
+            post(server.port, "pesh-1", tampered.replace(b'"seq": 3', b'"seq": 4'), signature)
+            == 401
+        )
+        assert post(server.port, "nobody", good, sign_body(link, good)) == 401
+        assert post(server.port, "pesh-1", b"x" * 70_000, "v1=x") == 413
+        labelled = body(5, city="Evilcity")  # signed, but not the enrolled labels
+        assert post(server.port, "pesh-1", labelled, sign_body(link, labelled)) == 422
+        counts = {
+            r: server.value("jalsa_agent_rejected_total", reason=r)
+            for r in ("bad_signature", "replay", "unknown_agent", "malformed", "labels")
+        }
+        assert counts == {
+            "bad_signature": 2, "replay": 1, "unknown_agent": 1, "malformed": 1, "labels": 1
+        }  # fmt: skip
+        text = generate_latest(server.metrics).decode()
+        assert "Evilcity" not in text and "nobody" not in text
+        assert len(server.accepted) == 1
+    finally:
+        server.stop()
