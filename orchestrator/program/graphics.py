@@ -84,32 +84,86 @@ def slate(width: int, height: int, headline: str, lines: tuple[str, ...] = ()) -
 
 @dataclass(frozen=True, slots=True)
 class Overlay:
-    """A band of graphics alpha-blended over the lower part of the program picture."""
+    """A band of graphics alpha-blended over the lower part of the program picture.
+
+    Only the band's drawn part is kept: columns ``left:right`` (even), outside which the
+    graphics are fully transparent, so blending the rest would change nothing. The
+    graphics are kept premultiplied by their alpha (``y * alpha``) with the inverse alpha
+    (``256 - alpha``) beside them: per frame, one multiply and one add per pixel.
+    """
 
     top: int  # first row, even
-    y: Plane
-    u: Plane
-    v: Plane
-    alpha: npt.NDArray[np.uint16]  # 0..256, luma resolution
-    alpha_c: npt.NDArray[np.uint16]  # 0..256, chroma resolution
+    left: int  # first drawn column, even
+    right: int  # past the last drawn column, even
+    y: npt.NDArray[np.uint16]  # Y * alpha
+    u: npt.NDArray[np.uint16]  # U * alpha, chroma resolution
+    v: npt.NDArray[np.uint16]
+    inverse: npt.NDArray[np.uint16]  # 256 - alpha (0..256), luma resolution
+    inverse_c: npt.NDArray[np.uint16]  # the same at chroma resolution
 
-    def apply(self, picture: Plane, width: int, height: int) -> None:
-        """Blend onto ``picture`` in place (it must be writable)."""
-        py, pu, pv = planes(picture, width, height)
-        rows = self.y.shape[0]
-        _blend(py[self.top : self.top + rows], self.y, self.alpha)
-        crow = self.top // 2
-        _blend(pu[crow : crow + rows // 2], self.u, self.alpha_c)
-        _blend(pv[crow : crow + rows // 2], self.v, self.alpha_c)
+    def over(self, frame: av.VideoFrame) -> av.VideoFrame:
+        """A new yuv420p frame: ``frame`` (left untouched) with the band blended on.
+
+        One copy of the picture, straight from plane to plane; ``frame`` may be a
+        source's held frame, shown again next tick.
+        """
+        out = av.VideoFrame(frame.width, frame.height, "yuv420p")
+        y, u, v = (_view(plane) for plane in out.planes)
+        for src, dst in zip(frame.planes, (y, u, v), strict=True):
+            dst[...] = _view(src)
+        rows, left, right = self.y.shape[0], self.left, self.right
+        _blend(y[self.top : self.top + rows, left:right], self.y, self.inverse)
+        crow, cl, cr = self.top // 2, left // 2, right // 2
+        _blend(u[crow : crow + rows // 2, cl:cr], self.u, self.inverse_c)
+        _blend(v[crow : crow + rows // 2, cl:cr], self.v, self.inverse_c)
+        return out
 
 
-def _blend(dst: Plane, src: Plane, alpha: npt.NDArray[np.uint16]) -> None:
-    mixed = (src.astype(np.uint16) * alpha + dst.astype(np.uint16) * (256 - alpha)) >> 8
-    dst[...] = mixed.astype(np.uint8)
+def _view(plane: av.video.plane.VideoPlane) -> Plane:
+    """A plane of a frame as a 2-D ndarray, without a copy (writes go through)."""
+    flat = np.frombuffer(plane, dtype=np.uint8)  # type: ignore[call-overload]
+    return cast(Plane, flat.reshape(plane.height, plane.line_size)[:, : plane.width])
+
+
+def _blend(
+    dst: Plane, premultiplied: npt.NDArray[np.uint16], inverse: npt.NDArray[np.uint16]
+) -> None:
+    # (src * a + dst * (256 - a)) >> 8, at most 255 * 256: no overflow in 16 bits.
+    mixed = dst * inverse
+    mixed += premultiplied
+    mixed >>= 8
+    dst[...] = mixed
 
 
 def lower_third(width: int, height: int, name: str, title: str) -> Overlay:
     """The speaker's name and title in a band across the lower third."""
+    top, rgba = lower_third_band(width, height, name, title)
+    band_h = rgba.shape[0]
+    yuv = rgb_to_yuv420(rgba[:, :, :3])
+    y, u, v = planes(yuv, width, band_h)
+    alpha = rgba[:, :, 3].astype(np.uint16)
+    alpha = alpha + (alpha >> 7)  # 255 -> 256, so opaque pixels replace exactly
+    alpha_c = alpha.reshape(band_h // 2, 2, width // 2, 2).mean(axis=(1, 3)).astype(np.uint16)
+    drawn = np.flatnonzero(alpha.any(axis=0))
+    left = int(drawn[0]) // 2 * 2 if drawn.size else 0
+    right = min(width, (int(drawn[-1]) + 2) // 2 * 2) if drawn.size else 0
+    a, ac = alpha[:, left:right], alpha_c[:, left // 2 : right // 2]
+    return Overlay(
+        top,
+        left,
+        right,
+        y[:, left:right] * a,
+        u[:, left // 2 : right // 2] * ac,
+        v[:, left // 2 : right // 2] * ac,
+        256 - a,
+        256 - ac,
+    )
+
+
+def lower_third_band(
+    width: int, height: int, name: str, title: str
+) -> tuple[int, npt.NDArray[np.uint8]]:
+    """The lower third as drawn: its first row (even) and the band as RGBA, full width."""
     band_h = (int(height * 0.17) + 1) // 2 * 2
     top = (int(height * 0.74)) // 2 * 2
     image = Image.new("RGBA", (width, band_h), (0, 0, 0, 0))
@@ -128,13 +182,7 @@ def lower_third(width: int, height: int, name: str, title: str) -> Overlay:
         draw.text(
             (margin, int(band_h * 0.58)), title_text, font=font(title_size), fill=(*MUTED, 255)
         )
-    rgba = np.asarray(image)
-    yuv = rgb_to_yuv420(rgba[:, :, :3])
-    y, u, v = planes(yuv, width, band_h)
-    alpha = rgba[:, :, 3].astype(np.uint16)
-    alpha = alpha + (alpha >> 7)  # 255 -> 256, so opaque pixels replace exactly
-    alpha_c = alpha.reshape(band_h // 2, 2, width // 2, 2).mean(axis=(1, 3)).astype(np.uint16)
-    return Overlay(top, y.copy(), u.copy(), v.copy(), alpha, alpha_c)
+    return top, np.asarray(image)
 
 
 def card(width: int, height: int, colour: RGB, headline: str, subline: str) -> Plane:

@@ -24,7 +24,7 @@ import av
 from orchestrator.event import ProgramSpec
 from orchestrator.program.audio import SAMPLE_RATE, Samples, silence
 from orchestrator.program.encoder import ProgramEncoder
-from orchestrator.program.graphics import Overlay, Plane, black, pixels
+from orchestrator.program.graphics import Overlay, Plane, black
 from orchestrator.program.levels import SILENT, LevelMeter, Levels
 from orchestrator.program.mix import AudioMix, AudioSetting
 from orchestrator.program.source import Source
@@ -243,9 +243,7 @@ class Program:
         if picture is None:
             picture = self._still(black(spec.width, spec.height))
         if feed.overlay is not None and time.monotonic() - self._feed_since < feed.overlay_seconds:
-            composed = pixels(picture)
-            feed.overlay.apply(composed, spec.width, spec.height)
-            picture = av.VideoFrame.from_ndarray(composed, format="yuv420p")
+            picture = feed.overlay.over(picture)
         return picture
 
     def _still(self, still: Plane) -> av.VideoFrame:
