@@ -19,6 +19,7 @@ from orchestrator.api.live import CONSOLE_HEADERS, add_live_routes
 from orchestrator.api.mirror import add_mirror_routes
 from orchestrator.api.rundown import add_rundown_routes
 from orchestrator.api.speaker_desk import add_speaker_desk_routes
+from orchestrator.api.watch_page import add_watch_routes
 from orchestrator.event.secret import Secret
 from orchestrator.show import Show
 
@@ -70,7 +71,9 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     # /hls/<mirror>/...: the public mirror, cache- and CDN-friendly
-    add_mirror_routes(app, is_hls, state_dir, watch.hls_viewers if watch is not None else None)
+    viewers = watch.hls_viewers if watch is not None else None
+    add_mirror_routes(app, is_hls, state_dir, viewers)
+    add_watch_routes(app, show, is_hls, viewers)  # /watch/<mirror>: the listener page
 
     if any(speaker.live for speaker in show.event.speakers):
         # WHIP, the join page, message upload. Imported only here: aiortc takes about half
