@@ -17,6 +17,7 @@ from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
 from orchestrator.api.live import CONSOLE_HEADERS, add_live_routes
 from orchestrator.api.mirror import add_mirror_routes
+from orchestrator.api.problems import with_problems
 from orchestrator.api.rundown import add_rundown_routes
 from orchestrator.api.speaker_desk import add_speaker_desk_routes
 from orchestrator.api.watch_page import add_watch_routes
@@ -47,7 +48,8 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
 
     @app.get("/api/openapi.json", dependencies=[operator], include_in_schema=False)
     async def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi(), headers={"Cache-Control": "no-store"})
+        schema = with_problems(app.openapi())  # jalsa's error answers, not FastAPI's
+        return JSONResponse(schema, headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, bool]:

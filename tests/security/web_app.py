@@ -65,9 +65,9 @@ class Served:
 
 
 @contextmanager
-def served_app(work: Path) -> Iterator[Served]:
-    """The app of a small event (two testsrc speakers and a live one, an HLS mirror, a
-    recording in ``<work>/event/recordings``)."""
+def served_app(work: Path, live: int = 1) -> Iterator[Served]:
+    """The app of a small event (two testsrc speakers and ``live`` live ones: ``remote``,
+    ``remote2``, …; an HLS mirror, a recording in ``<work>/event/recordings``)."""
     base_dir, state_dir = work / "event", work / "state"
     base_dir.mkdir(parents=True, exist_ok=True)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +79,7 @@ def served_app(work: Path) -> Iterator[Served]:
                 {"id": "host", "name": "Host", "source": "testsrc"},
                 {"id": "guest", "name": "Guest", "source": "testsrc"},
                 {"id": "remote", "name": "Remote"},  # live: the speaker routes too
+                *({"id": f"remote{n}", "name": f"Remote {n}"} for n in range(2, live + 1)),
             ],
             "rundown": [
                 {"speaker": "host", "duration": "10m"},
