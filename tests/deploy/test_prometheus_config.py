@@ -74,10 +74,20 @@ EXTENSION_METRICS: Final = frozenset(
         "jalsa_event_end_timestamp_seconds",
         "jalsa_program_audio_level_dbfs",
         "jalsa_speaker_audio_level_dbfs",
+        "jalsa_uplink_throughput_bps",
+        "jalsa_uplink_saturated",
+        "jalsa_uplink_lagging_destinations",
+        "jalsa_agent_rounds_total",
+        "jalsa_agent_rejected_total",
+        "jalsa_agent_last_round_timestamp_seconds",
+        "jalsa_agent_last_upload_timestamp_seconds",
+        "jalsa_agent_clock_skew_seconds",
+        "jalsa_agent_backlog_rounds",
+        "jalsa_agent_info",
     }
 )
 # Alerts beyond the contract's list (documented in the README).
-EXTENSION_ALERTS: Final = frozenset({"ProgramLate", "ProgramSilent"})
+EXTENSION_ALERTS: Final = frozenset({"ProgramLate", "ProgramSilent", "UplinkSaturated"})
 # Series Prometheus makes itself, which the alert rules may read.
 PROMETHEUS_SERIES: Final = frozenset({"up", "ALERTS"})
 
