@@ -244,6 +244,17 @@ class AgentIngest:
             self._on_round(Accepted(found, country, arrival, late, skew, pushed.seq))
         return Verdict(200, None, late)
 
+    def remember(self, found: ProbeRound, seq: int, country: str = "") -> None:
+        """A round accepted before a restart (from the samples): its sequence number and
+        start are known again, so it cannot be accepted twice."""
+        agent = found.vantage.name
+        state = self._agents.get(agent)
+        if state is None:
+            state = self._agents[agent] = _Agent(found.vantage, country)
+        if seq not in state.seqs:
+            state.seqs[seq] = found.finished_at
+            bisect.insort(state.starts, found.started_at)
+
     def _forget(self, state: _Agent, now: float) -> None:
         """Drop sequence numbers and starts older than ``keep`` (a round that old is
         ``too_old`` anyway): memory stays bounded by what an agent can send in a day."""
@@ -272,5 +283,6 @@ class AgentIngest:
                 a.context,
             )
             for _, a in sorted(self._agents.items())
+            if a.last_arrival > 0  # not those only remembered from before a restart
         )
         return AgentsSnapshot(views, tuple(sorted(self.rejected.items())))

@@ -16,7 +16,8 @@ One record per line, each with ``t`` (Unix time) and ``type``:
 - ``probe_round``: one probe round of a vantage (jalsa's own, or a pushing agent's, late
   ones included): ``vantage``, ``city``, ``isp``, ``started`` and ``measured`` (when it
   ended, jalsa's clock, skew corrected), ``late``, ``skew``, ``results`` [[platform,
-  check, ok]], ``throughput`` [[platform, bytes/s]]; ``t`` is its arrival;
+  check, ok]], ``throughput`` [[platform, bytes/s]], and a pushing agent's ``seq``; ``t``
+  is its arrival;
 - ``stop``: jalsa stopped cleanly.
 
 Changes are seen once a second, so on-air time and uptime are exact to a second.
@@ -232,11 +233,18 @@ class Sampler:
 
 
 def round_record(
-    found: ProbeRound, *, arrival: float, late: bool = False, skew: float = 0.0
+    found: ProbeRound,
+    *,
+    arrival: float,
+    late: bool = False,
+    skew: float = 0.0,
+    seq: int | None = None,
 ) -> Record:
-    """The ``probe_round`` record of a round."""
+    """The ``probe_round`` record of a round (``seq``: a pushing agent's sequence number)."""
     v = found.vantage
+    extra = {} if seq is None else {"seq": seq}
     return {
+        **extra,
         "t": arrival,
         "type": "probe_round",
         "vantage": v.name,

@@ -37,7 +37,7 @@ from monitoring.metrics import ListenerCollector, OutageCollector, ProbeCollecto
 from monitoring.outage import Classifier, Outage
 from monitoring.outage_watch import OutageEvent, OutagesSnapshot, OutageWatch
 from monitoring.probe_round import ProbeRound, Vantage, log_changes
-from monitoring.samples import SampleLog, Sampler, round_record
+from monitoring.samples import SampleLog, Sampler, read_records, round_record
 from monitoring.show_view import ShowView
 from monitoring.silence import Presence, silent_countries
 from monitoring.targets import DEFAULT_TARGETS, Targets, load_targets
@@ -111,9 +111,12 @@ class Watch:
             self.agents = AgentFeed(spec.agents)
         self.webhook: Webhook | None = None
         if spec.webhook is not None:
+            from monitoring.redirect import mirror_links
             from monitoring.webhook import Webhook
 
-            self.webhook = Webhook(spec.webhook)
+            # A started outage's post also tells listeners where the mirror is.
+            mirrors = mirror_links(event.destinations)
+            self.webhook = Webhook(spec.webhook, mirrors=mirrors, event=event.info.name)
         classifier = Classifier(
             for_seconds=spec.outage_for_seconds, clear_seconds=spec.outage_clear_seconds
         )
@@ -153,8 +156,25 @@ class Watch:
     def snapshot(self) -> WatchSnapshot:
         return WatchSnapshot(self.listeners.snapshot(), self._round, self.outages.snapshot())
 
+    def _remember_agents(self) -> None:
+        """The pushing agents' rounds of the last day, from the samples: a restart must
+        not let a round be accepted twice (blocking: run it in a thread)."""
+        horizon = time.time() - self.agent_ingest.keep
+        for r in read_records(self.sampler.log.folder):
+            if r.get("type") != "probe_round" or not isinstance(r.get("seq"), int):
+                continue
+            try:
+                measured, started = float(r["measured"]), float(r["started"])
+                vantage = Vantage(str(r["vantage"]), str(r["city"]), str(r["isp"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+            if measured >= horizon:
+                found = ProbeRound(vantage, started, measured)
+                self.agent_ingest.remember(found, r["seq"])
+
     async def run(self) -> None:
         """Run every component until cancelled."""
+        await asyncio.to_thread(self._remember_agents)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._guard("listeners", self.listeners.run))
             group.create_task(self._guard("samples", self.sampler.run))
@@ -222,7 +242,13 @@ class Watch:
         found = accepted.round
         self.outages.add(found.probe_results(), found.throughput_samples())
         self.sampler.note(
-            round_record(found, arrival=accepted.arrival, late=accepted.late, skew=accepted.skew)
+            round_record(
+                found,
+                arrival=accepted.arrival,
+                late=accepted.late,
+                skew=accepted.skew,
+                seq=accepted.seq,
+            )
         )
 
     def _silence(self) -> set[Outage]:

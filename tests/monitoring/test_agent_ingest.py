@@ -214,3 +214,14 @@ def test_many_agents_of_a_country_falling_silent_is_a_national_signal() -> None:
     assert silent_countries(quiet, T + 10, silent_after=120, home_uplink_ok=False) == set()
     assert silent_countries(quiet, T + 10, silent_after=120, home_uplink_ok=None) == set()
     assert silent_countries(heard, T + 10, silent_after=120, home_uplink_ok=True) == set()
+
+
+def test_a_round_accepted_before_a_restart_is_not_accepted_again(state: Path) -> None:
+    agent = enrolled(state)
+    body, sig = agent.body(T)
+    first = ingest(state, got := [])
+    assert first.submit("lahore-1", body, sig, T + 1).status == 200
+    again = ingest(state)  # jalsa restarted: it remembers from the samples
+    again.remember(got[0].round, got[0].seq, "PK")
+    assert again.snapshot().agents == ()
+    assert again.submit("lahore-1", body, sig, T + 2).reason == "replay"
