@@ -7,6 +7,10 @@
                "cities": ["karachi", "lahore"], "vantages": ["karachi-1", "lahore-1"],
                "since": "2026-12-17T20:31:05+00:00", "at": "2026-12-17T20:32:05+00:00"}}
 
+With a mirror whose ``watch_url`` is set, a started outage also says where listeners
+can go (:mod:`monitoring.redirect`): ``"mirror": {"links": [...], "text": "..."}`` beside
+``jalsa``, and ``text`` gains a second line, ``Tell listeners: <that text>``.
+
 Slack (and Mattermost, Rocket.Chat, Discord's /slack endpoint) show ``text`` and ignore
 the rest. Delivery never holds up anything: events go to a bounded queue (the oldest is
 dropped when it is full) and one task sends them, retrying a few times with backoff.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -24,6 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from monitoring.outage_watch import OutageEvent
+from monitoring.redirect import Redirect, redirect_for
 from orchestrator.event.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -33,9 +39,9 @@ ATTEMPTS: Final = 3
 TIMEOUT: Final = 10.0
 
 
-def payload(event: OutageEvent) -> dict[str, Any]:
+def payload(event: OutageEvent, redirect: Redirect | None = None) -> dict[str, Any]:
     o = event.outage
-    return {
+    body: dict[str, Any] = {
         "text": event.text,
         "jalsa": {
             "event": event.kind,
@@ -47,16 +53,32 @@ def payload(event: OutageEvent) -> dict[str, Any]:
             "at": datetime.fromtimestamp(event.at, UTC).isoformat(),
         },
     }
+    if redirect is not None:
+        body["text"] += f"\nTell listeners: {redirect.text}"
+        body["mirror"] = {"links": list(redirect.links), "text": redirect.text}
+    return body
 
 
 class Webhook:
     """Args:
     url: where to POST.
     retry_seconds: the first wait between attempts (doubles).
+    mirrors: the mirrors' public watch links (``watch_url``), for a started outage's notice.
+    event: the event's name, for that notice.
     """
 
-    def __init__(self, url: Secret, *, retry_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: Secret,
+        *,
+        retry_seconds: float = 2.0,
+        mirrors: Sequence[str] = (),
+        event: str = "",
+    ) -> None:
         self._url = url
+        # Only public addresses: a webhook's readers cannot open jalsa's own /watch/ path.
+        self._mirrors = tuple(m for m in mirrors if m.startswith(("http://", "https://")))
+        self._event = event
         self.host = urlsplit(url.reveal()).hostname or "?"
         self._retry = retry_seconds
         self._queue: asyncio.Queue[OutageEvent] = asyncio.Queue(QUEUE_SIZE)
@@ -79,7 +101,10 @@ class Webhook:
                 await self._send(session, event)
 
     async def _send(self, session: aiohttp.ClientSession, event: OutageEvent) -> None:
-        body = payload(event)
+        notice = None
+        if event.kind == "started":
+            notice = redirect_for([event.outage], self._event, self._mirrors)
+        body = payload(event, notice)
         wait = self._retry
         problem = ""
         for attempt in range(ATTEMPTS):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from monitoring.redirect import mirror_links, redirect_for
 from orchestrator.api.audio import add_audio_routes
 from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
@@ -61,8 +62,14 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
 
     @app.get("/api/monitoring", dependencies=[operator])
     async def monitoring() -> dict[str, Any]:
-        """Listener counts, the latest probe round, active and recent outages."""
-        return dataclasses.asdict(watch.snapshot()) if watch is not None else {}
+        """Listener counts, the latest probe round, active and recent outages, and while
+        one is the audience's, where to send listeners (``redirect``: links and text)."""
+        if watch is None:
+            return {}
+        snapshot = watch.snapshot()
+        mirrors = mirror_links(show.event.destinations)
+        notice = redirect_for(snapshot.outages.active, show.event.info.name, mirrors)
+        return {**dataclasses.asdict(snapshot), "redirect": notice and dataclasses.asdict(notice)}
 
     @app.get("/api/preview.jpg", dependencies=[operator], response_class=Response)
     async def preview() -> Response:

@@ -71,6 +71,7 @@ _KEYS: Final = (
     "backup",
     "listeners",
     "ladder",
+    "watch_url",
 )
 _SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SUPPORTED: Final = (
@@ -102,6 +103,8 @@ class DestinationSpec:
         listeners: the raw ``[destinations.listeners]`` table (``${VAR}`` already resolved).
         ladder: an HLS mirror's extra renditions (``[destinations.ladder]``), or None for
             the program rendition alone.
+        watch_url: where listeners reach an HLS mirror's watch page (through its cache or
+            CDN), for the text the console and the webhook offer during an outage.
     """
 
     name: str
@@ -115,6 +118,7 @@ class DestinationSpec:
     listeners: Mapping[str, Any] = field(default_factory=_no_listeners, hash=False)
     ca_file: str | None = None
     ladder: LadderSpec | None = None
+    watch_url: str | None = None
 
     def target_url(self) -> str:
         """The full URL to open, with key and password revealed: for the muxer only."""
@@ -187,6 +191,8 @@ def parse_destinations(
         spec = _parse_one(table, base_dir)
         if spec is not None and table.has("ladder"):
             spec = _with_ladder(table, spec, program_height)
+        if spec is not None and table.has("watch_url"):
+            spec = _with_watch_url(table, spec)
         name = table.raw("name")
         if isinstance(name, str):
             if name in first_use:
@@ -241,6 +247,24 @@ def _with_ladder(
         table.problem("ladder", "an audio-only mirror has no ladder: remove one of them")
         return spec
     return dataclasses.replace(spec, ladder=read_ladder(table.table("ladder"), program_height))
+
+
+def _with_watch_url(table: Table, spec: DestinationSpec) -> DestinationSpec:
+    """``spec`` with the public address of its watch page (an HLS mirror's only)."""
+    url = table.string("watch_url")
+    if url is None:
+        return spec
+    if spec.kind != "hls":
+        table.problem("watch_url", 'only an HLS mirror (url = "hls") has a watch page: remove it')
+        return spec
+    if _scheme(url) not in ("http", "https") or not _hostname(url):
+        table.problem(
+            "watch_url",
+            f"{quote(url)} is not a web address: write where listeners open the page, like "
+            f'"https://mirror.example.org/watch/{spec.name}"',
+        )
+        return spec
+    return dataclasses.replace(spec, watch_url=url)
 
 
 def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:

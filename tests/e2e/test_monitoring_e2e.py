@@ -35,6 +35,7 @@ from waiting import wait_for
 pytestmark = pytest.mark.media
 
 HOOK_SECRET = "T0/B0/hook-SECRET-path"
+WATCH_URL = "https://mirror.example.org/watch/mirror"
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -139,7 +140,7 @@ def test_listeners_probes_outage_prometheus_and_report(
                             "poll_seconds": 5,
                         },
                     },
-                    {"name": "mirror", "url": "hls"},
+                    {"name": "mirror", "url": "hls", "watch_url": WATCH_URL},
                 ],
                 monitoring={
                     "probes": True,
@@ -247,6 +248,15 @@ def test_listeners_probes_outage_prometheus_and_report(
     assert [(o["scope"], o["platform"]) for o in state["outages"]["active"]] == [("platform", "x")]
     assert received and received[0]["text"].startswith("OUTAGE: x unreachable from Karachi, Lahore")
     assert received[0]["jalsa"]["cities"] == ["Karachi", "Lahore"]
+    # ... and where to send listeners (docs/mirror.md: telling listeners where to go)
+    notice = (
+        "X is not reachable in Karachi and Lahore. "
+        f"Watch Monitored Jalsa live on our own stream: {WATCH_URL}"
+    )
+    assert received[0]["mirror"]["links"] == [WATCH_URL]
+    assert received[0]["mirror"]["text"].startswith(notice)
+    assert state["redirect"]["links"] == [WATCH_URL]
+    assert state["redirect"]["text"] == received[0]["mirror"]["text"]
     # no secret anywhere
     everything = logs + metrics + json.dumps(state) + (tmp_path / "agent.log").read_text()
     for secret in (*SECRETS, HOOK_SECRET, "radio-pw-99", "stream-key-1234"):

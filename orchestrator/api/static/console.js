@@ -751,6 +751,33 @@
     error.hidden = !d.last_error;
     setButton(b.toggle, d.state === "paused" ? "Resume" : "Pause", d.name);
   }
+  // An outage of the audience's platforms: the mirror's link and a short text to post.
+  // A link without a host (the mirror has no watch_url) is this console's own address.
+  function renderRedirect(r) {
+    const box = $("redirect");
+    box.hidden = !r;
+    if (!r) return;
+    const first = r.links[0];
+    const link = first.startsWith("/") ? `${location.origin}${first}` : first;
+    const loopback = /^https?:\/\/(127\.|localhost|\[::1\])/.test(link);
+    $("redirect-link").href = link;
+    text($("redirect-link"), link);
+    const post = r.text.split(first).join(link);
+    if ($("redirect-text").value !== post) $("redirect-text").value = post;
+    const note = $("redirect-note");
+    note.hidden = !loopback;
+    text(note, loopback ? "This is the console's own address: set watch_url on the mirror to the address listeners reach." : "");
+    $("redirect-copy").onclick = async () => {
+      try {
+        if (!navigator.clipboard || !window.isSecureContext) throw new Error("no clipboard");
+        await navigator.clipboard.writeText(post);
+        notice("Text copied: post it where your listeners are", "info");
+      } catch {
+        $("redirect-text").select();
+        notice("The clipboard is not available here: the text is selected, copy it by hand", "info");
+      }
+    };
+  }
   function renderMonitoring() {
     const m = S.monitoring;
     const out = $("outages");
@@ -758,6 +785,7 @@
       const active = m.outages.active;
       out.className = active.length ? "outage" : "muted";
       text(out, active.length ? active.map((o) => `${o.scope}: ${o.platform} since ${clock(o.since)}`).join(" · ") : "none");
+      renderRedirect(m.redirect);
     }
     renderBanners();
     renderDestinations();
