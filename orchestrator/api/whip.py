@@ -7,7 +7,8 @@ Answers: 201 + SDP answer + ``Location: /whip/<token>/<session>`` + the event's 
 servers as ``Link: <stun:…>; rel="ice-server"`` headers; 400 for an offer that cannot be
 answered (with the reason: also more than 32 ICE candidates, or one that cannot be a
 peer), 413 over 64 KiB, 415 for another content type, 401/403 for
-a refused link (with what to do), 429/503 with ``Retry-After`` when sessions are full.
+a refused link (with what to do), 429/503 with ``Retry-After`` when sessions are full,
+429 with ``Retry-After`` for an address that sent too many wrong links (link_guesses.py).
 PATCH (trickle ICE, ICE restart) is not supported: 405. A rejoin is a new POST.
 """
 
