@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from monitoring.listeners import ListenersSnapshot
 from monitoring.outage_watch import OutagesSnapshot, outage_series
 from monitoring.probe_round import ProbeRound
-from monitoring.show_view import ShowView, SpeakerLinkView, speaker_levels
+from monitoring.show_view import DestinationView, ShowView, SpeakerLinkView, speaker_levels
 from orchestrator.event.states import RELAY_STATES
 
 _PROBE_LABELS = ["vantage", "city", "isp"]
@@ -87,7 +87,21 @@ def _audio_metrics(show: ShowView) -> Iterable[Metric]:
     yield level
 
 
+class RelayCollector(Collector):
+    """jalsa_relay_* alone, from destination snapshots (the edge's destinations)."""
+
+    def __init__(self, snapshots: Callable[[], Sequence[DestinationView]]) -> None:
+        self._snapshots = snapshots
+
+    def collect(self) -> Iterable[Metric]:
+        yield from _destination_metrics(self._snapshots())
+
+
 def _relay_metrics(show: ShowView) -> Iterable[Metric]:
+    yield from _destination_metrics(show.destinations)
+
+
+def _destination_metrics(destinations: Sequence[DestinationView]) -> Iterable[Metric]:
     labels = ["destination", "platform"]
     up = GaugeMetricFamily(
         "jalsa_relay_up", "1 while the destination is connected and sending", labels=labels
@@ -105,7 +119,7 @@ def _relay_metrics(show: ShowView) -> Iterable[Metric]:
         "1 for the destination's state (connecting/live/retrying/paused/stopped)",
         labels=[*labels, "state"],
     )
-    for d in show.destinations:
+    for d in destinations:
         key = [d.name, d.platform]
         for name in RELAY_STATES:
             state.add_metric([*key, name], int(d.state == name))

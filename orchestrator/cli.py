@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--city", metavar="CITY", help='e.g. "Lahore" (not with --join)')
     probe.add_argument("--isp", metavar="ISP", help='e.g. "PTCL" (not with --join)')
     from monitoring.agents_command import add_agents_parser, add_push_arguments  # stdlib only
+    from orchestrator.edge.command import add_edge_parser  # stdlib only
+
+    add_edge_parser(commands)
 
     add_push_arguments(probe)  # --join LINK: push rounds to jalsa instead of serving /metrics
     probe.add_argument(
@@ -227,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         from monitoring.report import report_command
 
         return report_command(args)
+    if args.command == "edge":
+        from orchestrator.edge.command import edge_command
+
+        return edge_command(args)
     return _run(args)
 
 

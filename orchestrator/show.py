@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.event import Event, SpeakerSpec
+from orchestrator.event.edge_spec import studio_outputs
 from orchestrator.event.states import OnAirKind
 from orchestrator.ingest.green_room import GreenRoom
 from orchestrator.ingest.media_source import MediaSource
@@ -160,7 +161,8 @@ class Show:
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
         """Run until the rundown ends (``on_end = "stop"``) or the task is cancelled."""
-        for destination in self.event.destinations:
+        # Destinations that go via an edge are the edge's to send: one contribution each.
+        for destination in studio_outputs(self.event.destinations, self.event.edges):
             self.relay.add(destination)
             self.ladders.add(destination, self.program.encoder.video_stream)
         self.program.start()

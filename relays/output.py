@@ -4,6 +4,8 @@
   (:mod:`relays.framing`, :mod:`relays.rtmp.session`, :mod:`relays.publisher`).
 - ``icecast``: PyAV muxes ADTS into memory; our Icecast source client sends it.
 - ``file`` and ``hls``: PyAV writes straight to disk (:mod:`relays.files`).
+- ``edge``: the studio's one contribution to a cloud edge, FLV in an HTTP PUT
+  (:mod:`relays.contribution`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from av.stream import Stream
 
 from orchestrator.event.destination_spec import DestinationSpec
+from relays.contribution import ContributionSession, FlvBodyFraming, contribution_target
 from relays.files import LocalWriter, output_for
 from relays.framing import AdtsFraming, FlvFraming
 from relays.icecast import IcecastSourceSession, icecast_target
@@ -69,11 +72,24 @@ def open_writer(
             cancelled=cancelled,
             stall_timeout=stall_timeout,
         )
+    if spec.kind == "edge":
+        edge = contribution_target(spec.url, spec.key.reveal() if spec.key is not None else "")
+        contribution = ContributionSession(edge, studio=spec.name)
+        return Publisher.connect(
+            edge.host,
+            edge.port,
+            contribution,
+            lambda: FlvBodyFraming(contribution, templates),
+            tls=tls_context(spec) if edge.tls else None,
+            deadline=deadline,
+            cancelled=cancelled,
+            stall_timeout=stall_timeout,
+        )
     return LocalWriter(output_for(spec, state_dir, attempt), templates)
 
 
 def tls_context(spec: DestinationSpec) -> ssl.SSLContext:
-    """The TLS settings of an rtmps:// destination.
+    """The TLS settings of an rtmps:// destination (or an https:// edge).
 
     Verification is on by default against the system's CAs (``SSL_CERT_FILE`` /
     ``SSL_CERT_DIR`` replace them, as everywhere in OpenSSL); ``ca_file`` adds a CA

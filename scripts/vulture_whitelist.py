@@ -11,6 +11,7 @@ import uvicorn
 from monitoring.listeners import DestinationListeners
 from monitoring.metrics import ShowCollector
 from monitoring.outage_watch import OutagesSnapshot
+from orchestrator.edge.fanout import ContributionSnapshot
 from orchestrator.ingest.webrtc import SpeakerSourceSnapshot
 from orchestrator.program.source import SourceSnapshot
 from orchestrator.show import Show
@@ -53,3 +54,10 @@ Show.wait_rundown_change
 
 # An HLS ladder's renditions in /api/state (tests/e2e/test_hls_ladder.py reads them).
 RenditionSnapshot.dropped_frames
+
+# The edge's contribution snapshot is served whole by its /healthz (dataclasses.asdict).
+ContributionSnapshot.relays
+ContributionSnapshot.program_seconds
+# uvicorn reads them when it loads its config: TLS of jalsa edge's contribution route.
+uvicorn.Config.ssl_certfile
+uvicorn.Config.ssl_keyfile

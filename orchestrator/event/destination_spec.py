@@ -33,7 +33,7 @@ from orchestrator.event.reader import (
 from orchestrator.event.secret import Secret, sanitize_url
 
 Platform = Literal["youtube", "facebook", "x", "twitch", "custom"]
-Kind = Literal["rtmp", "file", "hls", "icecast"]
+Kind = Literal["rtmp", "file", "hls", "icecast", "edge"]
 
 PLATFORMS: Final = ("youtube", "facebook", "x", "twitch", "custom")
 PLATFORM_INGEST: Final[Mapping[str, str]] = types.MappingProxyType(
@@ -72,6 +72,7 @@ _KEYS: Final = (
     "listeners",
     "ladder",
     "watch_url",
+    "via",
 )
 _SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SUPPORTED: Final = (
@@ -103,6 +104,9 @@ class DestinationSpec:
         listeners: the raw ``[destinations.listeners]`` table (``${VAR}`` already resolved).
         ladder: an HLS mirror's extra renditions (``[destinations.ladder]``), or None for
             the program rendition alone.
+        via: the ``[[edges]]`` edge that sends this destination (the studio does not),
+            or None for a direct one; ``kind = "edge"`` is the studio's contribution to
+            an edge (:mod:`orchestrator.event.edge_spec`).
         watch_url: where listeners reach an HLS mirror's watch page (through its cache or
             CDN), for the text the console and the webhook offer during an outage.
     """
@@ -118,6 +122,7 @@ class DestinationSpec:
     listeners: Mapping[str, Any] = field(default_factory=_no_listeners, hash=False)
     ca_file: str | None = None
     ladder: LadderSpec | None = None
+    via: str | None = None
     watch_url: str | None = None
 
     def target_url(self) -> str:
@@ -150,6 +155,8 @@ class DestinationSpec:
                 what.append("its stream key goes out in cleartext over rtmp://")
             if self.password is not None:
                 what.append("its password goes out in cleartext over rtmp://")
+        if self.kind == "edge" and _scheme(self.url) == "http":
+            what.append("its contribution key goes out in cleartext over http://")
         if self.kind == "icecast" and self.password is not None:
             what.append("its source password goes out in cleartext over icecast:// (HTTP)")
         api_base = self.listeners.get("api_base")
@@ -291,6 +298,7 @@ def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
     if url is not None:
         _register_password(table, url)
     audio_only = table.boolean("audio_only", False)
+    via = table.string("via")
     verify_tls = table.boolean("verify_tls", True)
     table.boolean("backup", False)
     listeners = table.raw("listeners")
@@ -332,6 +340,7 @@ def _parse_one(table: Table, base_dir: Path) -> DestinationSpec | None:
         password=password,
         listeners=types.MappingProxyType(_plain(listeners or {})),
         ca_file=ca_file,
+        via=via,
     )
 
 

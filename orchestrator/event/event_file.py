@@ -20,6 +20,7 @@ from typing import Any, Final, Literal, cast
 
 from orchestrator.event.destination_spec import DestinationSpec, parse_destinations
 from orchestrator.event.duration import format_duration, parse_duration
+from orchestrator.event.edge_spec import EdgeSpec, check_via, parse_edges
 from orchestrator.event.ice_servers import IceServer, parse_ice_servers
 from orchestrator.event.monitoring_spec import MonitoringSpec, parse_monitoring
 from orchestrator.event.problems import EventError, Problem, Problems
@@ -36,6 +37,7 @@ _TOP_KEYS: Final = (
     "destinations",
     "ice_servers",
     "monitoring",
+    "edges",
 )
 _SEGMENT_KEYS: Final = ("speaker", "duration", "start", "id")
 # An item id as written in the file; a derived one ("host-2") may be a little longer.
@@ -133,6 +135,7 @@ class Event:
     base_dir: Path
     ice_servers: tuple[IceServer, ...] = field(default=(), hash=False)
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec, hash=False)
+    edges: tuple[EdgeSpec, ...] = field(default=(), hash=False)
 
     def speaker(self, speaker_id: str) -> SpeakerSpec:
         """The speaker with this id.
@@ -224,6 +227,8 @@ def parse_event(
     declared = [t.raw("id") for t in speaker_tables if isinstance(t.raw("id"), str)]
     rundown = _parse_rundown(top, declared)
     destinations = parse_destinations(top.tables("destinations"), base_dir, program.height)
+    edges = parse_edges(top.tables("edges"), base_dir)
+    check_via(top.tables("destinations"), destinations, edges)
     ice_servers = parse_ice_servers(top.tables("ice_servers"))
     monitoring = parse_monitoring(top.table("monitoring"), base_dir, check_files)
     problems.raise_if_any()
@@ -236,6 +241,7 @@ def parse_event(
         base_dir=base_dir,
         ice_servers=ice_servers,
         monitoring=monitoring,
+        edges=edges,
     )
 
 

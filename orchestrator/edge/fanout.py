@@ -1,0 +1,156 @@
+"""The edge's fan-out: the contribution's packets into a :class:`relays.relay.Relay`.
+
+The relay's templates are the demuxed streams of the contribution that started it
+(PyAV copies their codec parameters, the FLV sequence headers among them, into every
+output). A studio that reconnects with the same streams and a timeline that goes on
+(the program's own timestamps: they never go back while the studio runs) keeps the
+same relay, so the destinations stay connected across a contribution blip; new
+streams (another encode) or a timeline that starts over (the studio restarted) start a
+new relay. The container the templates come from stays open as long as its relay.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from av.container import InputContainer
+from av.stream import Stream
+
+from orchestrator.event.destination_spec import DestinationSpec
+from relays.destination import DestinationSnapshot
+from relays.packet import EncodedPacket
+from relays.relay import Relay
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ContributionSnapshot:
+    """The contribution link as the edge sees it.
+
+    Attributes:
+        up: a studio is sending now.
+        studio: the name the studio gave (``Jalsa-Studio``), "" before any.
+        received_bytes: body bytes ever received.
+        contributions: contributions accepted (the first, then each reconnect).
+        refused: contributions refused (a wrong or missing key).
+        relays: relays started (more than one: the streams or the timeline changed).
+        program_seconds: the program time of the newest packet received, None before.
+        idle_seconds: seconds since the last byte arrived, None before any.
+    """
+
+    up: bool
+    studio: str
+    received_bytes: int
+    contributions: int
+    refused: int
+    relays: int
+    program_seconds: float | None
+    idle_seconds: float | None
+
+
+def _signature(stream: Stream) -> tuple[object, ...]:
+    ctx = stream.codec_context
+    return (stream.type, ctx.name, bytes(ctx.extradata or b""))
+
+
+class Fanout:
+    """Owns the edge's relay; see the module docstring. Thread-safe."""
+
+    def __init__(self, destinations: Sequence[DestinationSpec], state_dir: Path) -> None:
+        self._destinations = tuple(destinations)
+        self._state_dir = state_dir
+        self._lock = threading.Lock()
+        self._relay: Relay | None = None
+        self._container: InputContainer | None = None
+        self._signature: tuple[object, ...] = ()
+        self._newest: float | None = None
+        self._relays = 0
+        self._up = 0
+        self._studio = ""
+        self._received = 0
+        self._last_byte: float | None = None
+        self._contributions = 0
+        self._refused = 0
+
+    # -- the contribution (event loop) -------------------------------------------------
+    def began(self, studio: str) -> None:
+        with self._lock:
+            self._up += 1
+            self._contributions += 1
+            self._studio = studio
+
+    def ended(self) -> None:
+        with self._lock:
+            self._up -= 1
+
+    def received(self, size: int) -> None:
+        with self._lock:
+            self._received += size
+            self._last_byte = time.monotonic()
+
+    def refused(self) -> None:
+        with self._lock:
+            self._refused += 1
+
+    # -- packets (demux thread) ----------------------------------------------------------
+    def publish(self, container: InputContainer, packets: list[EncodedPacket]) -> None:
+        relay = self._relay_for(container, packets[0].seconds)
+        relay.publish(packets)
+        with self._lock:
+            self._newest = max(packets[-1].seconds, self._newest or packets[-1].seconds)
+
+    def _relay_for(self, container: InputContainer, seconds: float) -> Relay:
+        with self._lock:
+            if self._container is container and self._relay is not None:
+                return self._relay
+            video, audio = container.streams.video[0], container.streams.audio[0]
+            signature = _signature(video) + _signature(audio)
+            old = self._relay
+            goes_on = self._newest is not None and seconds >= self._newest - 1.0
+            if old is not None and signature == self._signature and goes_on:
+                # Outputs opened from the old streams copied what they need; new ones
+                # open from the new container.
+                self._container = container
+                log.info("contribution resumed: the destinations carry on")
+                return old
+            self._relay = relay = Relay((video, audio), self._state_dir)
+            self._container, self._signature, self._newest = container, signature, None
+            self._relays += 1
+        if old is not None:
+            log.info("the contribution's streams or timeline changed: destinations restart")
+            old.close(3.0)
+        for spec in self._destinations:
+            relay.add(spec)
+        return relay
+
+    # -- views -------------------------------------------------------------------------
+    def snapshot(self) -> ContributionSnapshot:
+        with self._lock:
+            idle = None if self._last_byte is None else time.monotonic() - self._last_byte
+            return ContributionSnapshot(
+                up=self._up > 0,
+                studio=self._studio,
+                received_bytes=self._received,
+                contributions=self._contributions,
+                refused=self._refused,
+                relays=self._relays,
+                program_seconds=self._newest,
+                idle_seconds=idle,
+            )
+
+    def destinations(self) -> list[DestinationSnapshot]:
+        with self._lock:
+            relay = self._relay
+        return relay.snapshots() if relay is not None else []
+
+    def close(self, timeout: float) -> None:
+        with self._lock:
+            relay, self._relay = self._relay, None
+        if relay is not None:
+            relay.close(timeout)
