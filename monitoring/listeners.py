@@ -193,6 +193,32 @@ class ListenerPoller:
     async def poll(self, session: aiohttp.ClientSession) -> Outcome:
         """Ask once and record the outcome (and, for YouTube, the broadcast's verdict)."""
         spec = self.spec
+        outcome = await self._ask(session, spec)
+        if isinstance(spec, IcecastListeners) and spec.relays and isinstance(outcome, Count):
+            outcome = await self._with_relays(session, spec, outcome)
+        self._record(outcome, request_for(spec).describe())
+        return outcome
+
+    async def _with_relays(
+        self, session: aiohttp.ClientSession, spec: IcecastListeners, master: Count
+    ) -> Count:
+        """The master's listeners plus each relay's (Icecast's own master/slave relays).
+
+        A relay's pull from the master is one of the master's listeners: one less is
+        counted for each relay that answers. A relay that does not answer counts 0 this
+        round (its failure is counted and logged), so one dead relay never freezes the
+        total."""
+        total = master.value
+        for url in spec.relays:
+            got = await self._ask(session, replace(spec, status_url=url, relays=()))
+            if isinstance(got, Count):
+                total += got.value - 1
+            else:
+                self._errors[got.reason] += 1
+                log.warning("listeners: %s: relay %s: %s", self.destination, url, got.detail)
+        return Count(max(0, total))
+
+    async def _ask(self, session: aiohttp.ClientSession, spec: PolledSpec) -> Outcome:
         request = request_for(spec)
         answer = await self._get(session, request)
         outcome = answer if isinstance(answer, Failure) else _judge(spec, answer)
@@ -208,7 +234,6 @@ class ListenerPoller:
             # now and then anyway): its HTML status page says the same.
             html = await self._get(session, ApiRequest(page))
             outcome = html if isinstance(html, Failure) else _html_outcome(spec.mount, html)
-        self._record(outcome, request.describe())
         return outcome
 
     async def _get(self, session: aiohttp.ClientSession, request: ApiRequest) -> Answer | Failure:

@@ -50,6 +50,7 @@ CONFIG = """\
     <chroot>0</chroot>
     {changeowner}
   </security>
+{extra}
 </icecast>
 """
 
@@ -64,9 +65,11 @@ def _free_port() -> int:
 class Icecast:
     """Start/stop ``icecast2`` in ``root``; ``source_url`` is what jalsa pushes to."""
 
-    def __init__(self, root: Path, password: str = "hackme-source-pw") -> None:
+    def __init__(self, root: Path, password: str = "hackme-source-pw", extra: str = "") -> None:
+        """``extra``: more of the config inside ``<icecast>`` (a relay's ``<relay>``)."""
         self.root = root
         self.password = password
+        self.extra = extra
         self.port = _free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -91,7 +94,11 @@ class Icecast:
         conf = self.root / "icecast.xml"
         conf.write_text(
             CONFIG.format(
-                password=self.password, port=self.port, root=self.root, changeowner=changeowner
+                password=self.password,
+                port=self.port,
+                root=self.root,
+                changeowner=changeowner,
+                extra=self.extra,
             )
         )
         with (self.root / "stderr.log").open("wb") as stderr:

@@ -87,6 +87,9 @@ class IcecastListeners:
     status_url: str
     mount: str
     poll_seconds: float = DEFAULT_POLL_SECONDS
+    # The status pages of Icecast relays (slaves) of this mount: their listeners are
+    # added to the master's (docs/mirror.md: audio at Spaces scale).
+    relays: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,8 +258,9 @@ def _facebook_version(table: Table) -> str | None:
 
 
 def _icecast(table: Table, url: str) -> IcecastListeners | None:
-    table.check_keys(("status_url", "poll_seconds"))
+    table.check_keys(("status_url", "poll_seconds", "relays"))
     poll = _poll_seconds(table)
+    relays = _relays(table)
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port or 8000
@@ -268,7 +272,7 @@ def _icecast(table: Table, url: str) -> IcecastListeners | None:
         if table.has("status_url") or not host:
             return None
         netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        return IcecastListeners(f"http://{netloc}/status-json.xsl", mount, poll)
+        return IcecastListeners(f"http://{netloc}/status-json.xsl", mount, poll, relays)
     try:
         status_parts = urlsplit(status)
     except ValueError:
@@ -280,4 +284,31 @@ def _icecast(table: Table, url: str) -> IcecastListeners | None:
             "http://icecast.example.org:8000/status-json.xsl",
         )
         return None
-    return IcecastListeners(str(status), mount, poll)
+    return IcecastListeners(str(status), mount, poll, relays)
+
+
+def _relays(table: Table) -> tuple[str, ...]:
+    """``relays``: the relays' status-json.xsl URLs, each http(s)."""
+    value = table.raw("relays")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        table.problem(
+            "relays",
+            'expected a list of URLs, like ["http://relay-1.example.org:8000/status-json.xsl"]',
+        )
+        return ()
+    for url in value:
+        try:
+            parts = urlsplit(url)
+            good = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:
+            good = False
+        if not good:
+            table.problem(
+                "relays",
+                f"{quote(url)} is not an http(s) URL: write each relay's status page like "
+                "http://relay-1.example.org:8000/status-json.xsl",
+            )
+            return ()
+    return tuple(str(v) for v in value)
