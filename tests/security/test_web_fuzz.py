@@ -342,4 +342,4 @@ def test_whip_offers_never_get_a_5xx(tmp_path: Path) -> None:
         assert web.call("GET", "/healthz", token=None)[0] == 200
     print("WHIP answers:", answered)
     assert 429 not in answered  # every offer was checked, none refused as too fast
-    assert answered.get(201, 0) >= 10 and answered.get(400, 0) >= 10  # answered and refused
+    assert answered.get(201, 0) >= 5 and answered.get(400, 0) >= 5  # answered and refused
