@@ -22,6 +22,7 @@ from monitoring.listeners import ListenersSnapshot
 from monitoring.outage_watch import OutagesSnapshot, outage_series
 from monitoring.probe_round import ProbeRound
 from monitoring.show_view import DestinationView, ShowView, SpeakerLinkView, speaker_levels
+from monitoring.uplink import UplinkEstimate
 from orchestrator.event.states import RELAY_STATES
 
 _PROBE_LABELS = ["vantage", "city", "isp"]
@@ -67,6 +68,8 @@ class ShowCollector(Collector):
         yield on_air
         yield from _audio_metrics(show)
         yield from _relay_metrics(show)
+        if show.uplink is not None:
+            yield from _uplink_metrics(show.uplink)
 
 
 def _audio_metrics(show: ShowView) -> Iterable[Metric]:
@@ -85,6 +88,29 @@ def _audio_metrics(show: ShowView) -> Iterable[Metric]:
     for speaker, value in sorted(speaker_levels(show).items()):
         level.add_metric([speaker], value)
     yield level
+
+
+def _uplink_metrics(uplink: UplinkEstimate) -> Iterable[Metric]:
+    """The studio's uplink as its network destinations see it (monitoring/uplink.py)."""
+    if uplink.throughput_bps is not None:
+        yield GaugeMetricFamily(
+            "jalsa_uplink_throughput_bps",
+            "Bits per second all network destinations sent over the last 20 s (the uplink's "
+            "usable rate while it is saturated)",
+            value=uplink.throughput_bps,
+        )
+    yield GaugeMetricFamily(
+        "jalsa_uplink_saturated",
+        "1 while more than half of the live network destinations fall behind the program "
+        "together (the uplink is full; one throttled platform is not this)",
+        value=int(uplink.saturated),
+    )
+    yield GaugeMetricFamily(
+        "jalsa_uplink_lagging_destinations",
+        "Live network destinations that cannot keep up (2 s or more behind the program and "
+        "not catching up, or shedding packets)",
+        value=len(uplink.lagging),
+    )
 
 
 class RelayCollector(Collector):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from monitoring.uplink import UplinkEstimate
 from orchestrator.event.states import OnAirKind, RelayState
 
 
@@ -87,6 +88,8 @@ class ShowView(Protocol):
     def destinations(self) -> Sequence[DestinationView]: ...
     @property
     def sources(self) -> Sequence[object]: ...
+    @property
+    def uplink(self) -> UplinkEstimate | None: ...
 
 
 def speaker_levels(show: ShowView) -> dict[str, float]:

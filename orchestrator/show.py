@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitoring.uplink import UplinkEstimate, UplinkMeter
 from orchestrator.event import Event, SpeakerSpec
 from orchestrator.event.edge_spec import studio_outputs
 from orchestrator.event.states import OnAirKind
@@ -79,6 +80,8 @@ class ShowSnapshot:
     hold: str | None = None  # the stand-by text while the rundown is held
     # Per HLS mirror with a ladder: its extra renditions (frames, drops, bytes, error).
     ladders: dict[str, list[RenditionSnapshot]] = field(default_factory=dict)
+    # The studio's uplink as the network destinations see it (monitoring/uplink.py).
+    uplink: UplinkEstimate | None = None
 
 
 class Show:
@@ -116,6 +119,7 @@ class Show:
         self.rundown = control.live
         self._slates = SlateCache(spec.width, spec.height)
         self._graphics: dict[str, tuple[Overlay, Plane]] = {}  # per speaker, made once
+        self._uplink = UplinkMeter()
         # Recorded messages uploaded by live speakers (speaker id -> file): their fallback.
         self.messages: dict[str, str] = {}
         self._media = SlotSources(event, self.messages)
@@ -308,6 +312,7 @@ class Show:
         cue, on_air, status = self._cue, self._on_air, self._status
         sources = self._media.snapshots()
         sources += tuple(s.snapshot() for s in self.green_room.sources().values())
+        destinations = tuple(self.relay.snapshots())
         return ShowSnapshot(
             event=self.event.info.name,
             state=status.state,
@@ -318,13 +323,14 @@ class Show:
             next=self._view(cue.next),
             remaining=cue.remaining,
             program=self.program.snapshot(),
-            destinations=tuple(self.relay.snapshots()),
+            destinations=destinations,
             sources=sources,
             speakers=tuple(self._speakers),
             live_speakers=tuple(s for s, spec in self._speakers.items() if spec.live),
             ends_at=status.ends_at,
             hold=status.hold,
             ladders=self.ladders.snapshots(),
+            uplink=self._uplink.observe(time.monotonic(), destinations),
         )
 
     def speaker_source(self, speaker: str) -> Source | None:

@@ -18,6 +18,8 @@
   small reads; upstream to client is not limited. The client socket's receive buffer is
   small (``client_rcvbuf``), so the proxy holds little and the sender feels real TCP
   backpressure.
+- ``"uplink"``: like ``"throttle"``, but ``rate_bytes_per_s`` is shared by all connections
+  together, like one venue's uplink under every destination that goes through it.
 
 The proxy runs its own asyncio loop in a daemon thread, so synchronous tests, async tests
 (on another loop) and benchmark scripts all drive it the same way; every public method
@@ -44,7 +46,7 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, Final, Literal, TypeVar, get_args
 
-Mode = Literal["pass", "refuse", "reset", "blackhole", "throttle"]
+Mode = Literal["pass", "refuse", "reset", "blackhole", "throttle", "uplink"]
 MODES: Final[frozenset[str]] = frozenset(get_args(Mode))
 
 _T = TypeVar("_T")
@@ -97,7 +99,7 @@ class FaultProxy:
         reset_after_bytes: In ``"reset"`` mode, client bytes forwarded per connection
             before the RST.
         rate_bytes_per_s: In ``"throttle"`` mode, the client-to-upstream rate per
-            connection.
+            connection; in ``"uplink"`` mode, of all connections together.
         client_rcvbuf: ``SO_RCVBUF`` of accepted client sockets (the kernel doubles it).
         connect_timeout: Bound on connecting upstream.
         port: The port to listen on; 0 picks a free one.
@@ -132,6 +134,8 @@ class FaultProxy:
         self._links: set[_Link] = set()
         # Futures resolved (with False) at the next mode change.
         self._mode_waiters: set[asyncio.Future[bool]] = set()
+        # In "uplink" mode: before this monotonic time no connection may read.
+        self._uplink_next_read = 0.0
         self.bytes_forwarded = 0
         """Bytes forwarded from clients to upstream."""
         self.bytes_returned = 0
@@ -297,6 +301,9 @@ class FaultProxy:
                 tasks.append(link.task)
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _next_read(self, link: _Link, mode: Mode) -> float:
+        return self._uplink_next_read if mode == "uplink" else link.next_read
+
     async def _shutdown(self) -> None:
         await self._unlisten()
         await self._abort_all(rst=False)
@@ -415,8 +422,8 @@ class FaultProxy:
             if upward and mode == "reset" and link.budget <= 0:
                 raise _Abort
             size = _PASS_CHUNK
-            if upward and mode == "throttle":
-                wait = link.next_read - time.monotonic()
+            if upward and mode in ("throttle", "uplink"):
+                wait = self._next_read(link, mode) - time.monotonic()
                 if wait > 0:
                     await self._mode_change(wait)
                     continue
@@ -432,5 +439,10 @@ class FaultProxy:
                 with contextlib.suppress(OSError):
                     dst.shutdown(socket.SHUT_WR)
                 return
-            if upward and self._mode == "throttle":
-                link.next_read = max(link.next_read, time.monotonic()) + len(data) / self._rate
+            if upward and self._mode in ("throttle", "uplink"):
+                due = max(self._next_read(link, self._mode), time.monotonic())
+                due += len(data) / self._rate
+                if self._mode == "uplink":
+                    self._uplink_next_read = due
+                else:
+                    link.next_read = due

@@ -21,6 +21,7 @@ from monitoring.metrics import (
 from monitoring.outage import Outage
 from monitoring.outage_watch import OutagesSnapshot
 from monitoring.probe_round import CheckResult, Download, ProbeRound, ResolverResult, Vantage
+from monitoring.uplink import UplinkEstimate
 
 LISTENERS = ListenersSnapshot(
     (
@@ -88,6 +89,9 @@ class Browser:
     rtt_seconds: float | None = 0.05
 
 
+SATURATED = UplinkEstimate(2_400_000.0, 3, ("fb", "x"), True)
+
+
 @dataclass(frozen=True)
 class Show:
     event: str = "Test"
@@ -103,6 +107,7 @@ class Show:
         Browser("away", False, -100.0),  # a session that has ended: no level
         object(),  # a clip's source: no link
     )
+    uplink: UplinkEstimate | None = SATURATED
 
 
 SHOW = Show()
@@ -182,6 +187,16 @@ def test_the_on_air_speakers_level_comes_from_the_program() -> None:
     }
     silent = Show(program=Program(audio_peak_dbfs=-100.0))
     assert values(scrape(silent))["jalsa_program_audio_level_dbfs", ()] == -100.0
+
+
+def test_the_uplink_as_the_destinations_see_it() -> None:
+    found = values(scrape())
+    assert found["jalsa_uplink_throughput_bps", ()] == 2_400_000
+    assert found["jalsa_uplink_saturated", ()] == 1
+    assert found["jalsa_uplink_lagging_destinations", ()] == 2
+    unmeasured = values(scrape(Show(uplink=UplinkEstimate(None, 0, (), False))))
+    assert ("jalsa_uplink_throughput_bps", ()) not in unmeasured  # no rate yet: no value
+    assert unmeasured["jalsa_uplink_saturated", ()] == 0
 
 
 def test_nothing_before_the_first_round() -> None:

@@ -255,6 +255,7 @@
     text($("program"), `${s.program.width}×${s.program.height} @ ${s.program.fps} fps · ${mmss(s.program.seconds)} produced`
       + (s.program.late_resets ? ` · fell behind ${s.program.late_resets}×` : ""));
     renderDestinations();
+    renderBanners();
     renderSpeakers();
     renderCountdowns();
   }
@@ -432,6 +433,14 @@
           text: `Outage (${o.scope}): ${o.platform} since ${clock(o.since)}` + (o.cities.length ? ` — seen from ${o.cities.join(", ")}` : ""),
         });
       }
+    }
+    const up = S.state && S.state.uplink;
+    if (up && up.saturated) {
+      const rate = up.throughput_bps ? ` (it carries about ${(up.throughput_bps / 1e6).toFixed(1)} Mbit/s)` : "";
+      banners.push({
+        key: "uplink", cls: "banner",
+        text: `Uplink full${rate}: ${up.lagging.join(", ")} cannot keep up. Pause the least important destinations, or send them through an edge.`,
+      });
     }
     keyed($("banners"), banners, (b) => b.key, () => el("div", { role: "alert" }), (node, b) => { node.className = b.cls; text(node, b.text); });
   }
