@@ -13,8 +13,11 @@ a reverse proxy on the same host, the ``X-Forwarded-For`` it sets).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import time
+from collections.abc import Callable
 from typing import Final
 
 from fastapi.responses import PlainTextResponse
@@ -28,6 +31,9 @@ MAX_BAD_LINKS: Final = 10
 GUESS_WINDOW: Final = 60.0  # seconds
 BLOCK_SECONDS: Final = 60.0
 MAX_ADDRESSES: Final = 10_000
+LOG_EVERY: Final = 10.0  # seconds: at most one line per this, with a count (a botnet)
+
+log = logging.getLogger(__name__)
 
 _LINK_PATH: Final = re.compile(r"/(?:join|whip)/([^/]*)(?:/.*)?", re.DOTALL)
 
@@ -51,10 +57,36 @@ class LinkGuessLimit:
     """ASGI middleware: counts the guesses of each address on the speakers' paths and
     answers a blocked one 429 at once."""
 
-    def __init__(self, app: ASGIApp, links: Links, guesses: Guesses | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        links: Links,
+        guesses: Guesses | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
         self.links = links
         self.guesses = guesses or link_guesses()
+        self._clock = clock
+        self._logged_at: float | None = None
+        self._unlogged = 0  # addresses blocked since the last line
+
+    def _blocked_now(self, address: str) -> None:
+        """Say so in the log: once per :data:`LOG_EVERY` seconds, with a count."""
+        now = self._clock()
+        if self._logged_at is not None and now - self._logged_at < LOG_EVERY:
+            self._unlogged += 1
+            return
+        log.warning(
+            "speaker links: %s sent %d wrong links within %.0f s: /join and /whip refused to "
+            "it for %.0f s (%d more addresses blocked since the last line)",
+            address or "an unknown address",
+            MAX_BAD_LINKS,
+            GUESS_WINDOW,
+            BLOCK_SECONDS,
+            self._unlogged,
+        )
+        self._logged_at, self._unlogged = now, 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _LINK_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
@@ -80,4 +112,6 @@ class LinkGuessLimit:
             return
         if is_guess(self.links, match[1]):
             self.guesses.failed(address)
+            if self.guesses.retry_after(address) is not None:
+                self._blocked_now(address)
         await self.app(scope, receive, send)

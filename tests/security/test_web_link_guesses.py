@@ -7,13 +7,21 @@ operator's ``/api`` are not affected. Before, there was no limit at all."""
 from __future__ import annotations
 
 import http.client
+import logging
 import time
 from pathlib import Path
 
+import pytest
 from web_app import Served
 
 from orchestrator.api.auth import Guesses
-from orchestrator.api.link_guesses import BLOCK_SECONDS, MAX_BAD_LINKS, is_guess
+from orchestrator.api.link_guesses import (
+    BLOCK_SECONDS,
+    LOG_EVERY,
+    MAX_BAD_LINKS,
+    LinkGuessLimit,
+    is_guess,
+)
 from orchestrator.event import parse_event
 from orchestrator.speakers.links import Links
 
@@ -47,7 +55,9 @@ def join_path(web: Served) -> str:
     return path
 
 
-def test_ten_bad_links_block_the_address_from_join_and_whip(web: Served) -> None:
+def test_ten_bad_links_block_the_address_from_join_and_whip(
+    web: Served, caplog: pytest.LogCaptureFixture
+) -> None:
     good = join_path(web)
     token = good.removeprefix("/join/")
     assert request(web, "GET", good).status == 200
@@ -71,10 +81,30 @@ def test_ten_bad_links_block_the_address_from_join_and_whip(web: Served) -> None
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     connection.close()
 
+    blocked = [r.getMessage() for r in caplog.records if "wrong links" in r.getMessage()]
+    assert len(blocked) == 1 and "127.0.0.1" in blocked[0], blocked  # said once
+    assert FORGED not in caplog.text and token not in caplog.text
+
     # another address, the operator's /api and the public HLS are not affected
     assert request(web, "GET", good, source="127.0.0.2").status == 200
     assert web.call("GET", "/api/state")[0] == 200
     assert request(web, "GET", "/join-assets/join.css").status == 200
+
+
+def test_blocks_are_logged_once_per_ten_seconds_with_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    limit = LinkGuessLimit(lambda *_: None, links=None, clock=lambda: now[0])  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="orchestrator.api.link_guesses"):
+        for n in range(500):
+            limit._blocked_now(f"10.0.{n // 256}.{n % 256}")
+        now[0] += LOG_EVERY
+        limit._blocked_now("10.9.9.9")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "10.0.0.0" in lines[0] and "(0 more" in lines[0]
+    assert "10.9.9.9" in lines[1] and "(499 more" in lines[1]
 
 
 def test_expired_and_revoked_links_are_not_guesses(web: Served) -> None:
