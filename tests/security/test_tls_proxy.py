@@ -3,12 +3,14 @@ run as it is (its ports, certificate and log paths swapped for the test's) by a 
 in front of jalsa's real web app.
 
 Speakers' links reach jalsa over TLS and stay out of the access log (their lines have no
-URL); links made through the proxy are https:// for the proxy's address; the guess limits
-count each client by the address nginx forwards, not nginx's own; plain http redirects.
+URL); links made through the proxy are https:// for the proxy's address; the console's
+WebSocket goes through; the guess limits count each client by the address nginx forwards,
+not nginx's own; plain http redirects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -25,6 +27,7 @@ from jalsa_run import free_port
 from tls_terminator import Certificates, make_certificates
 from waiting import wait_for
 from web_app import TOKEN, Served, served_app
+from websockets.asyncio.client import connect
 
 from orchestrator.api.link_guesses import MAX_BAD_LINKS
 
@@ -179,3 +182,13 @@ def test_plain_http_is_redirected_to_https(proxied: Proxied) -> None:
     assert response.status == 301
     assert response.headers["Location"] == "https://jalsa.example.org/join/some-link"
     assert "some-link" not in proxied.access_log()
+
+
+async def test_the_consoles_live_channel_works_through_the_proxy(proxied: Proxied) -> None:
+    context = ssl.create_default_context(cafile=str(proxied.certificates.ca))
+    url = f"wss://127.0.0.1:{proxied.port}/api/live"
+    async with connect(url, ssl=context) as ws:
+        await ws.send(json.dumps({"token": TOKEN}))
+        async with asyncio.timeout(10):
+            first = json.loads(await ws.recv())
+    assert isinstance(first, dict) and first  # the live channel's first state
