@@ -16,7 +16,6 @@ so a restarted agent never reuses one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ import aiohttp
 
 from monitoring.agent_link import SIGNATURE_HEADER, AgentLink, sign_body
 from monitoring.probe_round import log_changes
-from monitoring.probes import Prober
+from monitoring.probes import USER_AGENT, Prober
 from monitoring.round_wire import Context, body_bytes, encode_round
 
 log = logging.getLogger(__name__)
@@ -211,40 +210,41 @@ class PushAgent:
     async def run(self) -> int:
         """Until SIGINT/SIGTERM; returns the exit code."""
         stop = asyncio.Event()
+        signals = (signal.SIGINT, signal.SIGTERM)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.add_signal_handler(sig, stop.set)
-        v = self.prober.vantage
         log.info(
-            "probe agent %s (%s, %s): %d targets every %gs, delivered to %s; backlog in %s",
-            v.name,
-            v.city,
-            v.isp,
+            "probe agent %s: %d targets every %gs, delivered to %s; backlog in %s",
+            self.prober.vantage,
             len(self.prober.targets.targets),
             self.interval,
             self.link.base_url,
             self.backlog.folder,
         )
-        async with aiohttp.ClientSession(headers={"User-Agent": "jalsa-probe/0.1"}) as session:
-            tasks = [
-                asyncio.create_task(self._measure(), name="probes"),
-                asyncio.create_task(self._deliver(session), name="delivery"),
-                asyncio.create_task(stop.wait(), name="signal"),
-            ]
-            try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
-        failed = [t for t in done if t is not tasks[2] and t.exception() is not None]
-        for task in failed:
-            log.error("the probe agent failed", exc_info=task.exception())
-        return 1 if failed else 0
+        code = 0
+        try:
+            async with (
+                aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session,
+                asyncio.TaskGroup() as group,
+            ):
+                group.create_task(self._measure(), name="probes")
+                group.create_task(self._deliver(session), name="delivery")
+                await stop.wait()
+                raise _Stopped
+        except* _Stopped:
+            pass
+        except* Exception as failed:
+            log.error("the probe agent failed", exc_info=failed.exceptions[0])
+            code = 1
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+        return code
+
+
+class _Stopped(Exception):
+    """Raised in the task group to end it on a signal."""
 
 
 def system_resolver(path: Path = Path("/etc/resolv.conf")) -> str:

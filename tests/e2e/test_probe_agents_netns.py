@@ -16,8 +16,8 @@ nothing can connect to it. The script:
 
 Then: every round each agent measured is in jalsa's samples exactly once (by sequence
 count and by start time), the cut rounds of agents 1 and 2 arrived late, the live view
-never flagged ``x`` (agent 1's last round before the cut was still fresh: one city of
-three), and ``jalsa report`` judges again from every round: ``x`` unreachable over the
+did not flag ``x`` during the cut (agent 1's last round before it was still fresh: one
+city of three), and ``jalsa report`` judges again from every round: ``x`` unreachable over the
 cut (Lahore's late rounds and Quetta's), and agent 2's uplink down over it.
 """
 
@@ -201,12 +201,12 @@ def test_three_pushing_agents_through_a_cut(
             run.wait_for(
                 lambda: measured("quetta-1") >= cut_at + CUT_SECONDS, CUT_SECONDS + 60, "the cut"
             )
+            live_x = run.metric("jalsa_outage", scope="platform", platform="x")
             restored_at = time.time()
+            _Platform.down.discard(platforms["x"])  # first: no round sees the routes back, x down
             sh("ip", "netns", "exec", ns(1), "ip", "route", "del", "blackhole", "10.77.1.3/32")
             for host in ("10.77.2.1/32", "10.77.2.3/32"):
                 sh("ip", "netns", "exec", ns(2), "ip", "route", "del", "blackhole", host)
-            _Platform.down.discard(platforms["x"])
-            live_x = run.metric("jalsa_outage", scope="platform", platform="x")
 
             def delivered_after_cut() -> bool:
                 late = {
@@ -235,7 +235,9 @@ def test_three_pushing_agents_through_a_cut(
                 log.close()
             assert codes == [0, 0, 0]
         assert run.stop()[0] == 0
-    assert live_x in (0.0, None), "the live view could not know: Lahore's last round was fresh"
+    assert live_x in (0.0, None), (
+        "during the cut the live view could not know: Lahore's last round was fresh"
+    )
 
     records = list(read_records(state / "samples"))
     for i, (vantage, _, _) in enumerate(AGENTS, 1):
@@ -256,11 +258,13 @@ def test_three_pushing_agents_through_a_cut(
     done = jalsa("report", "--state", str(state))
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads((state / "report" / "report.json").read_text())
-    judged = {(w["scope"], w["platform"], tuple(w["vantages"])): w for w in report["judged"]}
+    # (an outage's vantages and cities are those it had when last seen)
+    judged = {(w["scope"], w["platform"]): w for w in report["judged"]}
     slack = INTERVAL + 2.5  # a round's length plus the interval, either side
-    x = judged[("platform", "x", ("lahore-1", "quetta-1"))]
+    x = judged[("platform", "x")]
     assert abs(x["start"] - cut_at) < slack and abs(x["end"] - restored_at) < slack, x
-    uplink = judged[("uplink", "control", ("karachi-1",))]
+    uplink = judged[("uplink", "control")]
+    assert uplink["vantages"] == ["karachi-1"]
     assert abs(uplink["start"] - cut_at) < slack and abs(uplink["end"] - restored_at) < slack
     assert len(judged) == 2, judged
     coverage = {c["vantage"]: c for c in report["coverage"]}
