@@ -126,6 +126,31 @@ def test_a_throttled_phone_starts_on_audio_only(jalsa: JalsaRun, browser: Browse
     context.close()
 
 
+def test_video_steps_down_to_audio_only_when_the_link_is_throttled(
+    jalsa: JalsaRun, browser: Browser
+) -> None:
+    context = browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
+    page = context.new_page()
+    page.goto(f"http://127.0.0.1:{jalsa.http_port}/watch/mirror")
+    page.get_by_role("button", name="Play").click()
+    advancing(page)
+    expect(page.locator("#quality")).to_have_text(re.compile(r"^Video"))
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 150,
+            "downloadThroughput": 150_000 / 8,  # the link is throttled mid-stream
+            "uploadThroughput": 50_000 / 8,
+        },
+    )
+    expect(page.locator("#quality")).to_have_text(re.compile(r"^Audio only"), timeout=90_000)
+    advancing(page, 3.0)
+    context.close()
+
+
 def test_heartbeats_are_bounded_and_checked(jalsa: JalsaRun) -> None:
     port = jalsa.http_port
     import urllib.request
