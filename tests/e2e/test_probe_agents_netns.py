@@ -221,6 +221,13 @@ def test_three_pushing_agents_through_a_cut(
 
             run.wait_for(delivered_after_cut, 90, "the backlogs to be delivered")
             usage = {v: (rss_mb(a.pid), cpu_seconds(a.pid)) for v, a in agents.items()}
+            link_bytes = {  # everything the agent sent and got: probes and deliveries
+                v: sum(
+                    int(Path(f"/sys/class/net/probes-h{i}/statistics/{d}_bytes").read_text())
+                    for d in ("rx", "tx")
+                )
+                for i, (v, _, _) in enumerate(AGENTS, 1)
+            }
             # ip netns exec execs the agent: the pid is the agent's own
             rejected = {
                 reason: run.metric("jalsa_agent_rejected_total", reason=reason)
@@ -269,9 +276,13 @@ def test_three_pushing_agents_through_a_cut(
     assert len(judged) == 2, judged
     coverage = {c["vantage"]: c for c in report["coverage"]}
     assert coverage["lahore-1"]["late"] > 0 and coverage["quetta-1"]["late"] == 0
+    rounds = {v: int((tmp_path / f"backlog-{i}" / "sequence").read_text())
+              for i, (v, _, _) in enumerate(AGENTS, 1)}  # fmt: skip
     print(
         "cut", round(restored_at - cut_at, 1), "s; agents' RSS MB and CPU s:",
         {v: (round(m, 1), round(c, 2)) for v, (m, c) in usage.items()},
+        "; bytes on the agent's link per round (2 plain-HTTP targets + delivery):",
+        {v: round(link_bytes[v] / rounds[v]) for v in rounds},
     )  # fmt: skip
     for rss, _ in usage.values():
         assert rss < 50, usage
