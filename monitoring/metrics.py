@@ -68,6 +68,7 @@ class ShowCollector(Collector):
         yield on_air
         yield from _audio_metrics(show)
         yield from _relay_metrics(show)
+        yield from _edge_metrics(show.destinations)
         if show.uplink is not None:
             yield from _uplink_metrics(show.uplink)
 
@@ -125,6 +126,33 @@ class RelayCollector(Collector):
 
 def _relay_metrics(show: ShowView) -> Iterable[Metric]:
     yield from _destination_metrics(show.destinations)
+
+
+def _edge_metrics(destinations: Sequence[DestinationView]) -> Iterable[Metric]:
+    """jalsa_edge_*: at the studio, each contribution link to a cloud edge (a
+    destination of kind ``edge``: its relay series under the edge's name, too)."""
+    labels = ["edge"]
+    up = GaugeMetricFamily(
+        "jalsa_edge_up",
+        "1 while the contribution to the edge is connected and sending",
+        labels=labels,
+    )
+    lag = GaugeMetricFamily(
+        "jalsa_edge_lag_seconds",
+        "How far the contribution to the edge is behind the program",
+        labels=labels,
+    )
+    sent = CounterMetricFamily("jalsa_edge_sent_bytes", "Contribution bytes sent", labels=labels)
+    reconnects = CounterMetricFamily(
+        "jalsa_edge_reconnects", "Contribution reconnect attempts", labels=labels
+    )
+    for d in destinations:
+        if d.kind == "edge":
+            up.add_metric([d.name], int(d.state == "live"))
+            lag.add_metric([d.name], d.lag_seconds)
+            sent.add_metric([d.name], d.sent_bytes)
+            reconnects.add_metric([d.name], d.reconnects)
+    yield from (up, lag, sent, reconnects)
 
 
 def _destination_metrics(destinations: Sequence[DestinationView]) -> Iterable[Metric]:

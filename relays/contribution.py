@@ -161,7 +161,11 @@ class FlvBodyFraming:
         muxer.close()
 
     def write(self, packet: EncodedPacket) -> None:
-        self._session.send_media(tag_bytes(packet.flv_tag()))
+        tag = packet.flv_tag()
+        # FLV has no negative times: the encoder's first AAC frame (its priming, -21 ms)
+        # would wrap to 49 days and wreck the edge's timeline.
+        if tag.timestamp >= 0:
+            self._session.send_media(tag_bytes(tag))
 
     def end(self) -> None:
         return None

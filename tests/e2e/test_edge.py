@@ -9,6 +9,7 @@ backoff) and the platforms get the program again.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,7 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 from event_toml import event_toml, slot, speaker
@@ -116,6 +117,8 @@ class Run:
     studio_logs: str
     reconnects: float
     edge_metrics: str
+    studio_metrics: str
+    studio_state: dict[str, Any]
 
 
 def _edge_file(path: Path, nginx: NginxRtmp, certs: Certificates) -> Path:
@@ -165,50 +168,67 @@ def finished(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iter
     edge_port, edge_metrics = free_port(), free_port()
     edge_file = _edge_file(work / "edge.toml", nginx, certs)
     studio = _studio_file(work / "studio.toml", nginx, certs, edge_port)
-    with (
-        EdgeProcess(edge_file, work / "edge-state", edge_port, edge_metrics) as edge,
-        JalsaRun(studio, work / "studio-state", env={"EDGE_KEY": EDGE_KEY}) as run,
-    ):
-        run.wait_ready()
-        for stream in STREAMS:
-            nginx.wait_published(stream, timeout=30)
-        published = time.monotonic()
-        refused = (contribute(edge_port, certs.ca, FORGED), contribute(edge_port, certs.ca, None))
-        run.media_flows(RUN_SECONDS)
-        edge_metrics_text = edge.metrics()
-        edge.kill()
-        killed = time.monotonic()
-        nginx.wait_recorded(*STREAMS, timeout=20)
-        first = _keep(nginx, work / "first")
-        label = {"destination": "test-edge", "platform": "custom"}
-        run.wait_for(
-            lambda: (run.metric("jalsa_relay_reconnects_total", **label) or 0) >= 2,
-            60,
-            "the studio to retry the killed edge",
-        )
-        for stream in STREAMS:
-            (nginx.published_dir / stream).unlink()
-        edge.start()
-        for stream in STREAMS:
-            run.wait_for(lambda s=stream: (nginx.published_dir / s).exists(), 60, "back")
-        reconnects = run.metric("jalsa_relay_reconnects_total", **label) or 0
-        run.media_flows(6.0)
-        run.stop()
-        wait_for(lambda: edge.process is not None and edge.process.poll() is None, 5, "edge up")
-        assert edge.stop() == 0, edge.logs[-3000:]
-        nginx.wait_recorded(*STREAMS, timeout=20)
-        second = _keep(nginx, work / "second")
-        yield Run(
-            first={s: ffprobe(p) for s, p in first.items()},
-            first_errors={s: decode_errors(p) for s, p in first.items()},
-            first_wall=killed - published,
-            second={s: ffprobe(p) for s, p in second.items()},
-            refused=refused,
-            edge_logs=edge.logs,
-            studio_logs=run.logs,
-            reconnects=reconnects,
-            edge_metrics=edge_metrics_text,
-        )
+    with EdgeProcess(edge_file, work / "edge-state", edge_port, edge_metrics) as edge:
+        wait_for(edge.metrics, 30, "the edge to serve", ignore=(OSError,))
+        # The studio starts once the edge serves: its first contribution then carries the
+        # program's very first packets (the AAC priming frame at -21 ms among them).
+        with JalsaRun(studio, work / "studio-state", env={"EDGE_KEY": EDGE_KEY}) as run:
+            yield from _run(edge, run, nginx, work, certs, edge_port)
+
+
+def _run(
+    edge: EdgeProcess,
+    run: JalsaRun,
+    nginx: NginxRtmp,
+    work: Path,
+    certs: Certificates,
+    edge_port: int,
+) -> Iterator[Run]:
+    run.wait_ready()
+    for stream in STREAMS:
+        nginx.wait_published(stream, timeout=30)
+    published = time.monotonic()
+    refused = (contribute(edge_port, certs.ca, FORGED), contribute(edge_port, certs.ca, None))
+    run.media_flows(RUN_SECONDS)
+    edge_metrics_text = edge.metrics()
+    studio_metrics = run.metrics_text()
+    studio_state = json.loads(run.http("/api/state", token=run.token())[1])
+    edge.kill()
+    killed = time.monotonic()
+    nginx.wait_recorded(*STREAMS, timeout=20)
+    first = _keep(nginx, work / "first")
+    label = {"destination": "test-edge", "platform": "custom"}
+    run.wait_for(lambda: run.metric("jalsa_edge_up", edge="test-edge") == 0, 30, "edge down")
+    run.wait_for(
+        lambda: (run.metric("jalsa_relay_reconnects_total", **label) or 0) >= 2,
+        60,
+        "the studio to retry the killed edge",
+    )
+    for stream in STREAMS:
+        (nginx.published_dir / stream).unlink()
+    edge.start()
+    for stream in STREAMS:
+        run.wait_for(lambda s=stream: (nginx.published_dir / s).exists(), 60, "back")
+    reconnects = run.metric("jalsa_relay_reconnects_total", **label) or 0
+    run.media_flows(6.0)
+    run.stop()
+    wait_for(lambda: edge.process is not None and edge.process.poll() is None, 5, "edge up")
+    assert edge.stop() == 0, edge.logs[-3000:]
+    nginx.wait_recorded(*STREAMS, timeout=20)
+    second = _keep(nginx, work / "second")
+    yield Run(
+        first={s: ffprobe(p) for s, p in first.items()},
+        first_errors={s: decode_errors(p) for s, p in first.items()},
+        first_wall=killed - published,
+        second={s: ffprobe(p) for s, p in second.items()},
+        refused=refused,
+        edge_logs=edge.logs,
+        studio_logs=run.logs,
+        reconnects=reconnects,
+        edge_metrics=edge_metrics_text,
+        studio_metrics=studio_metrics,
+        studio_state=studio_state,
+    )
 
 
 def test_platforms_get_the_program_through_the_edge(finished: Run) -> None:
@@ -242,3 +262,27 @@ def test_the_edge_exports_its_destinations(finished: Run) -> None:
             finished.edge_metrics
         )
     assert 'jalsa_edge_contribution_up{edge="test-edge"} 1.0' in finished.edge_metrics
+
+
+def test_the_studio_shows_the_contribution_link(finished: Run) -> None:
+    """/api/state and the jalsa_edge_* family: the link's state and lag; the edge's
+    destinations are not the studio's to send (only the local recording and the link)."""
+    kinds = {d["name"]: d["kind"] for d in finished.studio_state["destinations"]}
+    assert kinds == {"local": "file", "test-edge": "edge"}
+    link = next(d for d in finished.studio_state["destinations"] if d["name"] == "test-edge")
+    assert link["state"] == "live" and link["lag_seconds"] < 2.0, link
+    metrics = finished.studio_metrics
+    assert 'jalsa_edge_up{edge="test-edge"} 1.0' in metrics
+    assert 'jalsa_edge_lag_seconds{edge="test-edge"}' in metrics
+    sent = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith('jalsa_edge_sent_bytes_total{edge="test-edge"}')
+    )
+    received = next(
+        float(line.split()[-1])
+        for line in finished.edge_metrics.splitlines()
+        if line.startswith('jalsa_edge_contribution_received_bytes_total{edge="test-edge"}')
+    )
+    print(f"contribution: studio sent {sent:.0f} B, edge received {received:.0f} B")
+    assert sent > 0 and received > 0
