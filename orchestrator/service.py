@@ -393,6 +393,7 @@ def _announce(
     for d in event.destinations:
         if d.kind == "hls":
             lines.append(f"  hls:       {http.url(f'/hls/{d.name}/index.m3u8')}")
+            lines.append(f"  watch:     {http.url(f'/watch/{d.name}')}  (the listener page)")
         else:
             lines.append(f"  {d.kind + ':':<10} {d.safe_url()}  ({d.name})")
     lines.append(f"  metrics:   {metrics.url('/metrics')}")

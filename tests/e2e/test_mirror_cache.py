@@ -170,4 +170,8 @@ def test_many_players_through_the_cache(mirror: Mirror) -> None:
     assert len(segments) >= 3 * (SECONDS / 2 - 2)  # every rendition's segments went through
     # Playlists: about one refresh a second each, whatever the audience.
     assert sum(playlists.values()) <= 3 * (SECONDS + 10) + 5
+    # ... and the program kept its clock, the mirror its pace, while they watched.
+    assert run.metric("jalsa_program_late_resets_total") == late_before
+    lag = run.metric("jalsa_relay_lag_seconds", destination="mirror", platform="custom")
+    assert lag is not None and lag < 3
     run.alive()
