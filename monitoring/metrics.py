@@ -21,7 +21,13 @@ from prometheus_client.registry import Collector
 from monitoring.listeners import ListenersSnapshot
 from monitoring.outage_watch import OutagesSnapshot, outage_series
 from monitoring.probe_round import ProbeRound
-from monitoring.show_view import DestinationView, ShowView, SpeakerLinkView, speaker_levels
+from monitoring.show_view import (
+    DestinationView,
+    ShowView,
+    SpeakerLinkView,
+    SpeakerSendingView,
+    speaker_levels,
+)
 from monitoring.uplink import UplinkEstimate
 from orchestrator.event.states import RELAY_STATES
 
@@ -326,19 +332,33 @@ class SpeakerCollector(Collector):
             "Round-trip time as the speaker's browser measures it",
             labels=["speaker"],
         )
+        sent = GaugeMetricFamily(
+            "jalsa_speaker_sent_bitrate_bps",
+            "Bits per second the speaker's browser says it sends",
+            labels=["speaker"],
+        )
+        paused = GaugeMetricFamily(
+            "jalsa_speaker_video_paused",
+            "1 while the speaker's page has paused its video for the link (the card is on)",
+            labels=["speaker"],
+        )
         for speaker in show.live_speakers:
             feed = feeds.get(speaker)
             connected.add_metric([speaker], int(feed is not None and feed.connected))
             if feed is None:
                 continue
+            sending = feed if isinstance(feed, SpeakerSendingView) else None
+            if sending is not None and feed.connected:
+                paused.add_metric([speaker], int(sending.video_paused))
             for family, value in (
                 (bitrate, feed.bitrate_bps),
                 (loss, feed.packet_loss_ratio),
                 (rtt, feed.rtt_seconds),
+                (sent, sending.sent_bitrate_bps if sending is not None else None),
             ):
                 if value is not None:
                     family.add_metric([speaker], value)
-        yield from (connected, bitrate, loss, rtt)
+        yield from (connected, bitrate, loss, rtt, sent, paused)
 
 
 def build_registry(

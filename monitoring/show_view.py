@@ -69,6 +69,16 @@ class SpeakerLinkView(Protocol):
     def level_dbfs(self) -> float: ...
 
 
+@runtime_checkable
+class SpeakerSendingView(Protocol):
+    """What a browser speaker's page says of its own sending."""
+
+    @property
+    def sent_bitrate_bps(self) -> float | None: ...
+    @property
+    def video_paused(self) -> bool: ...
+
+
 class ShowView(Protocol):
     @property
     def event(self) -> str: ...

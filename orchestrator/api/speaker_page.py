@@ -36,6 +36,7 @@ from orchestrator.speakers.whip_ingest import WhipIngest
 
 ASSETS: Final = {
     "join.js": "text/javascript; charset=utf-8",
+    "join-link.js": "text/javascript; charset=utf-8",
     "join.css": "text/css; charset=utf-8",
 }
 _CSP: Final = (
@@ -156,6 +157,7 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
         speaker = claims.speaker
         if isinstance(session, str) and session:
             ingest.report_rtt(speaker, session, report.get("rtt"))
+            ingest.report_sending(speaker, session, report.get("video"), report.get("sent_bps"))
         status = ingest.status(speaker)
         return JSONResponse(
             {

@@ -125,6 +125,7 @@ class LinkQuality:
     bitrate_bps: float | None = None  # media arriving, bits per second
     packet_loss_ratio: float | None = None  # lost / expected over the last interval
     rtt_seconds: float | None = None  # as the speaker's browser measures it
+    sent_bitrate_bps: float | None = None  # what the speaker's browser says it sends
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,8 @@ class SpeakerSourceSnapshot(SourceSnapshot):
     bitrate_bps: float | None = None
     packet_loss_ratio: float | None = None
     rtt_seconds: float | None = None
+    sent_bitrate_bps: float | None = None
+    video_paused: bool = False  # the page paused its video for the link: the card is up
     pictures_in: int = 0  # video frames received (fitted or not)
     audio_in: int = 0  # audio frames received
     dropped_video: int = 0
@@ -164,6 +167,9 @@ class WebRTCSource(Source):
         self.speaker = speaker
         self.audio_only = audio_only
         self.quality = LinkQuality()
+        # Set by the loop from the page's reports: while True, pictures that still arrive
+        # (the page testing the link) are not shown: the card stays up, no flapping.
+        self.video_paused = False
         self._appearance = appearance
         self._width, self._height = width, height
         self._full_rate = full_rate
@@ -209,6 +215,11 @@ class WebRTCSource(Source):
         if self._ended is None:
             self._ended = self._clock()
             self._last_error = reason
+
+    @property
+    def last_picture(self) -> float | None:
+        """When a picture last arrived (the clock's seconds), None before any."""
+        return self._last_video
 
     @property
     def last_media(self) -> float | None:
@@ -260,6 +271,8 @@ class WebRTCSource(Source):
             bitrate_bps=quality.bitrate_bps,
             packet_loss_ratio=quality.packet_loss_ratio,
             rtt_seconds=quality.rtt_seconds,
+            sent_bitrate_bps=quality.sent_bitrate_bps,
+            video_paused=self.video_paused and not self.audio_only,
             pictures_in=self._pictures_in,
             audio_in=self._audio_in,
             dropped_video=self._mailbox.dropped_video,
@@ -286,7 +299,7 @@ class WebRTCSource(Source):
 
     # -- the worker thread ----------------------------------------------------------------
     def _showing_card(self, now: float) -> bool:
-        if self.audio_only:
+        if self.audio_only or self.video_paused:
             return True
         return self._last_video is None or now - self._last_video >= PICTURE_STALE
 
@@ -322,7 +335,7 @@ class WebRTCSource(Source):
             if not full:
                 resampler = None
                 self._audio.clear()
-            if video is not None and not self.audio_only:
+            if video is not None and not self.audio_only and not self.video_paused:
                 if full or now - last_fit >= 1 / PREVIEW_FPS:
                     self._latest = self._canvas.fit(video)
                     last_fit = now

@@ -35,12 +35,14 @@ from aiortc.stats import RTCInboundRtpStreamStats, RTCTransportStats
 
 from orchestrator.event import SpeakerSpec
 from orchestrator.event.ice_servers import IceServer
+from orchestrator.ingest.video_gap import skip_lost_video
 from orchestrator.ingest.webrtc import WebRTCSource
 from orchestrator.program.speaker_card import Appearance
 from orchestrator.rundown import SourceState
 from orchestrator.show import Show
 from orchestrator.speakers.offer import Offer, OfferRefused
-from orchestrator.speakers.quality import Counters, QualityMeter
+from orchestrator.speakers.opus_answer import tune_opus
+from orchestrator.speakers.quality import Counters, QualityMeter, video_paused
 from orchestrator.speakers.sessions import Limits, Phase, SessionsFull, SessionTable
 from orchestrator.speakers.status import SpeakerStatus, speaker_status
 
@@ -54,6 +56,7 @@ NO_MEDIA_SECONDS: Final = 20.0  # a session without media by then has failed (IC
 GIVE_UP_SECONDS: Final = 15.0  # media stopped this long: end the session (the page rejoins)
 WATCH_SECONDS: Final = 0.25
 STATS_SECONDS: Final = 2.0
+PICTURES_STALLED: Final = 2.0  # video wanted, audio flowing, no picture this long: unstick
 CLOSE_SECONDS: Final = 2.0
 SHUTDOWN_SECONDS: Final = 0.6
 JALSA_TURN_USER: Final = "jalsa"  # whom jalsa's own TURN logins are made for
@@ -127,6 +130,22 @@ class WhipIngest:
         if found is not None and found.speaker.id == speaker:
             found.source.quality = found.meter.reported_rtt(rtt)
 
+    def report_sending(self, speaker: str, session: str, video: object, sent_bps: object) -> None:
+        """The page's own view of what it sends: its outgoing bitrate and its video's mode
+        (paused for the link: the program shows the speaker's card)."""
+        found = self._sessions.get(session)
+        if found is None or found.speaker.id != speaker:
+            return
+        found.source.quality = found.meter.reported_sent(sent_bps)
+        paused = video_paused(video)
+        if paused is not None and paused != found.source.video_paused:
+            found.source.video_paused = paused
+            log.info(
+                "speaker %s: video %s for the link",
+                speaker,
+                "paused" if paused else "back on",
+            )
+
     async def open(
         self,
         speaker: SpeakerSpec,
@@ -182,7 +201,7 @@ class WhipIngest:
             session.id[:4],
             "audio only" if not offer.video else "audio+video",
         )
-        return session.id, pc.localDescription.sdp
+        return session.id, tune_opus(pc.localDescription.sdp)
 
     async def end(self, speaker: str, session_id: str) -> bool:
         """End a session on the speaker's request (WHIP DELETE); False if not theirs/open."""
@@ -275,6 +294,7 @@ class WhipIngest:
             if reason is None and now >= next_stats:
                 next_stats = now + STATS_SECONDS
                 session.source.quality = session.meter.reading(await _counters(session.pc))
+                await self._unstick_video(session, now)
                 if not await self._valid(session):
                     reason = "the link was revoked"
                 elif session.expires is not None and self._clock() >= session.expires:
@@ -283,6 +303,22 @@ class WhipIngest:
                 self._table.finish(session.id, "ended")
                 self._spawn(self._end(session, reason))
                 return
+
+    async def _unstick_video(self, session: _Session, now: float) -> None:
+        """Pictures wanted (the page sends video; on trial too) but none for a while though
+        media flows: a lost packet holds aiortc's video; skip it, ask for a key frame."""
+        source = session.source
+        if not session.live or source.audio_only:
+            return
+        picture, media = source.last_picture, source.last_media
+        if media is None or now - media > PICTURES_STALLED:
+            return
+        if picture is not None and now - picture < PICTURES_STALLED:
+            return
+        for receiver in session.pc.getReceivers():
+            video = receiver.track is not None and receiver.track.kind == "video"
+            if video and (skipped := await skip_lost_video(receiver)):
+                log.info("speaker %s: %d lost video packet(s) skipped", session.speaker.id, skipped)
 
     async def _valid(self, session: _Session) -> bool:
         check = self._still_valid

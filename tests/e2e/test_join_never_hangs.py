@@ -126,3 +126,24 @@ def test_a_refused_offer_says_what_to_do(jalsa: JalsaRun, playwright: Playwright
         page.get_by_role("button", name="Join").click()
         _says(page, "replaced by a newer one", "ask them for a new one")
         expect(page.get_by_role("status")).to_have_text("Cannot join with this link")
+
+
+JOIN_PAGE_BUDGET = 150_000  # bytes before Join can be pressed (the issue's target)
+
+
+def test_the_page_is_small_before_join_can_be_pressed(
+    jalsa: JalsaRun, playwright: Playwright
+) -> None:
+    with _page(playwright, FAKE_UI, FAKE_DEVICE) as page:
+        page.goto(jalsa.links()["guest"])
+        expect(page.get_by_role("button", name="Join")).to_be_enabled()
+        # Everything fetched so far, as the browser counts it (headers included).
+        sizes = page.evaluate(
+            """() => performance.getEntriesByType("navigation")
+                 .concat(performance.getEntriesByType("resource"))
+                 .map((e) => [e.name.split("/").pop().split("?")[0], e.transferSize])"""
+        )
+        total = sum(size for _, size in sizes)
+        print(f"join page before Join: {total} bytes over the wire: {sizes}")
+        assert {name for name, _ in sizes} >= {"join.css", "join.js", "join-link.js"}
+        assert 0 < total < JOIN_PAGE_BUDGET

@@ -526,7 +526,9 @@
         if (source.bitrate_bps !== null && source.bitrate_bps !== undefined) q.push(`${(source.bitrate_bps / 1000).toFixed(0)} kb/s`);
         if (source.packet_loss_ratio !== null && source.packet_loss_ratio !== undefined) q.push(`loss ${(source.packet_loss_ratio * 100).toFixed(1)} %`);
         if (source.rtt_seconds !== null && source.rtt_seconds !== undefined) q.push(`RTT ${(source.rtt_seconds * 1000).toFixed(0)} ms`);
-        if (source.audio_only) q.push("audio only");
+        if (source.sent_bitrate_bps !== null && source.sent_bitrate_bps !== undefined) q.push(`sends ${(source.sent_bitrate_bps / 1000).toFixed(0)} kb/s`);
+        if (source.video_paused) q.push("video paused for the link");
+        else if (source.audio_only) q.push("audio only");
       }
       text(link, source ? (q.length ? `Link: ${q.join(" · ")}` : "Link: measuring…") : "Link: not joined");
     } else {

@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   slot: $("slot"), status: $("status"), preview: $("preview"), noCamera: $("no-camera"),
   meter: $("meter-level"), problem: $("problem"), join: $("join"), leave: $("leave"),
-  audioOnly: $("audio-only"), quality: $("quality"),
+  audioOnly: $("audio-only"), quality: $("quality"), videoNote: $("video-note"),
   file: $("message-file"), send: $("message-send"), progress: $("message-progress"),
   sent: $("message-status"),
 };
@@ -156,18 +156,35 @@ function gathered(pc) {
   });
 }
 
+// The voice first: audio at high priority (the browser's own bandwidth split and the
+// packets' DSCP), capped at what jalsa's answer asks of Opus; video below it.
+const VOICE = { priority: "high", networkPriority: "high", maxBitrate: 32000 };
+const PAUSED_NOTE = "Your video is paused to keep your voice clear. It comes back by itself " +
+  "when your connection allows.";
+
 function applyQuality(pc) {
-  // In the green room jalsa needs only a preview: send less (saves the speaker's data and
-  // jalsa's CPU); shortly before the slot, full quality.
+  // Video as the link governor allows; in the green room jalsa needs only a preview:
+  // send less (saves the speaker's data and jalsa's CPU); shortly before the slot, full.
+  const video = state.video || { mode: "on", scale: 1, fps: 30, kbps: 1500 };
+  const preview = state.quality === "preview";
   for (const sender of pc.getSenders()) {
     if (!sender.track || sender.track.kind !== "video") continue;
     const params = sender.getParameters();
     if (!params.encodings || params.encodings.length === 0) continue;
-    const preview = state.quality === "preview";
-    params.encodings[0].scaleResolutionDownBy = preview ? 4 : 1;
-    params.encodings[0].maxBitrate = preview ? 150000 : 1500000;
+    const e = params.encodings[0];
+    const want = {
+      active: video.mode !== "paused",
+      scaleResolutionDownBy: Math.max(video.scale, preview ? 4 : 1),
+      maxBitrate: Math.min(video.kbps || 30, preview ? 150 : 1500) * 1000,
+      maxFramerate: video.fps,
+    };
+    if (Object.keys(want).every((k) => e[k] === want[k])) continue;
+    Object.assign(e, want, { priority: "low", networkPriority: "low" });
     sender.setParameters(params).catch(() => {});
   }
+  const paused = video.mode !== "on" && pc.getSenders().some((x) => x.track && x.track.kind === "video");
+  ui.videoNote.textContent = paused ? PAUSED_NOTE : "";
+  show(ui.videoNote, paused);
 }
 
 // TURN logins made from the server's secret expire: a page open for hours fetches fresh
@@ -191,8 +208,14 @@ async function connect() {
   const stream = await currentStream();
   const pc = new RTCPeerConnection({ iceServers: cfg.iceServers, bundlePolicy: "max-bundle" });
   state.pc = pc;
+  state.governor = new window.LinkGovernor();
+  state.video = state.governor.sending();
+  state.reportsSeen = {};
   for (const track of stream.getTracks()) {
-    pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    const sendEncodings = track.kind === "audio" ? [{ ...VOICE }]
+      : [{ priority: "low", networkPriority: "low", maxBitrate: state.video.kbps * 1000,
+        scaleResolutionDownBy: state.video.scale, maxFramerate: state.video.fps }];
+    pc.addTransceiver(track, { direction: "sendonly", streams: [stream], sendEncodings });
   }
   pc.addEventListener("connectionstatechange", () => onConnectionState(pc));
   await pc.setLocalDescription(await pc.createOffer());
@@ -384,11 +407,25 @@ function render() {
   }
 }
 
+// How the speaker's video stands, for jalsa: "none" (audio only), "on", "paused" (by the
+// link governor) or "trial" (testing the link: jalsa keeps the card up meanwhile).
+function videoReport() {
+  const pc = state.pc;
+  const sending = pc && pc.getSenders().some((x) => x.track && x.track.kind === "video");
+  return sending ? (state.video ? state.video.mode : "on") : "none";
+}
+
+let polling = false; // one status request at a time: a slow link must not queue them
 async function pollStatus() {
+  if (polling) return;
+  polling = true;
   try {
     const response = await fetch(cfg.status, {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ session: state.session, rtt: state.stats.rtt }),
+      body: JSON.stringify({
+        session: state.session, rtt: state.stats.rtt, sent_bps: state.stats.sentBps,
+        video: videoReport(),
+      }),
     });
     const st = await response.json();
     if (!response.ok) {
@@ -410,8 +447,12 @@ async function pollStatus() {
     render();
   } catch (err) {
     // Offline: the connection handler re-joins; keep polling.
+  } finally {
+    polling = false;
   }
 }
+
+const linkReadings = (window.jalsaLinkReadings = []);
 
 async function measure() {
   const pc = state.pc;
@@ -421,16 +462,37 @@ async function measure() {
     return;
   }
   const report = await pc.getStats();
-  let bytes = 0, rtt = null, lost = 0, sent = 0;
+  let bytes = 0, rtt = null, lost = 0, sent = 0, avail = null, linkRtt = null, linkLoss = null;
+  const seen = state.reportsSeen || (state.reportsSeen = {});
   report.forEach((s) => {
     if (s.type === "outbound-rtp") { bytes += s.bytesSent || 0; sent += s.packetsSent || 0; }
     if (s.type === "remote-inbound-rtp") {
       if (typeof s.roundTripTime === "number") rtt = s.roundTripTime;
       lost += s.packetsLost || 0;
+      // Only what is new since the last look: a receiver report read twice is no news
+      // (the voice's RTT is measured every ~5 s, video's every second).
+      const last = seen[s.id] || {};
+      if (s.roundTripTimeMeasurements !== last.rtts && typeof s.roundTripTime === "number") {
+        linkRtt = linkRtt === null ? s.roundTripTime : Math.max(linkRtt, s.roundTripTime);
+      }
+      if (s.timestamp !== last.at && typeof s.fractionLost === "number") {
+        linkLoss = linkLoss === null ? s.fractionLost : Math.max(linkLoss, s.fractionLost);
+      }
+      seen[s.id] = { rtts: s.roundTripTimeMeasurements, at: s.timestamp };
     }
-    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" &&
-        typeof s.currentRoundTripTime === "number" && rtt === null) rtt = s.currentRoundTripTime;
+    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+      if (typeof s.currentRoundTripTime === "number" && rtt === null) rtt = s.currentRoundTripTime;
+      if (typeof s.availableOutgoingBitrate === "number") avail = s.availableOutgoingBitrate / 1000;
+    }
   });
+  if (state.governor && pc === state.pc) {
+    const now = performance.now() / 1000;
+    state.video = state.governor.reading(now, linkRtt, linkLoss);
+    applyQuality(pc);
+    // The last readings and decisions, for a look from the browser's console (or a test).
+    linkReadings.push({ t: Math.round(now), rtt: linkRtt, loss: linkLoss, avail, ...state.video });
+    if (linkReadings.length > 120) linkReadings.shift();
+  }
   const now = performance.now();
   const prev = state.stats;
   const kbps = prev.at && now > prev.at ? ((bytes - prev.bytes) * 8) / (now - prev.at) : null;
@@ -443,6 +505,7 @@ async function measure() {
     "loss " + (loss * 100).toFixed(1) + "%",
     kbps === null ? "" : Math.round(kbps) + " kbps out",
   ].filter(Boolean);
+  state.stats.sentBps = kbps === null ? null : Math.round(kbps * 1000);
   ui.quality.textContent = "Connection " + grade + ": " + parts.join(" · ");
   ui.quality.className = "quality " + grade;
 }

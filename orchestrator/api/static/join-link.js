@@ -1,0 +1,129 @@
+// The speaker's video against their link (pure: no browser APIs; tested with node).
+// The voice comes first: every second the page feeds one reading of its own stats (a fresh
+// RTT and packet loss from jalsa's receiver reports, or null when no new report came);
+// the governor answers how video may be sent — a step of the ladder, paused, or on
+// trial — with hysteresis: video steps down at once when the voice is at risk, and
+// comes back only after a trial (which jalsa does not show: the card stays up) has shown
+// that the link carries the ladder's first step beside the voice.
+// The browser's own bandwidth estimate is not used: with jalsa's receiver it stays at
+// what is being sent (measured: ~17 kbit/s paused, 30 on trial, whatever the link).
+"use strict";
+
+(function (root) {
+  // Steps of video, lowest first: scale of the camera's size, frames per second, kbit/s.
+  const LADDER = [
+    { scale: 4, fps: 10, kbps: 40 },
+    { scale: 3, fps: 12, kbps: 100 },
+    { scale: 2, fps: 15, kbps: 250 },
+    { scale: 1, fps: 24, kbps: 600 },
+    { scale: 1, fps: 30, kbps: 1500 },
+  ];
+  // A trial: first a tiny picture (even its key frame costs the voice no more than a
+  // moment), then the ladder's first step; only then is video back on air.
+  const TRIAL = [
+    { scale: 8, fps: 5, kbps: 20, readings: 2 },
+    { ...LADDER[0], readings: 3 },
+  ];
+  const QUEUE_S = 0.2; // RTT this far above the link's best: a queue is building
+  const TRIAL_QUEUE_S = 0.1; // stricter on trial: the voice must not pay for it
+  const CLEAR_QUEUE_S = 0.05; // no more than this above the best: the link has room
+  const LOSS = 0.03; // packets lost in a report: the link is overflowing
+  const SEVERE_LOSS = 0.1, SEVERE_QUEUE_S = 0.3; // one such reading is enough
+  const BAD_TO_STEP = 2; // bad readings in a row before a step down (or the pause)
+  const GOOD_TO_STEP = 8; // good readings in a row before a step up (doubling each time
+  // a step proved too much: a link that cannot carry it is not asked again and again)
+  const HOLD_FIRST = 6, HOLD_MAX = 10; // seconds paused before a trial (doubling)
+  const BEST_RTT_S = 30; // the link's best RTT is the least of this many fresh readings
+
+  class LinkGovernor {
+    constructor(start) {
+      this.mode = "on"; // "on" | "paused" | "trial"
+      this.step = start === undefined ? 0 : start;
+      this.stage = 0; // of the trial
+      this.bad = 0; this.good = 0; this.hold = HOLD_FIRST; this.pausedAt = 0;
+      this.rtts = []; this.lastRtt = null;
+      this.tooMuch = LADDER.map(() => 0); // times each step was stepped down from
+    }
+
+    // One reading, once a second: now (s), rtt (s, or null: no fresh measurement), loss
+    // (0..1 lost in the latest receiver report, or null: no fresh report).
+    // Returns what to send: { mode, scale, fps, kbps } (kbps 0 while paused).
+    reading(now, rtt, loss) {
+      const fresh = typeof rtt === "number";
+      if (fresh) {
+        this.rtts.push(rtt);
+        if (this.rtts.length > BEST_RTT_S) this.rtts.shift();
+      }
+      const best = this.rtts.length ? Math.min(...this.rtts) : null;
+      const queue = fresh && best !== null ? rtt - best : 0;
+      const lossy = typeof loss === "number" && loss > LOSS;
+      const limit = this.mode === "trial" ? TRIAL_QUEUE_S : QUEUE_S;
+      // A queue that is already draining (after a step down) needs time, not another step.
+      const draining = fresh && this.lastRtt !== null && rtt < this.lastRtt - 0.01;
+      if (fresh) this.lastRtt = rtt;
+      const bad = lossy || (queue > limit && !draining);
+      // On trial a queue fails it at once (the voice must not wait behind it); a stray
+      // loss must repeat.
+      const severe = (typeof loss === "number" && loss > SEVERE_LOSS) ||
+        queue > (this.mode === "trial" ? TRIAL_QUEUE_S : SEVERE_QUEUE_S);
+      this.bad = bad ? this.bad + 1 : 0;
+      // Good: no loss and no queue to speak of (a queue that grows slowly is not room).
+      this.good = bad || queue > CLEAR_QUEUE_S ? 0 : this.good + 1;
+      if (this.mode === "on") this.whileOn(now);
+      else if (this.mode === "paused") this.whilePaused(now);
+      else this.onTrial(now, severe || this.bad >= BAD_TO_STEP);
+      return this.sending();
+    }
+
+    whileOn(now) {
+      if (this.bad >= BAD_TO_STEP) {
+        this.bad = 0;
+        if (this.step > 0) {
+          this.tooMuch[this.step] += 1;
+          this.step -= 1;
+        } else {
+          this.pause(now);
+        }
+        return;
+      }
+      const next = LADDER[this.step + 1];
+      const patience = GOOD_TO_STEP * 2 ** Math.min(4, next ? this.tooMuch[this.step + 1] : 0);
+      if (next && this.good >= patience) {
+        this.step += 1;
+        this.good = 0;
+      }
+    }
+
+    whilePaused(now) {
+      if (now - this.pausedAt >= this.hold && this.good >= 2) {
+        this.mode = "trial"; this.stage = 0;
+        this.good = 0; this.bad = 0;
+      }
+    }
+
+    onTrial(now, failed) {
+      if (failed) {
+        this.pause(now);
+      } else if (this.good >= TRIAL[this.stage].readings) {
+        this.good = 0;
+        this.stage += 1;
+        if (this.stage === TRIAL.length) {
+          this.mode = "on"; this.step = 0; this.hold = HOLD_FIRST;
+        }
+      }
+    }
+
+    pause(now) {
+      if (this.mode !== "on") this.hold = Math.min(HOLD_MAX, this.hold * 2); // a failed trial
+      this.mode = "paused"; this.pausedAt = now; this.good = 0; this.bad = 0;
+    }
+
+    sending() {
+      if (this.mode === "paused") return { mode: "paused", scale: 8, fps: 5, kbps: 0 };
+      const step = this.mode === "trial" ? TRIAL[this.stage] : LADDER[this.step];
+      return { mode: this.mode, scale: step.scale, fps: step.fps, kbps: step.kbps };
+    }
+  }
+
+  root.LinkGovernor = LinkGovernor;
+})(typeof window !== "undefined" ? window : globalThis);

@@ -1,0 +1,112 @@
+"""The join page's link governor (orchestrator/api/static/join-link.js), run by node
+against a small model of a speaker's uplink: a rate, a bounded queue in front of it (as
+``tc tbf`` keeps one), what overflows it lost. The model feeds the governor what the
+browser's stats would say each second (a fresh RTT and loss, or none); the tests judge
+what the governor sends."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GOVERNOR = Path(__file__).parents[2] / "orchestrator" / "api" / "static" / "join-link.js"
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+
+# phases: [[seconds, uplink kbit/s or null (unlimited)], ...]; jitter: whether the
+# readings are noisy (a stale RTT now and then, a lost packet).
+SIMULATE = """
+const fs = require("fs");
+globalThis.window = globalThis;
+eval(fs.readFileSync(process.argv[1], "utf8"));
+const { phases, jitter } = JSON.parse(process.argv[2]);
+const g = new LinkGovernor();
+let queue = 0, t = 0, sending = g.sending();
+const trace = [];
+for (const [seconds, rate] of phases) {
+  for (let i = 0; i < seconds; i++, t++) {
+    const capacity = rate === null ? 100000 : rate;
+    const offered = 55 + (sending.mode === "paused" ? 0 : sending.kbps);
+    queue = Math.max(0, queue + offered - capacity);
+    const most = capacity * 0.4; // kbit a 400 ms queue holds
+    const lost = Math.max(0, queue - most);
+    queue = Math.min(queue, most);
+    const noise = jitter && t % 7 === 3 ? 0.08 : 0; // a late report now and then
+    const rtt = 0.04 + queue / capacity + noise;
+    const loss = lost / offered + (jitter && t % 11 === 5 ? 0.05 : 0); // a stray loss
+    // The voice's RTT is measured every 5 s; video's (when it is sent) every second.
+    const fresh = sending.mode !== "paused" || t % 5 === 0;
+    sending = g.reading(t, fresh ? rtt : null, loss);
+    // What the voice met (the noise is in the reports, not on the link).
+    const met = { loss: lost / offered, rtt: rtt - noise };
+    trace.push({ t, mode: sending.mode, kbps: sending.kbps, ...met });
+  }
+}
+console.log(JSON.stringify(trace));
+"""
+
+
+def _run(phases: list[tuple[int, int | None]], jitter: bool = False) -> list[dict[str, Any]]:
+    args = json.dumps({"phases": phases, "jitter": jitter})
+    out = subprocess.run(
+        ["node", "-e", SIMULATE, str(GOVERNOR), args], capture_output=True, text=True, check=True
+    )
+    trace: list[dict[str, Any]] = json.loads(out.stdout)
+    return trace
+
+
+def _pauses(trace: list[dict[str, Any]]) -> int:
+    modes = [r["mode"] for r in trace]
+    return sum(1 for a, b in itertools.pairwise(modes) if a == "on" and b == "paused")
+
+
+def _voice_lossy_seconds(trace: list[dict[str, Any]]) -> int:
+    return sum(1 for r in trace if r["loss"] > 0.02 or r["rtt"] > 0.35)
+
+
+@pytest.mark.parametrize("jitter", [False, True])
+def test_a_good_link_climbs_the_ladder_and_never_pauses(jitter: bool) -> None:
+    trace = _run([(60, None)], jitter)
+    assert {r["mode"] for r in trace} == {"on"}
+    assert trace[-1]["kbps"] == 1500 or jitter  # stray noise may hold it a step lower
+
+
+@pytest.mark.parametrize("jitter", [False, True])
+def test_80_kbits_pauses_video_and_keeps_the_voice(jitter: bool) -> None:
+    trace = _run([(60, 80)], jitter)
+    paused_at = next(r["t"] for r in trace if r["mode"] == "paused")
+    assert paused_at <= 5
+    after = trace[paused_at:]
+    assert all(r["mode"] != "on" for r in after), "video came back on a link that cannot carry it"
+    # Trials cost the voice at most a moment each; from 10 s on it is clear >= 95 % of the time.
+    assert _voice_lossy_seconds(trace[10:]) <= 0.05 * len(trace[10:])
+
+
+@pytest.mark.parametrize("jitter", [False, True])
+def test_300_kbits_keeps_video_on(jitter: bool) -> None:
+    trace = _run([(90, 300)], jitter)
+    assert all(r["mode"] == "on" for r in trace)
+    assert _voice_lossy_seconds(trace[10:]) <= 0.05 * len(trace[10:])
+
+
+@pytest.mark.parametrize("jitter", [False, True])
+def test_the_limit_lifted_brings_video_back_within_20_s_and_it_stays(jitter: bool) -> None:
+    trace = _run([(40, 80), (60, None)], jitter)
+    back = next(r["t"] for r in trace[40:] if r["mode"] == "on")
+    assert back - 40 <= 20
+    assert all(r["mode"] == "on" for r in trace[back:])
+
+
+@pytest.mark.parametrize("rate", [40, 80, 120, 160, 200, 250, 320, 500])
+def test_no_flapping_at_any_steady_rate(rate: int) -> None:
+    # Whatever the link, video goes off at most once and does not keep coming back.
+    for jitter in (False, True):
+        trace = _run([(120, rate)], jitter)
+        assert _pauses(trace) <= 1, (rate, jitter, [r["mode"] for r in trace])
+        modes = [r["mode"] for r in trace[30:]]
+        assert len(set(modes) - {"trial"}) == 1, (rate, jitter, modes)
