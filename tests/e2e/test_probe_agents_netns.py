@@ -14,11 +14,14 @@ nothing can connect to it. The script:
    everything (jalsa, platforms, controls); agent 3 keeps both;
 3. the routes and ``x`` come back; agents 1 and 2 upload their backlogs.
 
-Then: every round each agent measured is in jalsa's samples exactly once (by sequence
-count and by start time), the cut rounds of agents 1 and 2 arrived late, the live view
-did not flag ``x`` during the cut (agent 1's last round before it was still fresh: one
-city of three), and ``jalsa report`` judges again from every round: ``x`` unreachable over the
-cut (Lahore's late rounds and Quetta's), and agent 2's uplink down over it.
+Then a forged round (another key, a made-up city), a replay and a tampered copy are posted
+to jalsa from the host: refused (401, 409, 401), counted by reason, and the made-up city is
+nowhere in the metrics. And: every round each agent measured is in jalsa's samples exactly
+once, by sequence count and by start time (the replay added nothing); the cut rounds of
+agents 1 and 2 arrived late; the live view did not flag ``x`` during the cut (agent 1's
+last round before it was still fresh: one city of three); ``jalsa report`` judges again
+from every round: ``x`` unreachable over the cut (Lahore's late rounds and Quetta's), and
+agent 2's uplink down over it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,6 +46,9 @@ from event_toml import event_toml, program, slot, speaker
 from jalsa_run import JalsaRun, jalsa
 from prometheus_server import PrometheusServer
 
+from monitoring.agent_link import SIGNATURE_HEADER, body_signature, parse_link, sign_body
+from monitoring.probe_round import ProbeRound, Vantage
+from monitoring.round_wire import Context, body_bytes, encode_round
 from monitoring.samples import read_records
 
 pytestmark = pytest.mark.media
@@ -234,6 +242,36 @@ def test_three_pushing_agents_through_a_cut(
                 for reason in ("bad_signature", "replay", "timing", "too_fast", "labels")
             }
             assert set(rejected.values()) == {0.0}, rejected
+            # an attacker on the path to jalsa: a forged round, a replay, a tampered one
+            link = parse_link(links["quetta-1"])
+            now = time.time()
+            evil = ProbeRound(Vantage("quetta-1", "Evilcity", "Zong 4G"), now - 1, now)
+            stored = encode_round(evil, agent="quetta-1", generation=0, seq=10**6,
+                                  context=Context())  # fmt: skip
+            forged = body_bytes(stored, sent_at=now, backlog=0)
+            honest = ProbeRound(Vantage(*AGENTS[2]), now - 1, now)
+            replayed = body_bytes(
+                encode_round(honest, agent="quetta-1", generation=0, seq=0, context=Context()),
+                sent_at=now, backlog=0,
+            )  # fmt: skip
+            tampered = replayed.replace(b'"seq": 0', b'"seq": 999999')
+            attempts = [
+                (forged, body_signature(b"not-the-key" * 3, forged), 401),
+                (replayed, sign_body(link, replayed), 409),
+                (tampered, sign_body(link, replayed), 401),
+            ]
+            for body, signature, status in attempts:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{run.http_port}/agents/quetta-1/rounds",
+                    data=body, headers={SIGNATURE_HEADER: signature},
+                )  # fmt: skip
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    urllib.request.urlopen(request, timeout=5)
+                assert refused.value.code == status
+            assert run.metric("jalsa_agent_rejected_total", reason="bad_signature") == 2
+            assert run.metric("jalsa_agent_rejected_total", reason="replay") == 1
+            text = run.metrics_text()
+            assert "Evilcity" not in text
         finally:
             for a in agents.values():
                 a.send_signal(signal.SIGTERM)
