@@ -380,6 +380,17 @@ def jalsa_event(clip: Path, seconds: int, destinations: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def destination_lines(urls: Sequence[str]) -> list[str]:
+    """``[[destinations]]`` tables (TOML lines) for RTMP URLs ``rtmp://host:port/app/stream``,
+    named d0, d1, …"""
+    lines: list[str] = []
+    for index, url in enumerate(urls):
+        app_url, _, stream = url.rpartition("/")
+        lines += ["[[destinations]]", f'name = "d{index}"', 'platform = "custom"']
+        lines += [f'url = "{app_url}"', f'key = "{stream}"']
+    return lines
+
+
 def jalsa_argv(event: Path, state: Path, http_port: int | None = None) -> list[str]:
     return [
         sys.executable, "-m", "orchestrator.cli", "run", str(event),
