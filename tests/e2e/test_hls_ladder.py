@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,3 +117,53 @@ def test_the_api_state_shows_each_rendition(ladder: Ladder) -> None:
     low = renditions[0]
     # 13 s at 15 fps; none dropped on this machine would be luck, but most must be there.
     assert low["frames"] > 150 and low["dropped_frames"] < low["frames"] / 10
+
+
+def api(run: JalsaRun, method: str, path: str, body: object = None) -> tuple[int, object]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{run.http_port}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {run.token()}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def test_a_mirror_added_live_gets_its_ladder(tmp_path: Path) -> None:
+    event = tmp_path / "event.toml"
+    event.write_text(
+        event_toml(
+            "Live ladder",
+            event={"on_end": "slate"},
+            program=program(width=640, height=360),
+            speakers=[speaker("host", source="testsrc")],
+            rundown=[slot("host", "10m")],
+            destinations=[{"name": "recording", "url": "recordings/show.mkv"}],
+        )
+    )
+    with JalsaRun(event, tmp_path / "state") as run:
+        run.wait_ready()
+        bad = {"name": "m2", "url": "hls", "ladder": {"audio_kbps": 128}}
+        status, problems = api(run, "POST", "/api/destinations", bad)
+        assert status == 422 and "ladder.audio_kbps" in json.dumps(problems)
+        body = {"name": "m2", "url": "hls", "ladder": {"low_height": 180}}
+        assert api(run, "POST", "/api/destinations", body)[0] == 201
+        folder = run.state_dir / "hls" / "m2"
+        run.wait_for(
+            lambda: all(
+                (folder / f"{n}.m3u8").exists() and ".ts" in (folder / f"{n}.m3u8").read_text()
+                for n in ("program", "low", "audio")
+            ),
+            30,
+            "the added mirror's three renditions",
+        )
+        master = run.http("/hls/m2/index.m3u8")[1].decode()
+        assert master.count("#EXT-X-STREAM-INF") == 3 and "RESOLUTION=320x180" in master
+        assert api(run, "DELETE", "/api/destinations/m2")[0] == 200
+        state = json.loads(run.http("/api/state", token=run.token())[1])
+        assert "m2" not in state["ladders"]
+        assert "#EXT-X-ENDLIST" in (folder / "low.m3u8").read_text()  # closed with a trailer
