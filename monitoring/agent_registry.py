@@ -23,7 +23,7 @@ from typing import Final
 
 from monitoring.agent_link import agent_key
 from orchestrator.event.durable import replace_atomically
-from orchestrator.event.secret import private_dir, stored_secret
+from orchestrator.event.secret import SecretError, private_dir, stored_secret
 
 AGENTS_FILE: Final = "agents.json"
 LOCK_FILE: Final = "agents.lock"
@@ -123,11 +123,15 @@ def load_agent_secret(state_dir: Path, env: Mapping[str, str] | None = None) -> 
 
 
 class AgentRegistry:
-    """The registry as a running jalsa sees it: agents, and their keys derived once."""
+    """The registry as a running jalsa sees it: agents, and their keys derived once.
+
+    The secret is read only once an agent is enrolled, so a jalsa without agents needs
+    none; a secret that cannot be read makes the registry unavailable (nobody trusted)."""
 
     def __init__(self, state_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.state_dir = state_dir
-        self._secret = load_agent_secret(state_dir, env)
+        self._env = env
+        self._secret = b""
         self.agents: dict[str, EnrolledAgent] = {}
         self.problem: str | None = None
         self._keys: dict[tuple[str, int], bytes] = {}
@@ -147,7 +151,9 @@ class AgentRegistry:
         try:
             self.agents = read_agents(self.state_dir)
             self.problem = None
-        except RegistryUnreadable as error:
+            if self.agents and not self._secret:
+                self._secret = load_agent_secret(self.state_dir, self._env)
+        except (RegistryUnreadable, SecretError) as error:
             self.agents, self.problem = {}, str(error)
         self._seen = seen
 

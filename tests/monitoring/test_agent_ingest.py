@@ -225,3 +225,14 @@ def test_a_round_accepted_before_a_restart_is_not_accepted_again(state: Path) ->
     again.remember(got[0].round, got[0].seq, "PK")
     assert again.snapshot().agents == ()
     assert again.submit("lahore-1", body, sig, T + 2).reason == "replay"
+
+
+def test_without_enrolled_agents_jalsa_reads_no_secret(state: Path) -> None:
+    registry = AgentRegistry(state, {})
+    assert not (state / "secret").exists() and registry.agents == {}
+    enrolled(state)  # an agent: the registry now needs the secret (here it makes <state>/secret)
+    registry.refresh()
+    assert registry.problem is None and set(registry.agents) == {"lahore-1"}
+    (state / "secret").chmod(0o644)  # open to others: refused, and nobody is trusted
+    late = AgentRegistry(state, {})
+    assert late.problem is not None and late.agents == {}
