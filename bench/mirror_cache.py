@@ -23,12 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from benchlib import log, machine, tree, write_json
-from event_toml import event_toml, program, slot, speaker
-from hls_players import play
+from hls_players import RENDITIONS, ladder_event, play
 from http_cache import HttpCache
 from jalsa_run import JalsaRun
-
-RENDITIONS = ("program.m3u8", "low.m3u8", "audio.m3u8")
 
 
 def main() -> int:
@@ -39,22 +36,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="mirror-cache-"))
     scratch.chmod(0o755)
     event = scratch / "event.toml"
-    event.write_text(
-        event_toml(
-            "Mirror bench",
-            event={"on_end": "slate"},
-            program=program(width=640, height=360, fps=15, video_bitrate_kbps=600),
-            speakers=[speaker("host", source="testsrc")],
-            rundown=[slot("host", "10m")],
-            destinations=[
-                {
-                    "name": "mirror",
-                    "url": "hls",
-                    "ladder": {"low_height": 180, "low_video_kbps": 200},
-                }
-            ],
-        )
-    )
+    event.write_text(ladder_event("Mirror bench"))
     started = tree()
     with (
         JalsaRun(event, scratch / "state") as run,

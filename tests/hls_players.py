@@ -17,6 +17,31 @@ from dataclasses import dataclass, field
 import aiohttp
 
 RELOAD_SECONDS = 1.0
+RENDITIONS = ("program.m3u8", "low.m3u8", "audio.m3u8")
+
+
+def ladder_event(name: str) -> str:
+    """The event of the cache test and bench: one testsrc speaker, a 640x360 15 fps program
+    and a mirror with the ladder (180p and audio only)."""
+    from event_toml import event_toml, program, slot, speaker
+
+    return event_toml(
+        name,
+        event={"on_end": "slate"},
+        program=program(width=640, height=360, fps=15, video_bitrate_kbps=600),
+        speakers=[speaker("host", source="testsrc")],
+        rundown=[slot("host", "10m")],
+        destinations=[
+            {
+                "name": "mirror",
+                "platform": "custom",
+                "url": "hls",
+                "ladder": {"low_height": 180, "low_video_kbps": 200},
+            }
+        ],
+    )
+
+
 _NUMBER = re.compile(r"-(\d+)\.ts$")
 
 

@@ -21,8 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from event_toml import event_toml, program, slot, speaker
-from hls_players import PlayerResult, play
+from hls_players import RENDITIONS, PlayerResult, ladder_event, play
 from http_cache import HttpCache
 from jalsa_run import JalsaRun
 
@@ -30,7 +29,6 @@ pytestmark = pytest.mark.media
 
 PLAYERS = int(os.environ.get("JALSA_MIRROR_PLAYERS", "300"))
 SECONDS = float(os.environ.get("JALSA_MIRROR_SECONDS", "30"))
-RENDITIONS = ("program.m3u8", "low.m3u8", "audio.m3u8")
 
 
 @dataclass
@@ -43,23 +41,7 @@ class Mirror:
 def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
     tmp_path = tmp_path_factory.mktemp("mirror-cache")
     event = tmp_path / "event.toml"
-    event.write_text(
-        event_toml(
-            "Mirror Cache",
-            event={"on_end": "slate"},
-            program=program(width=640, height=360, fps=15, video_bitrate_kbps=600),
-            speakers=[speaker("host", source="testsrc")],
-            rundown=[slot("host", "10m")],
-            destinations=[
-                {
-                    "name": "mirror",
-                    "platform": "custom",
-                    "url": "hls",
-                    "ladder": {"low_height": 180, "low_video_kbps": 200},
-                }
-            ],
-        )
-    )
+    event.write_text(ladder_event("Mirror Cache"))
     with (
         JalsaRun(event, tmp_path / "state") as run,
         HttpCache(tmp_path / "nginx", run.http_port) as cache,

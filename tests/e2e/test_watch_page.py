@@ -67,6 +67,21 @@ def advancing(page: Page, seconds: float = 2.0) -> None:
     )
 
 
+def throttle(page: Page) -> None:
+    """Chromium's own network emulation: the page's link at 150 kbit/s down, 150 ms."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 150,
+            "downloadThroughput": 150_000 / 8,  # bytes/s
+            "uploadThroughput": 50_000 / 8,
+        },
+    )
+
+
 def hls_listeners(jalsa: JalsaRun) -> float | None:
     return jalsa.metric("jalsa_listeners", platform="hls")
 
@@ -104,17 +119,7 @@ def test_the_page_plays_the_ladder_and_shows_the_stage(jalsa: JalsaRun, browser:
 def test_a_throttled_phone_starts_on_audio_only(jalsa: JalsaRun, browser: Browser) -> None:
     context = browser.new_context(viewport=PHONE)  # type: ignore[arg-type]
     page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {
-            "offline": False,
-            "latency": 150,
-            "downloadThroughput": 150_000 / 8,  # bytes/s: 150 kbit/s, a throttled link
-            "uploadThroughput": 50_000 / 8,
-        },
-    )
+    throttle(page)
     page.goto(f"http://127.0.0.1:{jalsa.http_port}/watch/mirror")
     page.get_by_role("button", name="Play").click()
     expect(page.locator("#quality")).to_have_text(
@@ -135,17 +140,7 @@ def test_video_steps_down_to_audio_only_when_the_link_is_throttled(
     page.get_by_role("button", name="Play").click()
     advancing(page)
     expect(page.locator("#quality")).to_have_text(re.compile(r"^Video"))
-    cdp = context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {
-            "offline": False,
-            "latency": 150,
-            "downloadThroughput": 150_000 / 8,  # the link is throttled mid-stream
-            "uploadThroughput": 50_000 / 8,
-        },
-    )
+    throttle(page)  # mid-stream
     expect(page.locator("#quality")).to_have_text(re.compile(r"^Audio only"), timeout=90_000)
     advancing(page, 3.0)
     context.close()
