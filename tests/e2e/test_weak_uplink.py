@@ -10,6 +10,7 @@ frames for what was on screen (the fake camera is green; the speaker's card is d
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from chromium import CHROMIUM_ARGS
+from chromium import CHROMIUM_ARGS, LAPTOP, PHONE
 from event_toml import event_toml, program, slot, speaker
 from jalsa_run import JalsaRun
 from media import dominant
@@ -130,6 +131,10 @@ def test_80_kbits_camera_on_keeps_the_voice_then_video_comes_back(speech: Speech
     _join(speech)
     expect(page.get_by_text(PAUSED_NOTE)).to_be_visible(timeout=20_000)
     run.wait_for(lambda: speech.sample() == 1, 20, "jalsa_speaker_video_paused == 1")
+    if folder := os.environ.get("JALSA_SCREENSHOTS"):  # docs/: the join page, video paused
+        for name, size in (("join-paused-phone.png", PHONE), ("join-paused.png", LAPTOP)):
+            page.set_viewport_size(size)  # type: ignore[arg-type]
+            page.screenshot(path=str(Path(folder) / name), full_page=True)
     start = speech.joined_at + SETTLE_SECONDS
     speech.flow(max(0.0, start + MEASURE_SECONDS - run.media_seconds()))
     paused_phase = list(speech.paused_samples)
