@@ -98,6 +98,10 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
     add_audio_routes(app, show, state_dir, operator)  # /api/audio: levels, mute, gain (saved)
     add_live_routes(app, show, token, operator, require)  # the console's /api/live and its files
     add_speaker_desk_routes(app, show, state_dir, operator)  # green room: thumbnails, links
+    if watch is not None:  # POST /agents/<id>/rounds: signed rounds of pushing probe agents
+        from orchestrator.api.agents import add_agent_routes
+
+        add_agent_routes(app, watch.agent_ingest)
     return app
 
 
