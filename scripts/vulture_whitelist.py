@@ -13,6 +13,7 @@ from monitoring.metrics import ShowCollector
 from monitoring.outage_watch import OutagesSnapshot
 from orchestrator.edge.fanout import ContributionSnapshot
 from orchestrator.ingest.webrtc import SpeakerSourceSnapshot
+from orchestrator.program.ladder import RenditionSnapshot
 from orchestrator.program.source import SourceSnapshot
 from orchestrator.show import Show
 from relays.destination import DestinationSnapshot
