@@ -26,6 +26,9 @@
   ];
   const QUEUE_S = 0.2; // RTT this far above the link's best: a queue is building
   const TRIAL_QUEUE_S = 0.1; // stricter on trial: the voice must not pay for it
+  // On trial, a small queue that stays (two readings in a row) is the link filling up:
+  // the trial ends before the queue overflows onto the voice (a lone late report is not).
+  const TRIAL_PERSIST_S = 0.03;
   const CLEAR_QUEUE_S = 0.05; // no more than this above the best: the link has room
   const LOSS = 0.03; // packets lost in a report: the link is overflowing
   const SEVERE_LOSS = 0.1, SEVERE_QUEUE_S = 0.3; // one such reading is enough
@@ -41,7 +44,7 @@
       this.step = start === undefined ? 0 : start;
       this.stage = 0; // of the trial
       this.bad = 0; this.good = 0; this.hold = HOLD_FIRST; this.pausedAt = 0;
-      this.rtts = []; this.lastRtt = null;
+      this.rtts = []; this.lastRtt = null; this.queued = 0;
       this.tooMuch = LADDER.map(() => 0); // times each step was stepped down from
     }
 
@@ -67,11 +70,12 @@
       const severe = (typeof loss === "number" && loss > SEVERE_LOSS) ||
         queue > (this.mode === "trial" ? TRIAL_QUEUE_S : SEVERE_QUEUE_S);
       this.bad = bad ? this.bad + 1 : 0;
+      if (fresh) this.queued = this.mode === "trial" && queue > TRIAL_PERSIST_S ? this.queued + 1 : 0;
       // Good: no loss and no queue to speak of (a queue that grows slowly is not room).
       this.good = bad || queue > CLEAR_QUEUE_S ? 0 : this.good + 1;
       if (this.mode === "on") this.whileOn(now);
       else if (this.mode === "paused") this.whilePaused(now);
-      else this.onTrial(now, severe || this.bad >= BAD_TO_STEP);
+      else this.onTrial(now, severe || this.bad >= BAD_TO_STEP || this.queued >= 2);
       return this.sending();
     }
 
