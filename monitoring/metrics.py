@@ -287,18 +287,22 @@ class ProbeCollector(Collector):
 
 
 class OutageCollector(Collector):
-    """jalsa_outage{scope,platform}: 1 while flagged, 0 for the other watched series."""
+    """jalsa_outage{scope,platform}: 1 while flagged, 0 for the other watched series;
+    nothing while ``snapshot`` gives None (nothing to judge)."""
 
-    def __init__(self, snapshot: Callable[[], OutagesSnapshot]) -> None:
+    def __init__(self, snapshot: Callable[[], OutagesSnapshot | None]) -> None:
         self._snapshot = snapshot
 
     def collect(self) -> Iterable[Metric]:
+        judged = self._snapshot()
+        if judged is None:
+            return
         outage = GaugeMetricFamily(
             "jalsa_outage",
             "1 while an outage is flagged; scope = platform / national / throttling / uplink",
             labels=["scope", "platform"],
         )
-        for (scope, platform), value in sorted(outage_series(self._snapshot()).items()):
+        for (scope, platform), value in sorted(outage_series(judged).items()):
             outage.add_metric([scope, platform], value)
         yield outage
 

@@ -11,14 +11,16 @@ One object for the service to start beside the show and cancel on shutdown::
 What runs depends on the event file (``[monitoring]``, ``[destinations.listeners]``):
 listener pollers for destinations that have a source of counts; the sampler always;
 probes from this machine only with ``probes = true`` (so an offline laptop running the
-demo sends nothing to the internet); the classifier when there are probes or agents;
-the webhook when one is set. A component that fails is logged and restarted; it never
-stops the others or the show.
+demo sends nothing to the internet); the classifier when there are probes or agents,
+or from the moment an agent is enrolled while jalsa runs (``jalsa agents add``: the
+registry is re-read every few seconds); the webhook when one is set. A component that
+fails is logged and restarted; it never stops the others or the show.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -131,7 +133,6 @@ class Watch:
         # Pushing agents (jalsa agents add): their rounds arrive at POST /agents/<id>/rounds.
         self.agent_registry = AgentRegistry(state_dir)
         self.agent_ingest = AgentIngest(self.agent_registry, on_round=self._on_agent_round)
-        self._pushing = bool(self.agent_registry.agents)
         self.sampler.note(
             {
                 "type": "classifier",
@@ -142,16 +143,22 @@ class Watch:
 
     @property
     def judging(self) -> bool:
-        """Whether the classifier has anything to judge (own probes or agents)."""
-        return self.prober is not None or self.agents is not None or self._pushing
+        """Whether the classifier has anything to judge: own probes, scraped agents, or
+        pushing agents enrolled (at the start or since)."""
+        return (
+            self.prober is not None or self.agents is not None or bool(self.agent_registry.agents)
+        )
 
     def collectors(self) -> list[Collector]:
         found: list[Collector] = [ListenerCollector(self.listeners.snapshot)]
         found.append(ProbeCollector(lambda: self._round, self.agent_ingest.latest_rounds))
         found.append(AgentCollector(self.agent_ingest.snapshot))
-        if self.judging:
-            found.append(OutageCollector(self.outages.snapshot))
+        found.append(OutageCollector(self._judged))
         return found
+
+    def _judged(self) -> OutagesSnapshot | None:
+        """The outages, once there is something to judge (none: no jalsa_outage)."""
+        return self.outages.snapshot() if self.judging else None
 
     def snapshot(self) -> WatchSnapshot:
         return WatchSnapshot(self.listeners.snapshot(), self._round, self.outages.snapshot())
@@ -180,8 +187,8 @@ class Watch:
             group.create_task(self._guard("samples", self.sampler.run))
             if self.prober is not None:
                 group.create_task(self._guard("probes", self._probe))
-            if self.judging:
-                group.create_task(self._guard("outages", self._evaluate))
+            # always: agents may be enrolled while jalsa runs (the registry is re-read)
+            group.create_task(self._guard("outages", self._evaluate))
             if self.webhook is not None:
                 group.create_task(self._guard("webhook", self.webhook.run))
 
@@ -226,16 +233,26 @@ class Watch:
             await asyncio.sleep(max(0.0, self.spec.probe_seconds - (time.monotonic() - started)))
 
     async def _evaluate(self) -> None:
-        import aiohttp
-
+        """Re-read the agent registry (``jalsa agents add|revoke``), read the scraped
+        agents, and run the classifier whenever there is something to judge."""
         every = min(EVALUATE_SECONDS, self.spec.probe_seconds)
-        async with aiohttp.ClientSession() as session:
+        judged = False
+        async with contextlib.AsyncExitStack() as stack:
+            session = None
+            if self.agents is not None:
+                import aiohttp
+
+                session = await stack.enter_async_context(aiohttp.ClientSession())
             while True:
-                if self.agents is not None:
+                if self.agents is not None and session is not None:
                     results, samples = await self.agents.read(session, time.time())
                     self.outages.add(results, samples)
-                await asyncio.to_thread(self.agent_registry.refresh)  # jalsa agents revoke
-                self.outages.evaluate(self._silence())
+                await asyncio.to_thread(self.agent_registry.refresh)
+                if self.judging:
+                    if not judged and self.prober is None and self.agents is None:
+                        log.info("outages: judging the rounds of the enrolled probe agents")
+                    judged = True
+                    self.outages.evaluate(self._silence())
                 await asyncio.sleep(every)
 
     def _on_agent_round(self, accepted: Accepted) -> None:

@@ -6,21 +6,26 @@ import argparse
 import asyncio
 import logging
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from jalsa_run import jalsa
 from probe_servers import ProbeServers, make_pki
+from prometheus_client import CollectorRegistry
 from waiting import async_wait_for
 
 from monitoring import watch as watch_module
+from monitoring.agent_link import parse_link, sign_body
 from monitoring.agent_metrics import AgentCollector
 from monitoring.metrics import ListenerCollector, OutageCollector, ProbeCollector
 from monitoring.probe_agent import ProbeAgent, format_round, probe_command
-from monitoring.probe_round import Vantage
+from monitoring.probe_round import CheckResult, ProbeRound, Vantage
 from monitoring.probes import Prober
+from monitoring.round_wire import Context, body_bytes, encode_round
 from monitoring.samples import read_records
 from monitoring.targets import Target, Targets
 from monitoring.watch import Watch
@@ -58,8 +63,10 @@ async def test_without_monitoring_only_listeners_and_samples(tmp_path: Path) -> 
         ListenerCollector,
         ProbeCollector,
         AgentCollector,
+        OutageCollector,
     ]
     assert watch.prober is None and not watch.judging
+    assert not any(m.name == "jalsa_outage" for m in scrape(watch).collect())  # none to judge
     task = asyncio.create_task(watch.run())
     samples = tmp_path / "state" / "samples"
     await async_wait_for(
@@ -71,6 +78,81 @@ async def test_without_monitoring_only_listeners_and_samples(tmp_path: Path) -> 
     await watch.close()
     types = [r["type"] for r in read_records(samples)]
     assert types[0] == "start" and types[-2:] == ["sample", "stop"]
+
+
+def scrape(watch: Watch) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in watch.collectors():
+        registry.register(collector)
+    return registry
+
+
+def pushed_round(link: str, at: float, seq: int) -> tuple[str, bytes, str]:
+    """A signed round as ``jalsa probe --join link`` sends it: control reachable, youtube
+    refused at TCP."""
+    agent = parse_link(link)
+    v = Vantage(agent.agent, agent.city, agent.isp)
+    checks = tuple(
+        CheckResult(p, "web", "h", c, p == "control", 0.01)
+        for p in ("control", "youtube")
+        for c in ("dns", "tcp")
+    )
+    stored = encode_round(
+        ProbeRound(v, at - 1.0, at, checks),
+        agent=agent.agent,
+        generation=agent.generation,
+        seq=seq,
+        context=Context(),
+    )
+    body = body_bytes(stored, sent_at=at, backlog=0)
+    return agent.agent, body, sign_body(agent, body)
+
+
+async def test_agents_enrolled_after_the_start_are_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No probes and no agents at the start: once `jalsa agents add` enrols two (in two
+    cities) while jalsa runs, their rounds are accepted and classified."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("JALSA_SECRET", "agents-secret-for-tests-0123456789")
+    monkeypatch.setattr(watch_module, "EVALUATE_SECONDS", 0.2)
+    state = tmp_path / "state"
+    event = make_event(tmp_path, {"outage_for_seconds": 0})
+    watch = Watch(event, state, fake_show)
+    metrics = scrape(watch)
+    assert not watch.judging
+    task = asyncio.create_task(watch.run())
+    try:
+        links = []
+        for vantage, city in (("lahore-1", "Lahore"), ("karachi-1", "Karachi")):
+            added = await asyncio.to_thread(
+                jalsa, "agents", "add", "--vantage", vantage, "--city", city, "--isp", "PTCL",
+                "--base-url", "https://jalsa.example", "--state", str(state),
+            )  # fmt: skip
+            assert added.returncode == 0, added.stderr
+            links.append(added.stdout.strip())
+        await async_wait_for(
+            lambda: len(watch.agent_registry.agents) == 2, 10, "the enrolled agents to be seen"
+        )
+        assert watch.judging
+        now = time.time()
+        for link in links:
+            verdict = watch.agent_ingest.submit(*pushed_round(link, now, 0), now)
+            assert verdict.status == 200, verdict.text
+        youtube = {"scope": "platform", "platform": "youtube"}
+        await async_wait_for(
+            lambda: metrics.get_sample_value("jalsa_outage", youtube) == 1,
+            10,
+            "youtube judged unreachable from both cities",
+        )
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await watch.close()
+    assert "outages: judging the rounds of the enrolled probe agents" in caplog.text
+    records = list(read_records(state / "samples"))
+    assert any(r["type"] == "outage" and r["platform"] == "youtube" for r in records)
 
 
 async def test_own_probes_flag_a_lost_uplink(
