@@ -36,6 +36,7 @@ from monitoring.agent_registry import AgentRegistry
 from monitoring.hls_viewers import HlsViewers
 from monitoring.listeners import Listeners, ListenersSnapshot
 from monitoring.metrics import ListenerCollector, OutageCollector, ProbeCollector
+from monitoring.metrics_endpoint import Bind, unbound
 from monitoring.outage import Classifier, Outage
 from monitoring.outage_watch import OutageEvent, OutagesSnapshot, OutageWatch
 from monitoring.probe_round import ProbeRound, Vantage, log_changes
@@ -149,11 +150,15 @@ class Watch:
             self.prober is not None or self.agents is not None or bool(self.agent_registry.agents)
         )
 
-    def collectors(self) -> list[Collector]:
-        found: list[Collector] = [ListenerCollector(self.listeners.snapshot)]
-        found.append(ProbeCollector(lambda: self._round, self.agent_ingest.latest_rounds))
-        found.append(AgentCollector(self.agent_ingest.snapshot))
-        found.append(OutageCollector(self._judged))
+    def collectors(self, bind: Bind = unbound) -> list[Collector]:
+        """The collectors of what the Watch sees; ``bind`` wraps their snapshot functions
+        (:class:`~monitoring.metrics_endpoint.OnLoop`: /metrics renders in a thread)."""
+        found: list[Collector] = [ListenerCollector(bind(self.listeners.snapshot))]
+        found.append(
+            ProbeCollector(bind(lambda: self._round), bind(self.agent_ingest.latest_rounds))
+        )
+        found.append(AgentCollector(bind(self.agent_ingest.snapshot)))
+        found.append(OutageCollector(bind(self._judged)))
         return found
 
     def _judged(self) -> OutagesSnapshot | None:

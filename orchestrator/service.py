@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import uvicorn
-from prometheus_client import make_asgi_app
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from monitoring.broadcast import Broadcasts
 from monitoring.metrics import build_registry
+from monitoring.metrics_endpoint import OnLoop, metrics_app
 from monitoring.watch import Watch
 from orchestrator.api.app import create_app
 from orchestrator.api.auth import operator_token
@@ -315,8 +315,10 @@ async def serve(
     watch = Watch(event, state_dir, show.snapshot)  # listeners, probes, outages, samples
     show_verdicts(show.relay, watch.listeners.broadcasts)
     app = create_app(show, token, state_dir, watch)
-    registry = build_registry(show.snapshot, watch.collectors())
-    servers = [_server(app, http), _server(make_asgi_app(registry), metrics)]
+    # /metrics renders in a thread; the collectors' snapshots are still taken on the loop
+    on_loop = OnLoop(asyncio.get_running_loop())
+    registry = build_registry(on_loop.bind(show.snapshot), watch.collectors(on_loop.bind))
+    servers = [_server(app, http), _server(metrics_app(registry), metrics)]
     logging.getLogger("uvicorn.error").addFilter(FloodFilter())  # after uvicorn's setup
 
     stop = asyncio.Event()

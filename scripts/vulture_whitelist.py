@@ -10,6 +10,7 @@ import uvicorn
 
 from monitoring.listeners import DestinationListeners
 from monitoring.metrics import ShowCollector
+from monitoring.metrics_endpoint import Bind
 from monitoring.outage_watch import OutagesSnapshot
 from orchestrator.edge.fanout import ContributionSnapshot
 from orchestrator.ingest.webrtc import SpeakerSourceSnapshot
@@ -62,3 +63,6 @@ ContributionSnapshot.program_seconds
 # uvicorn reads them when it loads its config: TLS of jalsa edge's contribution route.
 uvicorn.Config.ssl_certfile
 uvicorn.Config.ssl_keyfile
+
+# A Protocol's call signature (monitoring/metrics_endpoint.py: what OnLoop.bind is).
+Bind.__call__
