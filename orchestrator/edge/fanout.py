@@ -7,6 +7,10 @@ output). A studio that reconnects with the same streams and a timeline that goes
 same relay, so the destinations stay connected across a contribution blip; new
 streams (another encode) or a timeline that starts over (the studio restarted) start a
 new relay. The container the templates come from stays open as long as its relay.
+
+Each relay has its :class:`orchestrator.edge.blip_cover.BlipCover`: the studio's packets
+go through it onto the relay's one output timeline, and it covers a stalled
+contribution with the pre-encoded slate (docs/edge.md, "Uplink blips").
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from pathlib import Path
 from av.container import InputContainer
 from av.stream import Stream
 
+from orchestrator.edge.blip_cover import BlipCover
+from orchestrator.edge.slate_loop import studio_format
+from orchestrator.edge.uplink_outages import UplinkOutages
 from orchestrator.event.destination_spec import DestinationSpec
 from relays.destination import DestinationSnapshot
 from relays.packet import EncodedPacket
@@ -42,6 +49,9 @@ class ContributionSnapshot:
         relays: relays started (more than one: the streams or the timeline changed).
         program_seconds: the program time of the newest packet received, None before.
         idle_seconds: seconds since the last byte arrived, None before any.
+        slate_on: the blip slate covers a stalled contribution now.
+        slate_seconds: seconds the slate has been on, in all.
+        blips: stalls the slate covered.
     """
 
     up: bool
@@ -52,6 +62,9 @@ class ContributionSnapshot:
     relays: int
     program_seconds: float | None
     idle_seconds: float | None
+    slate_on: bool
+    slate_seconds: float
+    blips: int
 
 
 def _signature(stream: Stream) -> tuple[object, ...]:
@@ -62,11 +75,19 @@ def _signature(stream: Stream) -> tuple[object, ...]:
 class Fanout:
     """Owns the edge's relay; see the module docstring. Thread-safe."""
 
-    def __init__(self, destinations: Sequence[DestinationSpec], state_dir: Path) -> None:
+    def __init__(
+        self,
+        destinations: Sequence[DestinationSpec],
+        state_dir: Path,
+        outages: UplinkOutages | None = None,
+    ) -> None:
         self._destinations = tuple(destinations)
         self._state_dir = state_dir
+        self._outages = outages or UplinkOutages("edge", (), None)
         self._lock = threading.Lock()
         self._relay: Relay | None = None
+        self._cover: BlipCover | None = None
+        self._closed = False  # packets still demuxed while the edge stops go nowhere
         self._container: InputContainer | None = None
         self._signature: tuple[object, ...] = ()
         self._newest: float | None = None
@@ -100,39 +121,55 @@ class Fanout:
 
     # -- packets (demux thread) ----------------------------------------------------------
     def publish(self, container: InputContainer, packets: list[EncodedPacket]) -> None:
-        relay = self._relay_for(container, packets[0].seconds)
-        relay.publish(packets)
+        cover = self._cover_for(container, packets[0].seconds)
+        if cover is None:
+            return
+        cover.studio(packets)
         with self._lock:
             self._newest = max(packets[-1].seconds, self._newest or packets[-1].seconds)
 
-    def _relay_for(self, container: InputContainer, seconds: float) -> Relay:
+    def _cover_for(self, container: InputContainer, seconds: float) -> BlipCover | None:
         with self._lock:
-            if self._container is container and self._relay is not None:
-                return self._relay
+            if self._closed:
+                return None
+            if self._container is container and self._cover is not None:
+                return self._cover
             video, audio = container.streams.video[0], container.streams.audio[0]
             signature = _signature(video) + _signature(audio)
-            old = self._relay
+            old, old_cover = self._relay, self._cover
             goes_on = self._newest is not None and seconds >= self._newest - 1.0
-            if old is not None and signature == self._signature and goes_on:
+            if old_cover is not None and signature == self._signature and goes_on:
                 # Outputs opened from the old streams copied what they need; new ones
                 # open from the new container.
                 self._container = container
                 log.info("contribution resumed: the destinations carry on")
-                return old
+                return old_cover
             self._relay = relay = Relay((video, audio), self._state_dir)
+            video_tb, audio_tb = video.time_base, audio.time_base
+            assert video_tb is not None and audio_tb is not None  # FLV's: milliseconds
+            self._cover = cover = BlipCover(
+                relay.publish,
+                studio_format(video, audio),
+                {"video": video_tb, "audio": audio_tb},
+                self._outages,
+            )
             self._container, self._signature, self._newest = container, signature, None
             self._relays += 1
+        if old_cover is not None:
+            old_cover.close(3.0)
         if old is not None:
             log.info("the contribution's streams or timeline changed: destinations restart")
             old.close(3.0)
         for spec in self._destinations:
             relay.add(spec)
-        return relay
+        cover.start()
+        return cover
 
     # -- views -------------------------------------------------------------------------
     def snapshot(self) -> ContributionSnapshot:
         with self._lock:
             idle = None if self._last_byte is None else time.monotonic() - self._last_byte
+            blips = self._outages.snapshot()
             return ContributionSnapshot(
                 up=self._up > 0,
                 studio=self._studio,
@@ -142,6 +179,9 @@ class Fanout:
                 relays=self._relays,
                 program_seconds=self._newest,
                 idle_seconds=idle,
+                slate_on=blips.slate_on,
+                slate_seconds=blips.slate_seconds,
+                blips=blips.blips,
             )
 
     def destinations(self) -> list[DestinationSnapshot]:
@@ -151,6 +191,11 @@ class Fanout:
 
     def close(self, timeout: float) -> None:
         with self._lock:
+            self._closed = True
             relay, self._relay = self._relay, None
+            cover, self._cover = self._cover, None
+        if cover is not None:
+            cover.close(min(1.0, timeout / 4))
         if relay is not None:
             relay.close(timeout)
+        self._outages.close()

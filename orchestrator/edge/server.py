@@ -33,6 +33,7 @@ from starlette.routing import Route
 from monitoring.metrics import RelayCollector
 from orchestrator.edge.fanout import Fanout
 from orchestrator.edge.intake import BodyPipe, demux
+from orchestrator.edge.uplink_outages import UplinkOutages
 from orchestrator.event.address import Address
 from orchestrator.event.edge_spec import EdgeFile
 
@@ -141,9 +142,22 @@ class EdgeCollector(Collector):
                 labels=labels,
             ),
         ]
-        for family, value in zip(
-            families, (int(c.up), c.received_bytes, c.contributions, c.refused), strict=True
-        ):
+        families += [
+            GaugeMetricFamily(
+                "jalsa_edge_slate_on",
+                "1 while the blip slate covers a stalled contribution",
+                labels=labels,
+            ),
+            CounterMetricFamily(
+                "jalsa_edge_slate_seconds", "Seconds the blip slate was on", labels=labels
+            ),
+            CounterMetricFamily(
+                "jalsa_edge_blips", "Contribution stalls the blip slate covered", labels=labels
+            ),
+        ]
+        values: tuple[float, ...] = (int(c.up), c.received_bytes, c.contributions, c.refused)
+        values += (int(c.slate_on), c.slate_seconds, c.blips)
+        for family, value in zip(families, values, strict=True):
             family.add_metric([self._name], value)
         yield from families
 
@@ -174,7 +188,10 @@ def edge_app(fanout: Fanout, edge: EdgeFile) -> Starlette:
 
 async def serve_edge(edge: EdgeFile, *, listen: Address, metrics: Address, state_dir: Path) -> int:
     """Run the edge until SIGINT/SIGTERM. Returns the exit code."""
-    fanout = Fanout(edge.destinations, state_dir)
+    outages = UplinkOutages(
+        edge.name, [(d.name, d.platform) for d in edge.destinations], state_dir / "samples"
+    )
+    fanout = Fanout(edge.destinations, state_dir, outages)
     contribution = web_server(edge_app(fanout, edge), listen)
     contribution.config.ssl_certfile = edge.tls_cert
     contribution.config.ssl_keyfile = edge.tls_key
