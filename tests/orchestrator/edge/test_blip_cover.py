@@ -1,0 +1,71 @@
+"""The blip cover with its real thread and a real slate encode: a stall puts the slate
+into the relay, the studio's next live keyframe ends it, on one increasing timeline."""
+
+from __future__ import annotations
+
+import threading
+import time
+from fractions import Fraction
+
+import pytest
+from waiting import wait_for
+
+from orchestrator.edge.blip_cover import BlipCover
+from orchestrator.edge.slate_loop import StudioFormat
+from orchestrator.edge.uplink_outages import UplinkOutages
+from orchestrator.event import ProgramSpec
+from orchestrator.program.encoder import ProgramEncoder
+from relays.packet import EncodedPacket
+
+pytestmark = pytest.mark.media
+MS = Fraction(1, 1000)
+
+
+class Sink:
+    """Stands for the relay's publish: what the destinations would be offered."""
+
+    def __init__(self) -> None:
+        self.packets: list[EncodedPacket] = []
+        self._lock = threading.Lock()
+
+    def publish(self, packets: list[EncodedPacket]) -> None:
+        with self._lock:
+            self.packets += packets
+
+    def slate(self) -> list[EncodedPacket]:
+        with self._lock:
+            return [p for p in self.packets if p.data != b"studio"]
+
+
+def _video(ms: int, keyframe: bool = False) -> EncodedPacket:
+    return EncodedPacket("video", b"studio", ms, ms, MS, keyframe)
+
+
+def test_a_stall_is_covered_and_the_studio_comes_back() -> None:
+    encoder = ProgramEncoder(ProgramSpec(width=320, height=180, fps=15, preset="ultrafast"))
+    extradata = bytes(encoder.video_stream.codec_context.extradata or b"")
+    encoder.close()
+    studio = StudioFormat(
+        "h264", "yuv420p", 320, 180, 15, 3_000_000, extradata, "aac", 48_000, 2, 128_000
+    )
+    sink, outages = Sink(), UplinkOutages("edge", (), None)
+    cover = BlipCover(sink.publish, studio, {"video": MS, "audio": MS}, outages, stall_seconds=0.3)
+    cover.start()
+    try:
+        cover.studio([_video(0, keyframe=True), _video(67)])
+        wait_for(lambda: outages.snapshot().slate_on, 30, "the slate on")
+        wait_for(lambda: len(sink.slate()) > 40, 10, "slate packets paced in")
+        cover.studio([_video(200)])  # not a keyframe: the slate stays on
+        assert outages.snapshot().slate_on
+        later = round((time.monotonic() + 60) * 1000)  # surely live
+        cover.studio([_video(later, keyframe=True), _video(later + 67)])
+        assert not outages.snapshot().slate_on and outages.snapshot().blips == 1
+    finally:
+        cover.close(5.0)
+    for kind in ("video", "audio"):
+        dts = [p.dts for p in sink.packets if p.kind == kind]
+        assert dts == sorted(set(dts)), kind  # strictly increasing
+    studio_back = [p for p in sink.packets if p.data == b"studio"][-2:]
+    slate_end = max(p.dts for p in sink.slate() if p.kind == "video")
+    assert slate_end < studio_back[0].dts <= slate_end + 100  # continuous, no jump
+    assert sink.packets[2].keyframe  # the slate starts at its keyframe
