@@ -14,7 +14,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import ssl
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ from faults import FaultProxy
 from jalsa_run import JalsaRun, free_port, jalsa
 from media import Probe, centre_colour, decode_errors, dominant, ffprobe
 from nginx_rtmp import NginxRtmp
-from tls_terminator import make_certificates
+from tls_terminator import Certificates, make_certificates
 from waiting import wait_for
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(240)]
@@ -46,6 +48,7 @@ class Blip:
     republished: list[str]
     reconnects: dict[str, float | None]
     slate_seen: tuple[float | None, float | None]  # jalsa_edge_slate_on during, after
+    health: dict[str, object]  # /healthz's contribution during the cut
     blips: float | None
     back_after: float  # the link's return to the slate off
     slate_seconds: float  # jalsa_edge_slate_seconds_total once it is off
@@ -85,11 +88,24 @@ def blip(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         studio = studio_file(work / "studio.toml", nginx, certs, proxy.port, PRESET)
         wait_for(edge.metrics, 30, "the edge to serve", ignore=(OSError,))
         with JalsaRun(studio, work / "studio-state", env={"EDGE_KEY": EDGE_KEY}) as run:
-            yield _cut_and_restore(edge, proxy, run, nginx, work)
+            yield _cut_and_restore(edge, proxy, run, nginx, work, certs)
+
+
+def _healthz(edge: EdgeProcess, certs: Certificates) -> dict[str, object]:
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    url = f"https://127.0.0.1:{edge.listen}/healthz"
+    with urllib.request.urlopen(url, timeout=5, context=context) as response:
+        contribution: dict[str, object] = json.load(response)["contribution"]
+        return contribution
 
 
 def _cut_and_restore(
-    edge: EdgeProcess, proxy: FaultProxy, run: JalsaRun, nginx: NginxRtmp, work: Path
+    edge: EdgeProcess,
+    proxy: FaultProxy,
+    run: JalsaRun,
+    nginx: NginxRtmp,
+    work: Path,
+    certs: Certificates,
 ) -> Blip:
     run.wait_ready()
     for stream in STREAMS:
@@ -101,6 +117,7 @@ def _cut_and_restore(
     cut = time.monotonic() - published
     proxy.set_mode("blackhole")
     slate_on = wait_for(lambda: edge.metric("jalsa_edge_slate_on", **EDGE), 20, "slate on")
+    health = _healthz(edge, certs)
     wait_for(
         lambda: (edge.metric("jalsa_edge_slate_seconds_total", **EDGE) or 0) >= BLIP_SECONDS,
         BLIP_SECONDS + 20,
@@ -141,6 +158,7 @@ def _cut_and_restore(
         republished=republished,
         reconnects=reconnects,
         slate_seen=(slate_on, slate_off),
+        health=health,
         blips=blips,
         back_after=back - restored,
         slate_seconds=slate_seconds,
@@ -189,6 +207,7 @@ def test_the_slate_covers_the_cut_and_the_studio_comes_back(blip: Blip) -> None:
         assert during == "blue", (stream, before, during, after)
         assert before != "blue" and after != "blue", (stream, before, during, after)
     assert blip.slate_seen == (1.0, 0.0)
+    assert blip.health["slate_on"] is True and blip.health["blips"] == 1, blip.health
     assert blip.blips == 1.0
     assert "the slate is on" in blip.edge_logs and "ends the slate" in blip.edge_logs
     sets = "in-band: not the studio's" if PRESET == "slow" else "the studio's)"
