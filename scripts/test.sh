@@ -32,5 +32,9 @@ echo "== import-linter (the layers of docs/architecture.md)"
 lint-imports --no-cache --no-logo
 echo "== vulture (dead code)"
 python3 -m vulture
-echo "== pytest"
-exec python3 -m pytest -p no:cacheprovider "$@"
+echo "== pytest (JALSA_TEST_WORKERS=${JALSA_TEST_WORKERS:-2} workers; 0 runs in this process)"
+# Two workers, one module at a time each; the real-time modules one after another on one
+# of them (tests/conftest.py). -p no:benchmark: pytest-benchmark, if some other package
+# installed it, refuses to run beside xdist.
+exec python3 -m pytest -p no:cacheprovider -p no:benchmark \
+  -n "${JALSA_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -1,5 +1,11 @@
 """Shared fixtures. Helpers (media.py, faults.py, nginx_rtmp.py, jalsa_run.py) sit here
-beside this file and are imported by name: pytest puts this folder on sys.path."""
+beside this file and are imported by name: pytest puts this folder on sys.path.
+
+The suite runs on two workers (scripts/test.sh: pytest-xdist, ``--dist loadgroup``): each
+module is one unit (its module-scoped run is made once), and the modules whose figures are
+real-time ratios of a CPU-heavy scenario (a browser on a thin link, 300 players, a socket
+siege, a restart's time to air) form one unit, run one after another, first.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+REALTIME = frozenset(
+    {
+        "test_weak_uplink",
+        "test_mirror_cache",
+        "test_web_descriptors",
+        "test_crash_resume",
+        "test_rundown_on_air",
+        "test_uplink_saturation",
+        "test_probe_agents_netns",
+        "test_edge_blip",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group each test with its module, the real-time modules all together (see above)."""
+    realtime = {item: Path(item.nodeid.partition("::")[0]).stem in REALTIME for item in items}
+    for item in items:
+        group = "realtime" if realtime[item] else item.nodeid.partition("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not realtime[item])
 
 
 @pytest.fixture(scope="module")
