@@ -70,6 +70,7 @@ class BlipCover:
         self._studio_seconds = 0.0  # studio time of the newest packet
         self._stalled: tuple[float, float] = (0.0, 0.0)  # (arrival, studio time) before it
         self._flowing: float | None = None  # monotonic arrival of the first packet after
+        self._ended = False  # the studio ended its program: its silence is no stall
         self._anchor = 0.0  # monotonic time the slate's first packet is due
         self._next = 0  # the loop packet due next
         self._loop_start = Fraction(0)  # slate seconds at which the current loop began
@@ -84,6 +85,7 @@ class BlipCover:
         out: list[EncodedPacket] = []
         with self._lock:
             now = self._last_studio = time.monotonic()
+            self._ended = False
             for packet in packets:
                 mapped, switched = self._timeline.studio(packet, self._resumes(packet, now))
                 if switched:
@@ -92,6 +94,13 @@ class BlipCover:
                     out.append(mapped)
             if out:
                 self._publish(out)
+
+    def finished(self) -> None:
+        """The studio ended its contribution (the body's last chunk): the program is
+        over, not stalled, so no slate goes on (until the studio sends again)."""
+        with self._lock:
+            self._ended = True
+        log.info("the studio ended its contribution: no slate")
 
     def _resumes(self, packet: EncodedPacket, now: float) -> bool:
         """Whether a studio packet may end the slate (only a keyframe will)."""
@@ -139,6 +148,8 @@ class BlipCover:
         if not self._timeline.on_slate:
             last = self._last_studio
             if last is None or now - last < self._stall or not self._timeline.started:
+                return
+            if self._ended:
                 return
             self._timeline.start_slate()
             self._anchor, self._next, self._loop_start = last, 0, Fraction(0)

@@ -119,6 +119,14 @@ class Fanout:
         with self._lock:
             self._refused += 1
 
+    # -- the end of a contribution (its demux thread) -------------------------------------
+    def finished(self) -> None:
+        """The studio ended its contribution politely: not a blip (no slate)."""
+        with self._lock:
+            cover = self._cover
+        if cover is not None:
+            cover.finished()
+
     # -- packets (demux thread) ----------------------------------------------------------
     def publish(self, container: InputContainer, packets: list[EncodedPacket]) -> None:
         cover = self._cover_for(container, packets[0].seconds)

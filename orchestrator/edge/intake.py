@@ -41,6 +41,7 @@ class BodyPipe:
         self._chunks: deque[bytes] = deque()
         self._held = 0
         self._closed = False
+        self._finished = False
         self._cond = threading.Condition()
 
     def offer(self, data: bytes) -> bool:
@@ -69,10 +70,17 @@ class BodyPipe:
         self._held += len(data)
         self._cond.notify_all()
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """No more bytes; ``finished``: the studio ended its body (the program's end),
+        rather than the link stalling or breaking."""
         with self._cond:
             self._closed = True
+            self._finished = self._finished or finished
             self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
 
     @property
     def closed(self) -> bool:

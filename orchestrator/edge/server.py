@@ -97,6 +97,7 @@ class Contributions:
             try:
                 chunk = await asyncio.wait_for(anext(body), self._idle)
             except StopAsyncIteration:
+                pipe.close(finished=True)  # the studio ended its program: no blip
                 return
             except TimeoutError:
                 log.warning("contribution stalled: nothing for %g s", self._idle)
@@ -109,6 +110,8 @@ class Contributions:
     def _demux(self, pipe: BodyPipe) -> None:
         try:
             demux(pipe, self._fanout.publish)
+            if pipe.finished:
+                self._fanout.finished()
         except Exception as exc:  # a broken body ends this contribution, not the edge
             log.warning("contribution unreadable: %s", exc)
             pipe.close()

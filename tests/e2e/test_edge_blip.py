@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -49,6 +50,7 @@ class Blip:
     reconnects: dict[str, float | None]
     slate_seen: tuple[float | None, float | None]  # jalsa_edge_slate_on during, after
     health: dict[str, object]  # /healthz's contribution during the cut
+    ended: tuple[object, object]  # slate on, blips: 2 s after the studio stopped
     blips: float | None
     back_after: float  # the link's return to the slate off
     slate_seconds: float  # jalsa_edge_slate_seconds_total once it is off
@@ -91,11 +93,11 @@ def blip(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             yield _cut_and_restore(edge, proxy, run, nginx, work, certs)
 
 
-def _healthz(edge: EdgeProcess, certs: Certificates) -> dict[str, object]:
+def _healthz(edge: EdgeProcess, certs: Certificates) -> dict[str, Any]:
     context = ssl.create_default_context(cafile=str(certs.ca))
     url = f"https://127.0.0.1:{edge.listen}/healthz"
     with urllib.request.urlopen(url, timeout=5, context=context) as response:
-        contribution: dict[str, object] = json.load(response)["contribution"]
+        contribution: dict[str, Any] = json.load(response)["contribution"]
         return contribution
 
 
@@ -134,9 +136,15 @@ def _cut_and_restore(
         name: edge.metric("jalsa_relay_reconnects_total", destination=name, platform="custom")
         for name in ("yt", "fb")
     }
-    blips = edge.metric("jalsa_edge_blips_total", **EDGE)
     republished = [s for s in STREAMS if (nginx.published_dir / s).exists() or nginx.recorded(s)]
     wall = time.monotonic() - published  # what the platforms were sent for, give or take
+    # The event ends at the studio: its contribution ends politely, and the edge's
+    # silence after it is no blip (no slate for the platforms once the program is over).
+    run.stop()
+    wait_for(lambda: "ended its contribution" in edge.logs, 20, "the edge to see the end")
+    wait_for(lambda: (_healthz(edge, certs)["idle_seconds"] or 0) > 2.0, 20, "a silence")
+    ended = (edge.metric("jalsa_edge_slate_on", **EDGE), _healthz(edge, certs)["blips"])
+    blips = edge.metric("jalsa_edge_blips_total", **EDGE)
     assert edge.stop() == 0, edge.logs[-3000:]  # the queues' drain
     nginx.wait_recorded(*STREAMS, timeout=20)
     probes = {s: ffprobe(nginx.recording(s)) for s in STREAMS}
@@ -159,6 +167,7 @@ def _cut_and_restore(
         reconnects=reconnects,
         slate_seen=(slate_on, slate_off),
         health=health,
+        ended=ended,
         blips=blips,
         back_after=back - restored,
         slate_seconds=slate_seconds,
@@ -208,6 +217,10 @@ def test_the_slate_covers_the_cut_and_the_studio_comes_back(blip: Blip) -> None:
         assert before != "blue" and after != "blue", (stream, before, during, after)
     assert blip.slate_seen == (1.0, 0.0)
     assert blip.health["slate_on"] is True and blip.health["blips"] == 1, blip.health
+
+
+def test_the_end_of_the_event_is_not_a_blip(blip: Blip) -> None:
+    assert blip.ended == (0.0, 1)
     assert blip.blips == 1.0
     assert "the slate is on" in blip.edge_logs and "ends the slate" in blip.edge_logs
     sets = "in-band: not the studio's" if PRESET == "slow" else "the studio's)"
