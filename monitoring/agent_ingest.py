@@ -25,6 +25,12 @@ after a newer round of its agent (it came from the agent's backlog) or more than
 ``late_after`` seconds after it was measured; it is kept by its measurement
 time, so it never replaces a newer round in the live view, and ``on_round`` gets it (the
 samples, for the report, and the classifier).
+
+An agent downloads (throughput) only every few rounds: the live view of it
+(:meth:`AgentIngest.latest_rounds`) is its newest round with, for each platform that
+round did not download, the newest speed measured within ``throughput_keep`` seconds
+before it (the classifier's ``throughput_stale_after``), so ``jalsa_probe_throughput_*``
+and the alert rules see what the classifier sees.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from typing import Final, Protocol
 
 from monitoring.agent_link import AGENT_ID, verify_body
 from monitoring.agent_registry import EnrolledAgent
-from monitoring.probe_round import ProbeRound, Vantage
+from monitoring.probe_round import Download, ProbeRound, Vantage
 from monitoring.round_wire import Context, PushedRound, Refused, read_round
 
 log = logging.getLogger(__name__)
@@ -113,6 +119,22 @@ class _Agent:
     skew: float = 0.0
     backlog: int = 0
     context: Context = field(default_factory=Context)
+    speeds: dict[str, tuple[float, float]] = field(default_factory=dict)  # -> (B/s, at)
+
+    def live(self, keep: float) -> ProbeRound | None:
+        """The newest round, with the speeds of the platforms it did not download."""
+        if self.latest is None:
+            return None
+        now = self.latest.finished_at
+        measured = {d.platform for d in self.latest.downloads}
+        older = tuple(
+            Download(platform, "", round(bps), 1.0)
+            for platform, (bps, at) in sorted(self.speeds.items())
+            if platform not in measured and 0 <= now - at <= keep
+        )
+        if not older:
+            return self.latest
+        return dataclasses.replace(self.latest, downloads=self.latest.downloads + older)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +169,7 @@ class AgentIngest:
     late_after: a round arriving this long after it was measured is late.
     min_gap: the least time between the starts of two rounds of one agent.
     future_slack: how far after its arrival a corrected round may end.
+    throughput_keep: how long a speed stays in the live view (see the module).
     """
 
     def __init__(
@@ -159,6 +182,7 @@ class AgentIngest:
         late_after: float = 90.0,
         min_gap: float = 1.0,
         future_slack: float = 5.0,
+        throughput_keep: float = 900.0,
     ) -> None:
         self.registry = registry
         self._on_round = on_round
@@ -167,6 +191,7 @@ class AgentIngest:
         self.late_after = late_after
         self.min_gap = min_gap
         self.future_slack = future_slack
+        self.throughput_keep = throughput_keep
         self.rejected: Counter[str] = Counter()
         self._agents: dict[str, _Agent] = {}
 
@@ -234,6 +259,9 @@ class AgentIngest:
         if state.latest is None or found.finished_at >= state.latest.finished_at:
             state.latest = found
             state.backlog = pushed.backlog
+        for platform, bps in found.throughput().items():
+            if platform not in state.speeds or state.speeds[platform][1] <= found.finished_at:
+                state.speeds[platform] = (bps, found.finished_at)
         if state.first_measured is None or found.started_at < state.first_measured:
             state.first_measured = found.started_at
         state.last_arrival = arrival
@@ -266,7 +294,8 @@ class AgentIngest:
                 del state.seqs[seq]
 
     def latest_rounds(self) -> list[ProbeRound]:
-        return [a.latest for a in self._agents.values() if a.latest is not None]
+        """Each agent's live view: see the module."""
+        return [r for a in self._agents.values() if (r := a.live(self.throughput_keep))]
 
     def snapshot(self) -> AgentsSnapshot:
         views = tuple(

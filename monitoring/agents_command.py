@@ -63,6 +63,14 @@ def add_push_arguments(probe: argparse.ArgumentParser) -> None:
     probe.add_argument(
         "--asn", type=int, metavar="N", help="with --join: your public IP's AS number, if known"
     )
+    probe.add_argument(
+        "--throughput-every",
+        type=int,
+        default=20,
+        metavar="N",
+        help="with --join: download (64 KB per target, for throughput) in one round of N "
+        "(default 20: every 10 minutes at the default interval; the data budget)",
+    )
 
 
 def agents_command(args: argparse.Namespace) -> int:

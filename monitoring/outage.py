@@ -10,8 +10,10 @@ Definitions, in the order they are applied:
 
 - A *vantage* is one probe agent, identified by ``(vantage, city, isp)``, exactly like
   the label set of its Prometheus series.
-- Freshness: results and throughput samples older than ``stale_after`` seconds (default
-  120) are ignored. For each ``(vantage, platform, check)`` only the latest fresh result
+- Freshness: results older than ``stale_after`` seconds (default 120) and throughput
+  samples older than ``throughput_stale_after`` (default 900: a pushing agent downloads
+  only every few rounds, to stay within a volunteer's data budget, and a throttle lasts)
+  are ignored. For each ``(vantage, platform, check)`` only the latest fresh result
   counts (a tie at the same instant counts as a failure).
 - A vantage's probe of a platform *fails* if any of its checks failed in that latest
   round [``jalsa:probe_ok:min_by_vantage_platform``].
@@ -127,6 +129,7 @@ class Thresholds:
     """The knobs of :func:`classify`; the defaults are the ones alerts.yml hard-codes."""
 
     stale_after: float = 120.0
+    throughput_stale_after: float = 900.0
     min_cities: int = 2
     throttle_ratio: float = 0.25
     throttle_floor: float = 32_000.0
@@ -134,8 +137,8 @@ class Thresholds:
     def __post_init__(self) -> None:
         if self.min_cities < 2:
             raise ValueError("min_cities must be at least 2: one city is not platform-wide")
-        if self.stale_after < 0:
-            raise ValueError("stale_after must not be negative")
+        if self.stale_after < 0 or self.throughput_stale_after < 0:
+            raise ValueError("stale_after and throughput_stale_after must not be negative")
 
 
 class _Vantage(NamedTuple):
@@ -251,7 +254,7 @@ def _throttling(
     latest: dict[tuple[_Vantage, str], ThroughputSample] = {}
     for s in samples:
         v = _Vantage(s.vantage, s.city, s.isp)
-        if now - s.at > t.stale_after or v not in eligible:
+        if now - s.at > t.throughput_stale_after or v not in eligible:
             continue
         seen = latest.get((v, s.platform))
         # Later wins; at the same instant the slower one, so input order never matters.

@@ -35,7 +35,7 @@ from monitoring.agent_link import AgentLink
 from monitoring.metrics import ProbeCollector
 from monitoring.probe_round import ProbeRound, Vantage, log_changes
 from monitoring.probes import Prober
-from monitoring.targets import DEFAULT_TARGETS, load_targets
+from monitoring.targets import DEFAULT_TARGETS, Targets, load_targets
 from orchestrator.event.address import Address
 from orchestrator.event.monitoring_spec import LABEL_PATTERN, MIN_AGENT_TOKEN, parse_resolver
 from orchestrator.event.problems import EventError
@@ -275,15 +275,37 @@ def probe_command(args: argparse.Namespace) -> int:
         return fail(str(error))
     except ValueError as error:
         return fail(str(error))
-    prober = Prober(Vantage(args.vantage, args.city, args.isp), targets, timeout=args.timeout)
+    vantage = Vantage(args.vantage, args.city, args.isp)
     if join is not None:
-        return _push(args, prober, link)
+        every = getattr(args, "throughput_every", 20)
+        if not 1 <= every <= 1000:
+            return fail("--throughput-every must be 1..1000")
+        return _push(args, push_prober(vantage, targets, args.timeout, every), link)
+    prober = Prober(vantage, targets, timeout=args.timeout)
     if args.once:
         found = asyncio.run(prober.round())
         print(format_round(found))
         return 0
     agent = ProbeAgent(prober, args.interval, token=token)
     return asyncio.run(agent.serve(metrics.host, metrics.port))
+
+
+PUSH_DOWNLOAD_BYTES: Final = 64_000
+"""A pushing agent's throughput download per target: a volunteer's data budget (1 MB an
+hour) allows no more, and it is enough to tell a throttled platform (the classifier's
+floor is 32 KB/s: 64 KB take 2 s there) from a slow network (the control as slow)."""
+
+
+def push_prober(vantage: Vantage, targets: Targets, timeout: float, every: int) -> Prober:
+    """The prober of ``jalsa probe --join``: HEAD checks, 64 KB downloads in one round of
+    ``every``."""
+    return Prober(
+        vantage,
+        targets,
+        timeout=timeout,
+        download_bytes=PUSH_DOWNLOAD_BYTES,
+        throughput_every=every,
+    )
 
 
 def _push(args: argparse.Namespace, prober: Prober, link: AgentLink) -> int:

@@ -11,12 +11,17 @@ For each target, in order, on one connection:
 2. ``tcp``: connect to the first address that accepts (IPv4 first).
 3. ``tls``: a handshake with SNI = host on that connection, the certificate verified
    (a block page's certificate fails here).
-4. ``http``: ``GET path``; any status below 500 except 451 (blocked for legal reasons)
-   means reachable.
+4. ``http``: ``HEAD path``; any status below 500 except 451 (blocked for legal reasons)
+   means reachable. HEAD, not GET: a GET of a platform's home page starts its body at
+   once (a congestion window, ~14 KB, on the link before the connection is aborted), and
+   the status says as much either way (a server that does not do HEAD answers 405 or 501:
+   it answered, so it is reachable).
 
 A step that cannot run because an earlier one failed is reported failed. A target's
 ``download`` URL is then fetched for at most ``download_seconds`` / ``download_bytes``
-for throughput (bytes of body over the time from request to last byte).
+for throughput (bytes of body over the time from request to last byte), asking for only
+those bytes (``Range``), and only every ``throughput_every`` rounds (the first included):
+it is the costly check (a pushing agent's budget: docs/monitoring.md).
 
 Per platform, a check succeeds if it succeeded for every target of the platform (its web
 and ingest endpoints); for ``control``, if it succeeded for any control target, so one
@@ -79,6 +84,7 @@ class Prober:
         download_seconds: the longest a download runs (its speed is measured until then).
         download_bytes: a download stops after this many bytes of body.
         concurrency: targets probed at the same time.
+        throughput_every: downloads run in one round of this many (1: every round).
         ssl_context: for TLS (default: the system's trust store).
         clock: wall-clock time (epoch seconds) for results.
     """
@@ -92,24 +98,33 @@ class Prober:
         download_seconds: float = 8.0,
         download_bytes: int = 2_000_000,
         concurrency: int = 8,
+        throughput_every: int = 1,
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if throughput_every < 1:
+            raise ValueError("throughput_every must be at least 1")
         self.vantage = vantage
         self.targets = targets
         self.timeout = timeout
         self.download_seconds = download_seconds
         self.download_bytes = download_bytes
         self.concurrency = concurrency
+        self.throughput_every = throughput_every
+        self._rounds = 0
         self._ssl = ssl_context or ssl.create_default_context()
         self._clock = clock
 
     async def round(self) -> ProbeRound:
-        """Probe every target once."""
+        """Probe every target once (and download, in one round of ``throughput_every``)."""
         started = self._clock()
         limit = asyncio.Semaphore(self.concurrency)
+        download = self._rounds % self.throughput_every == 0
+        self._rounds += 1
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._target(t, limit)) for t in self.targets.targets]
+            tasks = [
+                group.create_task(self._target(t, limit, download)) for t in self.targets.targets
+            ]
         checks: list[CheckResult] = []
         resolvers: list[ResolverResult] = []
         downloads: list[Download] = []
@@ -130,7 +145,7 @@ class Prober:
 
     # -- one target ----------------------------------------------------------------------------
     async def _target(
-        self, target: Target, limit: asyncio.Semaphore
+        self, target: Target, limit: asyncio.Semaphore, download: bool
     ) -> tuple[list[CheckResult], list[ResolverResult], list[Download]]:
         async with limit:
             checks: list[CheckResult] = []
@@ -174,7 +189,7 @@ class Prober:
                 if streams is not None:
                     streams[1].transport.abort()
             downloads = []
-            if target.download is not None:
+            if target.download is not None and download:
                 downloads.append(await self._download(target.platform, target.download))
             return checks, resolvers, downloads
 
@@ -276,17 +291,20 @@ class Prober:
         path: str,
         body_limit: int,
     ) -> int:
-        """Send a GET and read the status line (and headers and up to ``body_limit``
-        bytes of body when it is positive). Returns the body bytes read."""
+        """Send a HEAD and read the status line; with a positive ``body_limit``, a GET of
+        that many bytes (``Range``) and read them. Returns the body bytes read."""
+        method, ranged = "HEAD", ""
+        if body_limit > 0:
+            method, ranged = "GET", f"Range: bytes=0-{body_limit - 1}\r\n"
         request = (
-            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
-            "Accept: */*\r\nConnection: close\r\n\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
+            f"Accept: */*\r\n{ranged}Connection: close\r\n\r\n"
         )
         try:
             writer.write(request.encode("ascii"))
             await asyncio.wait_for(writer.drain(), self.timeout)
             line = await asyncio.wait_for(reader.readline(), self.timeout)
-            _status(line)
+            _status(line, head=method == "HEAD")
             if body_limit <= 0:
                 return 0
             await asyncio.wait_for(_skip_headers(reader), self.timeout)
@@ -316,8 +334,9 @@ class Prober:
                 streams[1].transport.abort()
 
 
-def _status(line: bytes) -> int:
-    """The status of an HTTP/1.x status line.
+def _status(line: bytes, *, head: bool = False) -> int:
+    """The status of an HTTP/1.x status line (``head``: the answer to a HEAD, where 501,
+    the method not implemented, is the server answering).
 
     Raises:
         ValueError: not a status line, or a status that means unreachable.
@@ -326,7 +345,7 @@ def _status(line: bytes) -> int:
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         raise ValueError("not an HTTP response" if line else "closed before answering")
     status = int(parts[1])
-    if status >= 500 or status == 451:
+    if (status >= 500 and not (head and status == 501)) or status == 451:
         raise ValueError(f"HTTP {status}")
     return status
 

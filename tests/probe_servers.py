@@ -7,8 +7,9 @@ CA), ``wrong_host`` (other.example, signed by the CA) and ``self_signed`` (local
 :class:`ProbeServers` runs everything on its own loop in a daemon thread, so both async
 tests and sync tests (driving ``jalsa`` subprocesses) use it alike.
 
-HTTP paths on the good and throttled servers: ``/`` answers 204, ``/big`` 2 MB of body,
-``/legal`` 451.
+HTTP paths on the good and throttled servers: ``/`` answers 204, ``/big`` 2 MB of body
+(on the good server, ``Range: bytes=0-N`` gets 206 and the first N + 1 bytes, as a real
+platform's static file), ``/legal`` 451.
 """
 
 from __future__ import annotations
@@ -205,17 +206,33 @@ class ProbeServers:
         await asyncio.sleep(0)
 
     async def _request_path(self, reader: asyncio.StreamReader) -> str:
+        path, _ = await self._request(reader)
+        return path
+
+    async def _request(self, reader: asyncio.StreamReader) -> tuple[str, int | None]:
+        """The path, and the last byte a ``Range: bytes=0-N`` asks for (None: all)."""
         line = await reader.readline()
-        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-            pass
+        last = None
+        while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = header.decode("latin-1").partition(":")
+            start, _, end = value.strip().removeprefix("bytes=").partition("-")
+            if name.lower() == "range" and start == "0" and end.isdigit():
+                last = int(end)
         parts = line.split()
-        return parts[1].decode() if len(parts) > 1 else "/"
+        return (parts[1].decode() if len(parts) > 1 else "/"), last
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         try:
-            path = await self._request_path(reader)
-            if path == "/big":
+            path, last = await self._request(reader)
+            if path == "/big" and last is not None:
+                size = min(BIG, last + 1)
+                writer.write(
+                    f"HTTP/1.1 206 Partial Content\r\nContent-Length: {size}\r\n"
+                    f"Content-Range: bytes 0-{size - 1}/{BIG}\r\n\r\n".encode()
+                )
+                writer.write(b"x" * size)
+            elif path == "/big":
                 writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n".encode())
                 writer.write(b"x" * BIG)
             elif path == "/legal":

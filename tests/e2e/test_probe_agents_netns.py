@@ -106,6 +106,8 @@ class _Platform(BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
+    do_HEAD = do_GET  # the agents' http check is a HEAD
+
     def log_message(self, *args: object) -> None:
         pass
 

@@ -236,3 +236,19 @@ def test_without_enrolled_agents_jalsa_reads_no_secret(state: Path) -> None:
     (state / "secret").chmod(0o644)  # open to others: refused, and nobody is trusted
     late = AgentRegistry(state, {})
     assert late.problem is not None and late.agents == {}
+
+
+def test_the_live_view_keeps_a_speed_until_the_next_download(state: Path) -> None:
+    """An agent downloads in one round of 20: between two, its live view (what
+    jalsa_probe_throughput_* exports) keeps the last speed, for 15 minutes at most."""
+    agent = enrolled(state)
+    jalsa = ingest(state)
+    assert jalsa.submit("lahore-1", *agent.body(T), T).status == 200
+    without = agent.body(T + 30, throughput=[])
+    assert jalsa.submit("lahore-1", *without, T + 30).status == 200
+    (live,) = jalsa.latest_rounds()
+    assert live.finished_at == T + 30 and live.throughput() == {"youtube": 50_000.0}
+    late = agent.body(T + 1000, throughput=[])
+    assert jalsa.submit("lahore-1", *late, T + 1000).status == 200
+    (live,) = jalsa.latest_rounds()
+    assert live.throughput() == {}

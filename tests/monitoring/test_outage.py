@@ -307,12 +307,21 @@ def test_throttling_takes_the_best_vantage_of_a_city() -> None:
 
 
 def test_throttling_ignores_stale_samples() -> None:
+    """Throughput stays fresh 15 minutes (agents download only every few rounds), not the
+    2 minutes of a reachability result."""
     results = round_(THREE, ["youtube"])
-    old = [
-        ThroughputSample(s.vantage, s.city, s.isp, s.platform, s.bytes_per_second, NOW - 200)
-        for s in throughput({v: (1_000_000, 8_000) for v in THREE})
-    ]
-    assert classify(results, old, NOW) == set()
+
+    def aged(seconds: float) -> list[ThroughputSample]:
+        return [
+            ThroughputSample(
+                s.vantage, s.city, s.isp, s.platform, s.bytes_per_second, NOW - seconds
+            )
+            for s in throughput({v: (1_000_000, 8_000) for v in THREE})
+        ]
+
+    assert kinds(classify(results, aged(600), NOW)) == {("throttling", "youtube")}
+    assert classify(results, aged(1000), NOW) == set()
+    assert classify(results, aged(200), NOW, Thresholds(throughput_stale_after=120)) == set()
 
 
 def test_a_speed_tie_takes_the_slower_sample_in_any_order() -> None:

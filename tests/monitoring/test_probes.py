@@ -3,14 +3,17 @@ a fake control resolver that truncates, answers other queries and says NXDOMAIN.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from probe_servers import Pki, ProbeServers, make_pki
 
 from monitoring.outage import ProbeResult, ThroughputSample
+from monitoring.probe_agent import PUSH_DOWNLOAD_BYTES, push_prober
 from monitoring.probe_round import CheckResult, Download, ProbeRound, Vantage
 from monitoring.probes import Prober
 from monitoring.targets import Target, Targets
@@ -254,3 +257,44 @@ def test_aggregation_any_control_every_platform_target() -> None:
 
 def test_pki_files_exist(pki: Pki) -> None:
     assert all(Path(p).exists() for p in (pki.ca, *pki.good, *pki.self_signed))
+
+
+async def test_a_pushing_agent_downloads_64_kb_in_one_round_of_n(servers: ProbeServers) -> None:
+    """jalsa probe --join's prober: the download asks for 64 KB (the stand-in honours
+    Range, as a platform's static file does) and runs in rounds 0, 3, 6... only."""
+    good = f"https://localhost:{servers.good}"
+    targets = Targets(
+        (Target("youtube", "web", f"{good}/generate_204", f"{good}/big"),),
+        ("127.0.0.1", servers.dns),
+    )
+    agent = push_prober(VANTAGE, targets, 1.0, 3)
+    agent._ssl = servers.pki.client_context()  # the stand-in's CA
+    rounds = [await agent.round() for _ in range(4)]
+    assert [len(r.downloads) for r in rounds] == [1, 0, 0, 1]
+    for found in (rounds[0], rounds[3]):
+        (download,) = found.downloads
+        assert download.error is None and download.bytes == PUSH_DOWNLOAD_BYTES
+    assert all(r.outcomes()["youtube", "http"][0] for r in rounds)  # HEAD: reachable
+
+
+class _GetOnly(BaseHTTPRequestHandler):
+    """http.server without do_HEAD: it answers a HEAD 501."""
+
+    def do_GET(self) -> None:
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def test_a_server_that_does_not_do_head_is_reachable(servers: ProbeServers) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _GetOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        found = await prober(servers, Target("x", "web", f"http://localhost:{port}/")).round()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert by_check(found, "x")["http"] == (True, None)
