@@ -42,6 +42,7 @@ from orchestrator.rundown import Cue, OnAir, SlateName, Slot, SourceState, decid
 from orchestrator.rundown_control import RundownControl
 from orchestrator.slot_media import SlotMedia, SlotSources, key
 from relays.destination import DestinationSnapshot
+from relays.edge_remote import EdgeRemote
 from relays.relay import Relay
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,9 @@ class Show:
         )
         encoder = self.program.encoder
         self.relay = Relay((encoder.video_stream, encoder.audio_stream), state_dir)
+        # The destinations an edge sends: seen and steered through it (relays/edge_remote.py).
+        used = {d.via for d in event.destinations if d.via is not None}
+        self.edges = {e.name: EdgeRemote(e) for e in event.edges if e.name in used}
         self.control = control
         self.rundown = control.live
         self._slates = SlateCache(spec.width, spec.height)
@@ -171,6 +175,7 @@ class Show:
             self.ladders.add(destination, self.program.encoder.video_stream)
         self.program.start()
         drawing = asyncio.create_task(self._draw_graphics(), name="speaker-graphics")
+        polls = [asyncio.create_task(e.run(), name=f"edge-{n}") for n, e in self.edges.items()]
         try:
             while True:
                 await self._step()
@@ -189,6 +194,8 @@ class Show:
                         await self.control.wait_change(seen)
         finally:
             drawing.cancel()
+            for poll in polls:
+                poll.cancel()
             self.finished.set()
 
     async def close(self, within: float = 4.0) -> None:
@@ -313,6 +320,7 @@ class Show:
         sources = self._media.snapshots()
         sources += tuple(s.snapshot() for s in self.green_room.sources().values())
         destinations = tuple(self.relay.snapshots())
+        via_edges = tuple(d for edge in self.edges.values() for d in edge.snapshots())
         return ShowSnapshot(
             event=self.event.info.name,
             state=status.state,
@@ -323,7 +331,7 @@ class Show:
             next=self._view(cue.next),
             remaining=cue.remaining,
             program=self.program.snapshot(),
-            destinations=destinations,
+            destinations=destinations + via_edges,
             sources=sources,
             speakers=tuple(self._speakers),
             live_speakers=tuple(s for s, spec in self._speakers.items() if spec.live),

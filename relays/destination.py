@@ -85,6 +85,8 @@ class DestinationSnapshot:
         live_check: What the platform's API says about the broadcast, if it is checked
             (``None``: not checked, or no answer yet): ``live``, ``ended: ...``,
             ``not started: ...``, ``gone: ...``, ``unknown: ...``.
+        via: The edge that sends this destination (the studio sees it through the
+            edge's control routes: relays/edge_remote.py); None for the studio's own.
     """
 
     name: str
@@ -100,6 +102,7 @@ class DestinationSnapshot:
     lag_seconds: float
     last_error: str | None
     live_check: str | None = None
+    via: str | None = None
 
 
 class Destination:

@@ -37,6 +37,7 @@ from orchestrator.event.problems import EventError, Problems
 from orchestrator.event.reader import Table
 from orchestrator.show import Show
 from relays.destination import Destination
+from relays.edge_remote import EdgeRemote, EdgeUnreachable
 
 if TYPE_CHECKING:
     from monitoring.listeners import Listeners
@@ -60,9 +61,21 @@ _ADD_BODY: dict[str, Any] = {
 }
 
 
-def _problems(status: int, problems: Iterable[tuple[str, str]]) -> JSONResponse:
+def problems_response(status: int, problems: Iterable[tuple[str, str]]) -> JSONResponse:
+    """``{"detail": [{"key", "message"}, ...]}``: every problem, each naming its field."""
     detail = [{"key": key, "message": message} for key, message in problems]
     return JSONResponse({"detail": detail}, status_code=status)
+
+
+async def read_table(request: Request) -> dict[str, Any] | JSONResponse:
+    """The body as one ``[[destinations]]`` table, or the answer that refuses it."""
+    try:
+        body = await read_json(request)
+    except BodyRefused as refused:
+        return problems_response(refused.status, [("body", refused.detail)])
+    if not isinstance(body, dict):
+        return problems_response(422, [("body", 'send a JSON object, like {"name": "fb", ...}')])
+    return body
 
 
 def add_destination_routes(
@@ -84,31 +97,55 @@ def add_destination_routes(
         except KeyError:
             raise HTTPException(404, f"no destination named {name!r}") from None
 
+    def edge_of(name: str) -> EdgeRemote | None:
+        """The edge that sends ``name``, if the studio does not."""
+        return next((e for e in show.edges.values() if e.has(name)), None)
+
+    async def via(edge: EdgeRemote, method: str, path: str, body: Any = None) -> JSONResponse:
+        """Pass an operator's call on to ``edge``; its answer, marked ``via`` it."""
+        try:
+            status, answer = await edge.call(method, path, body)
+        except EdgeUnreachable as exc:
+            raise HTTPException(502, str(exc)) from None
+        await edge.refresh()
+        for item in answer if isinstance(answer, list) else [answer]:
+            if isinstance(item, dict) and "state" in item:
+                item["via"] = edge.name
+        return JSONResponse(answer, status_code=status)
+
     @app.get("/api/destinations", dependencies=[operator])
     async def list_destinations() -> list[dict[str, Any]]:
-        return [dataclasses.asdict(s) for s in relay.snapshots()]
+        edges = [s for edge in show.edges.values() for s in edge.snapshots()]
+        return [dataclasses.asdict(s) for s in [*relay.snapshots(), *edges]]
 
     @app.post(
         "/api/destinations", dependencies=[operator], status_code=201, openapi_extra=_ADD_BODY
     )
     async def add_destination(request: Request) -> Any:
-        try:
-            body = await read_json(request)
-        except BodyRefused as refused:
-            return _problems(refused.status, [("body", refused.detail)])
-        if not isinstance(body, dict):
-            return _problems(422, [("body", 'send a JSON object, like {"name": "fb", ...}')])
+        body = await read_table(request)
+        if isinstance(body, JSONResponse):
+            return body
         try:
             specs = parse_body(body, show)
         except EventError as exc:
-            return _problems(422, ((p.key, p.message) for p in exc.problems))
-        taken = [s.name for s in specs if s.name in {d.name for d in relay.snapshots()}]
+            return problems_response(422, ((p.key, p.message) for p in exc.problems))
+        names = {d.name for d in show.snapshot().destinations}
+        taken = [s.name for s in specs if s.name in names]
+        edge = show.edges.get(specs[0].via or "") if specs[0].via else None
+        if specs[0].via and edge is None:
+            known = ", ".join(show.edges) or "none sends a destination of this event"
+            unknown = f"unknown edge {specs[0].via!r} (edges: {known})"
+            return problems_response(422, [("via", unknown)])
+        if taken:
+            raise HTTPException(409, f"a destination named {taken[0]!r} already exists")
+        if edge is not None:  # the edge sends it: the table goes there, without via
+            return await via(edge, "POST", "", {k: v for k, v in body.items() if k != "via"})
         if taken:
             raise HTTPException(409, f"a destination named {taken[0]!r} already exists")
         outside = [s for s in specs if s.kind == "file" and not _inside(s.target_url(), folders)]
         if outside:
             where = " or ".join(str(f) for f in folders)
-            return _problems(
+            return problems_response(
                 422,
                 [
                     (
@@ -131,7 +168,9 @@ def add_destination_routes(
         return [dataclasses.asdict(d.snapshot()) for d in added]
 
     @app.delete("/api/destinations/{name}", dependencies=[operator])
-    async def remove_destination(name: str) -> dict[str, Any]:
+    async def remove_destination(name: str) -> Any:
+        if (edge := edge_of(name)) is not None:
+            return await via(edge, "DELETE", edge.path_of(name))
         find(name)
         try:
             finished = await asyncio.to_thread(relay.remove, name, REMOVE_SECONDS)
@@ -144,14 +183,18 @@ def add_destination_routes(
         return {"removed": name, "closed_cleanly": finished}
 
     @app.post("/api/destinations/{name}/pause", dependencies=[operator])
-    async def pause_destination(name: str) -> dict[str, Any]:
+    async def pause_destination(name: str) -> Any:
+        if (edge := edge_of(name)) is not None:
+            return await via(edge, "POST", edge.path_of(name, "pause"))
         destination = find(name)
         destination.pause()
         log.info("destination %s paused", name)
         return dataclasses.asdict(destination.snapshot())
 
     @app.post("/api/destinations/{name}/resume", dependencies=[operator])
-    async def resume_destination(name: str) -> dict[str, Any]:
+    async def resume_destination(name: str) -> Any:
+        if (edge := edge_of(name)) is not None:
+            return await via(edge, "POST", edge.path_of(name, "resume"))
         destination = find(name)
         destination.resume()
         log.info("destination %s resumed", name)

@@ -26,6 +26,7 @@ from av.container import InputContainer
 from av.stream import Stream
 
 from orchestrator.edge.blip_cover import BlipCover
+from orchestrator.edge.roster import Roster
 from orchestrator.edge.slate_loop import studio_format
 from orchestrator.edge.uplink_outages import UplinkOutages
 from orchestrator.event.destination_spec import DestinationSpec
@@ -81,7 +82,7 @@ class Fanout:
         state_dir: Path,
         outages: UplinkOutages | None = None,
     ) -> None:
-        self._destinations = tuple(destinations)
+        self.roster = Roster(destinations)  # steered from the studio (control.py)
         self._state_dir = state_dir
         self._outages = outages or UplinkOutages("edge", (), None)
         self._lock = threading.Lock()
@@ -168,8 +169,7 @@ class Fanout:
         if old is not None:
             log.info("the contribution's streams or timeline changed: destinations restart")
             old.close(3.0)
-        for spec in self._destinations:
-            relay.add(spec)
+        self.roster.start(relay)
         cover.start()
         return cover
 
@@ -193,9 +193,7 @@ class Fanout:
             )
 
     def destinations(self) -> list[DestinationSnapshot]:
-        with self._lock:
-            relay = self._relay
-        return relay.snapshots() if relay is not None else []
+        return self.roster.snapshots()
 
     def close(self, timeout: float) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from monitoring.metrics import RelayCollector
+from orchestrator.edge.control import control_routes
 from orchestrator.edge.fanout import Fanout
 from orchestrator.edge.intake import BodyPipe, demux
 from orchestrator.edge.uplink_outages import UplinkOutages
@@ -165,8 +166,11 @@ class EdgeCollector(Collector):
         yield from families
 
 
-def edge_app(fanout: Fanout, edge: EdgeFile) -> Starlette:
+def edge_app(fanout: Fanout, edge: EdgeFile, state_dir: Path) -> Starlette:
     contributions = Contributions(fanout, edge.key.reveal())
+
+    def studio_key(request: Request) -> bool:
+        return authorized(request.headers.get("authorization"), edge.key.reveal())
 
     async def healthz(request: Request) -> Response:
         c = fanout.snapshot()
@@ -185,6 +189,7 @@ def edge_app(fanout: Fanout, edge: EdgeFile) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route(CONTRIBUTION_PATH, contributions.put, methods=["PUT", "POST"]),
+            *control_routes(fanout.roster, studio_key, state_dir),
         ]
     )
 
@@ -195,7 +200,7 @@ async def serve_edge(edge: EdgeFile, *, listen: Address, metrics: Address, state
         edge.name, [(d.name, d.platform) for d in edge.destinations], state_dir / "samples"
     )
     fanout = Fanout(edge.destinations, state_dir, outages)
-    contribution = web_server(edge_app(fanout, edge), listen)
+    contribution = web_server(edge_app(fanout, edge, state_dir), listen)
     contribution.config.ssl_certfile = edge.tls_cert
     contribution.config.ssl_keyfile = edge.tls_key
     registry = CollectorRegistry(auto_describe=True)

@@ -28,6 +28,8 @@ from event_toml import event_toml, slot, speaker
 from jalsa_run import JalsaRun, free_port
 from media import Probe, decode_errors, ffprobe
 from nginx_rtmp import NginxRtmp
+from prometheus_client.parser import text_string_to_metric_families
+from test_relay_control import call, state_of, wait_state
 from tls_terminator import Certificates, make_certificates
 from waiting import wait_for
 
@@ -36,6 +38,7 @@ pytestmark = [pytest.mark.media, pytest.mark.timeout(240)]
 EDGE_KEY = "edge-contribution-key-4f9a1c77e2"
 FORGED = "forged-contribution-key-000000"
 STREAMS = ("edge-yt-3f1a", "edge-fb-9c2e")
+ADDED = "edge-tw-77d0"  # the stream key of a destination the operator adds via the edge
 RUN_SECONDS = 20.0
 
 
@@ -119,6 +122,7 @@ class Run:
     edge_metrics: str
     studio_metrics: str
     studio_state: dict[str, Any]
+    steered: dict[str, Any]
 
 
 def _edge_file(path: Path, nginx: NginxRtmp, certs: Certificates) -> Path:
@@ -193,6 +197,7 @@ def _run(
     edge_metrics_text = edge.metrics()
     studio_metrics = run.metrics_text()
     studio_state = json.loads(run.http("/api/state", token=run.token())[1])
+    steered = _steer(run, edge, nginx)
     edge.kill()
     killed = time.monotonic()
     nginx.wait_recorded(*STREAMS, timeout=20)
@@ -228,7 +233,39 @@ def _run(
         edge_metrics=edge_metrics_text,
         studio_metrics=studio_metrics,
         studio_state=studio_state,
+        steered=steered,
     )
+
+
+def _sample(edge: EdgeProcess, name: str, labels: dict[str, str]) -> float | None:
+    for family in text_string_to_metric_families(edge.metrics()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
+
+
+def _steer(run: JalsaRun, edge: EdgeProcess, nginx: NginxRtmp) -> dict[str, Any]:
+    """The operator adds, pauses, resumes and removes a destination of the edge's from
+    the studio's API, as the console does; what each step answered and showed."""
+    rec = f"rtmp://127.0.0.1:{nginx.port}/rec"
+    table = {"name": "tw", "platform": "twitch", "url": rec, "key": ADDED, "via": "test-edge"}
+    steps: dict[str, Any] = {"add": call(run, "POST", "/api/destinations", table)}
+    steps["again"] = call(run, "POST", "/api/destinations", table)[0]
+    nginx.wait_published(ADDED, timeout=30)
+    wait_state(run, "tw", "live", 30)
+    steps["pause"] = call(run, "POST", "/api/destinations/tw/pause")
+    wait_state(run, "tw", "paused")
+    paused = {"destination": "tw", "platform": "twitch", "state": "paused"}
+    wait_for(lambda: _sample(edge, "jalsa_relay_state", paused) == 1, 10, "paused at the edge")
+    steps["resume"] = call(run, "POST", "/api/destinations/tw/resume")
+    wait_state(run, "tw", "live", 30)
+    steps["remove"] = call(run, "DELETE", "/api/destinations/tw")
+    run.wait_for(lambda: state_of(run, "tw") is None, 10, "tw gone from the studio")
+    steps["edge_after"] = _sample(
+        edge, "jalsa_relay_up", {"destination": "tw", "platform": "twitch"}
+    )
+    return steps
 
 
 def test_platforms_get_the_program_through_the_edge(finished: Run) -> None:
@@ -246,7 +283,7 @@ def test_a_forged_or_missing_key_is_refused_and_not_logged(finished: Run) -> Non
     assert finished.refused == (401, 401)
     assert finished.edge_logs.count("refused: wrong or missing key") >= 2
     for logs in (finished.edge_logs, finished.studio_logs):
-        assert FORGED not in logs and EDGE_KEY not in logs
+        assert FORGED not in logs and EDGE_KEY not in logs and ADDED not in logs
     assert 'jalsa_edge_contributions_refused_total{edge="test-edge"} 2.0' in finished.edge_metrics
 
 
@@ -254,6 +291,20 @@ def test_the_studio_reconnects_after_the_edge_restarts(finished: Run) -> None:
     assert finished.reconnects >= 2
     for stream, probe in finished.second.items():
         assert probe.video_codec == "h264" and probe.video_seconds >= 4.0, stream
+
+
+def test_the_studio_steers_the_edges_destinations(finished: Run) -> None:
+    """Add, pause, resume, remove through the studio's API: each answered as for a
+    destination of the studio's own (marked via the edge), and the edge obeyed."""
+    steps = finished.steered
+    status, added = steps["add"]
+    assert status == 201 and added[0]["name"] == "tw" and added[0]["via"] == "test-edge"
+    assert ADDED not in json.dumps(added)  # the key went to the edge, not back
+    assert steps["again"] == 409  # the name is taken
+    assert steps["pause"][0] == 200 and steps["pause"][1]["via"] == "test-edge"
+    assert steps["resume"][0] == 200  # (the states were waited for: paused, then live)
+    assert steps["remove"] == (200, {"removed": "tw", "closed_cleanly": True})
+    assert steps["edge_after"] is None  # gone from the edge's /metrics too
 
 
 def test_the_edge_exports_its_destinations(finished: Run) -> None:
@@ -265,10 +316,16 @@ def test_the_edge_exports_its_destinations(finished: Run) -> None:
 
 
 def test_the_studio_shows_the_contribution_link(finished: Run) -> None:
-    """/api/state and the jalsa_edge_* family: the link's state and lag; the edge's
-    destinations are not the studio's to send (only the local recording and the link)."""
-    kinds = {d["name"]: d["kind"] for d in finished.studio_state["destinations"]}
-    assert kinds == {"local": "file", "test-edge": "edge"}
+    """/api/state and the jalsa_edge_* family: the link's state and lag; the studio
+    sends the local recording and the link, and shows the edge's destinations via it."""
+    via = {d["name"]: d["via"] for d in finished.studio_state["destinations"]}
+    assert via == {"local": None, "test-edge": None, "yt": "test-edge", "fb": "test-edge"}
+    for name in ("yt", "fb"):
+        shown = next(d for d in finished.studio_state["destinations"] if d["name"] == name)
+        assert shown["state"] == "live" and shown["sent_bytes"] > 0, shown
+        assert f'jalsa_relay_up{{destination="{name}",platform="custom"}} 1.0' in (
+            finished.studio_metrics
+        )
     link = next(d for d in finished.studio_state["destinations"] if d["name"] == "test-edge")
     assert link["state"] == "live" and link["lag_seconds"] < 2.0, link
     metrics = finished.studio_metrics

@@ -753,6 +753,7 @@
     text(pill, d.state);
     pill.className = "pill " + d.state;
     const parts = [`sent ${human(d.sent_bytes)}`, `lag ${d.lag_seconds.toFixed(1)} s`];
+    if (d.via) parts.unshift(`via ${d.via}`);
     if (d.reconnects) parts.push(`${d.reconnects} reconnects`);
     const listeners = listenersOf(d.name);
     parts.push(listeners === null ? "listeners: –" : `listeners: ${listeners.toLocaleString()}`);
