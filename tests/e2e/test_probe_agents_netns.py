@@ -1,7 +1,9 @@
 """Three pushing probe agents, each in its own network namespace, a real jalsa and a real
 Prometheus that scrapes jalsa only.
 
-Each agent (``jalsa probe --join <link>``, a separate process) runs in a namespace
+The agents are enrolled (``jalsa agents add``) while jalsa runs, which started with none
+and no probes of its own: it must accept and judge their rounds. Each agent
+(``jalsa probe --join <link>``, a separate process) runs in a namespace
 ``probes-a<i>`` joined to the host by a veth pair: it reaches the stand-in platforms at
 10.77.<i>.1 and jalsa at 10.77.<i>.3, and listens on nothing (checked with ``ss``), so
 nothing can connect to it. The script:
@@ -158,18 +160,20 @@ def test_three_pushing_agents_through_a_cut(
     run = JalsaRun(event, state)
     run.args = ("--http", f"0.0.0.0:{run.http_port}")  # the agents reach it over their veth
     links = {}
-    for i, (vantage, city, isp) in enumerate(AGENTS, 1):
-        added = jalsa(
-            "agents", "add", "--vantage", vantage, "--city", city, "--isp", isp,
-            "--country", "PK", "--base-url", f"http://10.77.{i}.3:{run.http_port}",
-            "--state", str(state),
-        )  # fmt: skip
-        assert added.returncode == 0, added.stderr
-        links[vantage] = added.stdout.strip()
     agents: dict[str, subprocess.Popen[bytes]] = {}
     logs: list[BinaryIO] = []
     with run:
         run.wait_ready()
+        # enrolled while jalsa runs (it started with no agent and no probes of its own):
+        # it must see them and judge their rounds
+        for i, (vantage, city, isp) in enumerate(AGENTS, 1):
+            added = jalsa(
+                "agents", "add", "--vantage", vantage, "--city", city, "--isp", isp,
+                "--country", "PK", "--base-url", f"http://10.77.{i}.3:{run.http_port}",
+                "--state", str(state),
+            )  # fmt: skip
+            assert added.returncode == 0, added.stderr
+            links[vantage] = added.stdout.strip()
         try:
             for i, (vantage, _, _) in enumerate(AGENTS, 1):
                 targets = tmp_path / f"targets-{i}.toml"
@@ -194,6 +198,8 @@ def test_three_pushing_agents_through_a_cut(
                 assert {s["metric"]["vantage"] for s in prom.query(ok)} == {a[0] for a in AGENTS}
                 scraped = prom.query("count by (job) (up)")
                 assert [s["metric"]["job"] for s in scraped] == ["jalsa"]  # no agent scraped
+            # the classifier runs for agents enrolled after the start
+            assert run.metric("jalsa_outage", scope="national", platform="*") == 0
             for i in (1, 2, 3):  # nothing to connect to inside an agent's namespace
                 listening = sh("ip", "netns", "exec", ns(i), "ss", "-Hltnu")
                 assert listening.strip() == "", listening
