@@ -17,6 +17,7 @@ from orchestrator.ingest.webrtc import SpeakerSourceSnapshot
 from orchestrator.program.ladder import RenditionSnapshot
 from orchestrator.program.source import SourceSnapshot
 from orchestrator.show import Show
+from orchestrator.speakers.voice_buffer import VoiceJitterBuffer
 from relays.destination import DestinationSnapshot
 
 # prometheus_client calls collect() on every registered collector at scrape time.
@@ -66,3 +67,6 @@ uvicorn.Config.ssl_keyfile
 
 # A Protocol's call signature (monitoring/metrics_endpoint.py: what OnLoop.bind is).
 Bind.__call__
+
+# aiortc's JitterBuffer.add calls it (orchestrator/speakers/voice_buffer.py overrides it).
+VoiceJitterBuffer._remove_frame

@@ -5,7 +5,8 @@ Chromium runs inside the namespace (Playwright launches it through a small wrapp
 root namespace and is reached over a veth pair. The speaker's uplink is the veth's
 egress inside the namespace: ``limit(kbit)`` puts a ``tc tbf`` on it (burst above one
 MTU; a bounded queue, as a mobile network's is), ``limit(None)`` lifts it.
-``block_udp()`` is a network that lets no UDP out (a policy rule, no firewall needed).
+``block_udp()`` is a network that lets no UDP out (a policy rule, no firewall needed);
+``cut_downlink()`` one where nothing comes back from jalsa.
 Needs root; names start with ``voice`` (one namespace per test run, removed on exit).
 """
 
@@ -54,7 +55,9 @@ class SpeakerNetns:
         return self
 
     def __exit__(self, *exc: object | TracebackType) -> None:
-        # Deleting the namespace deletes the veth pair (and the qdisc on it).
+        # Deleting jalsa's end deletes the pair at once; the namespace itself may live on
+        # a while (a socket of the closed browser still sending into a cut downlink).
+        subprocess.run(["ip", "link", "del", self.outside], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
     def limit(self, kbit: int | None) -> None:
@@ -79,6 +82,19 @@ class SpeakerNetns:
     def block_udp(self) -> None:
         """No UDP leaves the namespace (TCP does): WebRTC's ICE cannot succeed."""
         _ip("-n", self.name, "rule", "add", "ipproto", "udp", "prohibit", "pref", "100")
+
+    def cut_downlink(self, cut: bool = True) -> None:
+        """Nothing from jalsa reaches the speaker any more (its RTCP reports, its answers
+        to ICE checks, HTTP): every packet out of jalsa's end of the veth is dropped (a
+        FIFO of length 0; tc's drop actions are not built into this kernel). ``False``
+        mends it."""
+        if cut:
+            subprocess.run(
+                ["tc", "qdisc", "replace", "dev", self.outside, "root", "pfifo", "limit", "0"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        else:
+            subprocess.run(["tc", "qdisc", "del", "dev", self.outside, "root"], capture_output=True)
 
     def secure_origin_args(self, port: int) -> list[str]:
         """Chromium flags that let the page at jalsa's veth address use the camera and

@@ -24,6 +24,7 @@ from orchestrator.api.speaker_desk import add_speaker_desk_routes
 from orchestrator.api.watch_page import add_watch_routes
 from orchestrator.event.secret import Secret
 from orchestrator.show import Show
+from orchestrator.speakers.join_problems import JoinProblems
 
 if TYPE_CHECKING:
     from monitoring.watch import Watch
@@ -56,9 +57,11 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
+    join_problems = JoinProblems()  # joins that failed before connecting, as pages report
+
     @app.get("/api/state", dependencies=[operator])
     async def state() -> dict[str, Any]:
-        return dataclasses.asdict(show.snapshot())
+        return {**dataclasses.asdict(show.snapshot()), "join_problems": join_problems.snapshot()}
 
     @app.get("/api/monitoring", dependencies=[operator])
     async def monitoring() -> dict[str, Any]:
@@ -89,7 +92,7 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
         # a second of CPU to import, which an event without live speakers never needs.
         from orchestrator.api.whip import add_speaker_routes
 
-        add_speaker_routes(app, show, state_dir, operator)
+        add_speaker_routes(app, show, state_dir, operator, join_problems)
     # live add/remove/pause/resume (and listener counts for what is added)
     add_destination_routes(
         app, show, operator, watch.listeners if watch is not None else None, state_dir

@@ -6,13 +6,17 @@ ICE servers (TURN logins included: the page is only served for a valid link; log
 from a TURN secret expire, and the page fetches fresh ones from ``GET /join/<token>/ice``).
 ``POST /join/<token>/status`` answers where the speaker stands (waiting / on air in N s
 / LIVE) and how their session is (live, replaced by another tab, …); the page sends its
-own measurements with it (RTT, outgoing bitrate).
+own measurements with it (RTT, outgoing bitrate). ``POST /join/<token>/problem``
+(``{"problem": "<code>"}``, a code of :data:`~orchestrator.speakers.join_problems.PROBLEMS`)
+tells the operator why a join failed before connecting: 204; 422 for another code; 429
+more than once a second.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import logging
 import time
 from collections.abc import Sequence
 from importlib import resources
@@ -31,9 +35,13 @@ from orchestrator.api.speaker_access import (
 )
 from orchestrator.event.ice_servers import IceServer
 from orchestrator.show import Show
+from orchestrator.speakers.join_problems import TooSoon
 from orchestrator.speakers.links import LinkRefused
 from orchestrator.speakers.whip_ingest import WhipIngest
 
+log = logging.getLogger(__name__)
+
+MAX_PROBLEM_BODY: Final = 256  # {"problem": "<code>"}
 ASSETS: Final = {
     "join.js": "text/javascript; charset=utf-8",
     "join-link.js": "text/javascript; charset=utf-8",
@@ -109,6 +117,7 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
             "speaker": {"id": speaker.id, "name": speaker.name, "title": speaker.title},
             "whip": f"/whip/{token}",
             "status": f"/join/{token}/status",
+            "problem": f"/join/{token}/problem",
             "upload": f"/join/{token}/message",
             "ice": f"/join/{token}/ice",
             "iceServers": browser_ice(servers, speaker.id, time.time(), claims.expires),
@@ -138,6 +147,27 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
             return _refused_json(refused)
         ice = browser_ice(servers, claims.speaker, time.time(), claims.expires)
         return JSONResponse({"iceServers": ice, "iceRefreshSeconds": refresh}, headers=PRIVATE)
+
+    @app.post("/join/{token}/problem", include_in_schema=False)
+    async def join_problem(token: str, request: Request) -> Response:
+        """The page gave up before connecting: the operator's green room says why."""
+        try:
+            claims = await access.check(token)
+        except LinkRefused as refused:
+            return _refused_json(refused)
+        try:
+            report = json.loads(await read_body(request, MAX_PROBLEM_BODY))
+            problem = report.get("problem") if isinstance(report, dict) else None
+            noted = ingest.problems.report(claims.speaker, problem, time.time())
+        except (BodyTooLarge, ValueError) as error:  # JSONDecodeError is a ValueError
+            why = str(error) if str(error).startswith("problem") else "a small JSON object"
+            return JSONResponse({"error": why}, 422, headers=PRIVATE)
+        except TooSoon:
+            return JSONResponse(
+                {"error": "once a second"}, 429, headers={**PRIVATE, "Retry-After": "1"}
+            )
+        log.info("speaker %s: join failed: %s", claims.speaker, noted.text)
+        return Response(status_code=204, headers=PRIVATE)
 
     @app.api_route("/join/{token}/status", methods=["GET", "POST"], include_in_schema=False)
     async def join_status(token: str, request: Request) -> Response:

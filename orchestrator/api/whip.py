@@ -36,6 +36,7 @@ from orchestrator.api.speaker_page import add_join_routes
 from orchestrator.api.speaker_upload import add_upload_routes
 from orchestrator.event.ice_servers import TURN_SCHEMES, IceServer
 from orchestrator.show import Show
+from orchestrator.speakers.join_problems import JoinProblems
 from orchestrator.speakers.links import LinkRefused, Links, RevocationsUnreadable
 from orchestrator.speakers.messages import MessageStore
 from orchestrator.speakers.offer import MAX_OFFER_BYTES, OfferRefused, check_offer
@@ -152,11 +153,18 @@ def add_whip_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
         )
 
 
-def add_speaker_routes(app: FastAPI, show: Show, state_dir: Path, operator: params.Depends) -> None:
-    """Everything a remote speaker uses: WHIP, the join page, status, message upload; and
-    the operator's ``POST /api/speakers/<id>/revoke`` and ``/api/messages``."""
+def add_speaker_routes(
+    app: FastAPI,
+    show: Show,
+    state_dir: Path,
+    operator: params.Depends,
+    problems: JoinProblems | None = None,
+) -> None:
+    """Everything a remote speaker uses: WHIP, the join page, status, a failed join's
+    report (into ``problems``), message upload; and the operator's
+    ``POST /api/speakers/<id>/revoke`` and ``/api/messages``."""
     access = SpeakerAccess(Links(show.event, state_dir))
-    ingest = WhipIngest(show, still_valid=access.still_valid)
+    ingest = WhipIngest(show, still_valid=access.still_valid, problems=problems)
     show.on_close(ingest.close)
     app.add_middleware(LinkGuessLimit, links=access.links)  # 429 for who guesses links
     add_whip_routes(app, show, access, ingest)

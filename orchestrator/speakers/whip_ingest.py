@@ -40,11 +40,13 @@ from orchestrator.ingest.webrtc import WebRTCSource
 from orchestrator.program.speaker_card import Appearance
 from orchestrator.rundown import SourceState
 from orchestrator.show import Show
+from orchestrator.speakers.join_problems import JoinProblems
 from orchestrator.speakers.offer import Offer, OfferRefused
 from orchestrator.speakers.opus_answer import tune_opus
 from orchestrator.speakers.quality import Counters, QualityMeter, video_paused
 from orchestrator.speakers.sessions import Limits, Phase, SessionsFull, SessionTable
 from orchestrator.speakers.status import SpeakerStatus, speaker_status
+from orchestrator.speakers.voice_buffer import use_voice_buffer
 
 log = logging.getLogger(__name__)
 # aioice logs every ICE candidate check at INFO: a flood of addresses in the operator's
@@ -100,11 +102,14 @@ class WhipIngest:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         still_valid: Callable[[str, int], Awaitable[bool]] | None = None,
+        problems: JoinProblems | None = None,
     ) -> None:
         """``still_valid(speaker, generation)`` says whether links of that generation
         still work; a session whose link was revoked, or has expired (by ``clock``), is
-        ended within a stats interval."""
+        ended within a stats interval. ``problems``: the joins that failed before
+        connecting (a speaker's entry clears when their media flows)."""
         self._show = show
+        self.problems = problems if problems is not None else JoinProblems()
         self._clock = clock
         self._still_valid = still_valid
         live = sum(1 for s in show.event.speakers if s.live)
@@ -258,6 +263,8 @@ class WhipIngest:
     def _on_track(self, session: _Session, track: MediaStreamTrack) -> None:
         if session.ending or self._closing:
             return
+        if track.kind == "audio" and not use_voice_buffer(session.pc.getReceivers(), track):
+            log.warning("speaker %s: aiortc's audio buffer not replaced", session.speaker.id)
         reader = asyncio.create_task(self._read(session, track), name=f"whip-{track.kind}")
         session.readers.add(reader)
         reader.add_done_callback(session.readers.discard)
@@ -279,6 +286,7 @@ class WhipIngest:
         previous = self._table.went_live(session.id)
         self._show.green_room.attach(session.speaker.id, session.source)
         log.info("speaker %s: media flowing, in the green room", session.speaker.id)
+        self.problems.clear(session.speaker.id)
         if previous is not None and previous in self._sessions:
             self._spawn(self._end(self._sessions[previous], "replaced by a newer session"))
 

@@ -1,22 +1,24 @@
 """The join page never leaves a speaker waiting in silence: whatever is in the way (an
 insecure address, no camera/microphone API, a denied permission, no device, a network
 that lets no call through, a refused WHIP offer), the page says so in plain words within
-5 s of pressing Join. Headless Chromium, each case with the launch flags that make it
-real, against one real jalsa run."""
+5 s of pressing Join, and the operator's console shows why that speaker is not there
+("join failed: microphone permission denied") until they join. Headless Chromium, each
+case with the launch flags that make it real, against one real jalsa run."""
 
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from chromium import CHROMIUM, CHROMIUM_ARGS, PHONE
+from chromium import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE
 from event_toml import event_toml, slot, speaker
 from jalsa_run import JalsaRun
-from playwright.sync_api import Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Locator, Page, Playwright, expect, sync_playwright
 from speaker_netns import SpeakerNetns
 
 pytestmark = pytest.mark.media
@@ -65,6 +67,22 @@ def _press_join(page: Page, link: str) -> None:
     page.get_by_role("button", name="Join").click()
 
 
+def _problems(jalsa: JalsaRun) -> dict[str, dict[str, object]]:
+    """/api/state's failed joins, by speaker."""
+    problems: dict[str, dict[str, object]] = json.loads(
+        jalsa.http("/api/state", token=jalsa.token())[1]
+    )["join_problems"]
+    return problems
+
+
+def _console_card(jalsa: JalsaRun, page: Page, speaker_id: str) -> Locator:
+    """The speaker's card in the green room of an operator's console opened beside ``page``."""
+    console = page.context.browser.new_page(viewport=LAPTOP)  # type: ignore[union-attr,arg-type]
+    console.goto(f"http://127.0.0.1:{jalsa.http_port}/#token={jalsa.token()}")
+    expect(console.locator("#link")).to_have_attribute("data-transport", "live", timeout=10_000)
+    return console.locator(f'#speakers li[data-key="{speaker_id}"]')
+
+
 def _says(page: Page, *words: str) -> str:
     problem = page.get_by_role("alert")
     for word in words:
@@ -84,20 +102,41 @@ def test_an_insecure_address_says_open_the_https_link(
         assert page.evaluate("window.isSecureContext") is False
         _says(page, "https://", "camera and microphone")
         expect(page.get_by_role("status")).to_have_text("Cannot join from this address")
+        jalsa.wait_for(lambda: _problems(jalsa).get("guest", {}).get("problem") == "insecure",
+                       5, "the failed join in /api/state")  # fmt: skip
 
 
-def test_a_denied_microphone_says_allow_it(jalsa: JalsaRun, playwright: Playwright) -> None:
+def test_a_denied_microphone_says_allow_it_and_the_console_shows_it_until_they_join(
+    jalsa: JalsaRun, playwright: Playwright
+) -> None:
+    link = jalsa.links()["guest"]
     with _page(playwright, FAKE_DEVICE) as page:  # no fake UI: Playwright denies the prompt
-        _press_join(page, jalsa.links()["guest"])
+        _press_join(page, link)
         _says(page, "microphone is blocked", "Allow it")
         expect(page.get_by_role("status")).to_have_text("Cannot use your microphone")
         expect(page.get_by_role("button", name="Join")).to_be_visible()
+        # The operator's green room says why the guest is not there.
+        guest = _console_card(jalsa, page, "guest")
+        expect(guest.locator(".pill").first).to_have_text("join failed", timeout=5_000)
+        expect(guest).to_contain_text("Join failed: microphone permission denied")
+        if folder := os.environ.get("JALSA_SCREENSHOTS"):
+            guest.screenshot(path=str(Path(folder) / "console-join-failed.png"))
+    assert _problems(jalsa)["guest"]["text"] == "microphone permission denied"
+    # They allow it and join: the failure is gone from the console and /api/state.
+    with _page(playwright, FAKE_UI, FAKE_DEVICE) as page:
+        _press_join(page, link)
+        guest = _console_card(jalsa, page, "guest")
+        expect(guest.locator(".pill").first).to_have_text("joined", timeout=20_000)
+        expect(guest).not_to_contain_text("Join failed")
+        assert "guest" not in _problems(jalsa)
 
 
 def test_no_microphone_says_plug_one_in(jalsa: JalsaRun, playwright: Playwright) -> None:
     with _page(playwright, FAKE_UI) as page:  # no fake devices: this machine has none
         _press_join(page, jalsa.links()["guest"])
         _says(page, "No microphone was found", "call the operator")
+        jalsa.wait_for(lambda: _problems(jalsa).get("guest", {}).get("problem") == "no_device",
+                       5, "the failed join in /api/state")  # fmt: skip
 
 
 def test_a_network_that_lets_no_call_through_says_so(
@@ -110,6 +149,11 @@ def test_a_network_that_lets_no_call_through_says_so(
             _press_join(page, jalsa.links()["guest"].replace("127.0.0.1", net.jalsa_address))
             _says(page, "network is not letting the call through", "Audio only")
             assert jalsa.metric("jalsa_speaker_connected", speaker="guest") == 0
+            jalsa.wait_for(
+                lambda: _problems(jalsa).get("guest", {}).get("problem") == "ice_failed",
+                5,
+                "the failed join in /api/state",
+            )
 
 
 def test_a_refused_offer_says_what_to_do(jalsa: JalsaRun, playwright: Playwright) -> None:

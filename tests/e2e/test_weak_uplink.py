@@ -9,8 +9,10 @@ frames for what was on screen (the fake camera is green; the speaker's card is d
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,9 +31,11 @@ from speaker_netns import SpeakerNetns
 pytestmark = pytest.mark.media
 
 SETTLE_SECONDS = 10  # the issue's measure starts 10 s after Join
-MEASURE_SECONDS = 30
+# Short by default (the suite's time); JALSA_WEAK_MEASURE=60 for a longer look.
+MEASURE_SECONDS = int(os.environ.get("JALSA_WEAK_MEASURE", "20"))
 BACK_WITHIN = 20  # the limit lifted: video back on air by then
 PAUSED_NOTE = "Your video is paused to keep your voice clear"
+NO_REPORTS = "Connection: no reports from jalsa for"
 
 
 @dataclass
@@ -125,21 +129,87 @@ def _colour(path: Path, at: float) -> str:
     return dominant((out[0], out[1], out[2]))
 
 
-def test_80_kbits_camera_on_keeps_the_voice_then_video_comes_back(speech: Speech) -> None:
+@pytest.mark.parametrize("kbit", [80, 40])
+def test_a_thin_uplink_camera_on_keeps_the_voice(speech: Speech, kbit: int) -> None:
+    """80 kbit/s: the voice (32 kbit/s of Opus in 60 ms packets, ~41 on the wire) gets
+    through, and video, on the ladder's first step or paused, does not flap. 40 kbit/s:
+    even the voice alone at full rate overflows it: video pauses, the voice thins (16
+    kbit/s) and gets through, the card is on air; the limit lifted, video comes back; and
+    when nothing comes back from jalsa any more, the page's link line says so."""
     run, page = speech.run, speech.page
-    speech.net.limit(80)
+    speech.net.limit(kbit)
     _join(speech)
-    expect(page.get_by_text(PAUSED_NOTE)).to_be_visible(timeout=20_000)
-    run.wait_for(lambda: speech.sample() == 1, 20, "jalsa_speaker_video_paused == 1")
-    if folder := os.environ.get("JALSA_SCREENSHOTS"):  # docs/: the join page, video paused
-        for name, size in (("join-paused-phone.png", PHONE), ("join-paused.png", LAPTOP)):
-            page.set_viewport_size(size)  # type: ignore[arg-type]
-            page.screenshot(path=str(Path(folder) / name), full_page=True)
+    if kbit == 40:
+        expect(page.get_by_text(PAUSED_NOTE)).to_be_visible(timeout=20_000)
+        run.wait_for(lambda: speech.sample() == 1, 20, "jalsa_speaker_video_paused == 1")
+        _screenshots(page, "join-paused")
     start = speech.joined_at + SETTLE_SECONDS
+    sent_before = _voice_packets(page)
     speech.flow(max(0.0, start + MEASURE_SECONDS - run.media_seconds()))
-    paused_phase = list(speech.paused_samples)
-    card_at = start + MEASURE_SECONDS / 2
+    sent_after = _voice_packets(page)
+    packet_rate = (sent_after[0] - sent_before[0]) / (sent_after[1] - sent_before[1])
+    samples = [x for x in speech.paused_samples if x >= 0]  # -1: not connected yet
+    steady = samples[-1]  # what the audience sees at the end of the measure
+    steady_at = run.media_seconds() - 1
+    measured = speech.paused_samples[-max(1, len(speech.paused_samples) // 2) :]
+    voice = page.evaluate("window.jalsaLinkReadings.slice(-1)[0].voice")
+    back_after, after_back, camera_at = 0.0, [0.0], 0.0
+    if kbit == 40:
+        back_after, after_back, camera_at = _lift(speech)
+        # Nothing comes back from jalsa: the page's link line says so, not old figures.
+        speech.net.cut_downlink()
+        expect(page.locator("#quality")).to_contain_text(NO_REPORTS, timeout=10_000)
+        _screenshots(page, "join-no-reports")
+        speech.net.cut_downlink(False)
+    run.stop()
 
+    silent = silent_seconds(speech.recording, start, MEASURE_SECONDS)
+    continuity = 1 - silent / MEASURE_SECONDS
+    print(
+        f"{kbit} kbit/s: on air {speech.on_air_after:.1f} s after Join; continuity "
+        f"{continuity:.3f} ({silent:.1f} s silent of {MEASURE_SECONDS}); voice {voice} kbit/s "
+        f"in {packet_rate:.1f} packets/s; video paused {sorted(set(measured))}; "
+        f"video back {back_after:.1f} s after the limit was lifted"
+    )
+    assert continuity >= 0.95, f"{silent:.1f} s of {MEASURE_SECONDS} silent"
+    assert speech.on_air_after <= 8
+    assert packet_rate <= 20, "the browser sends 20 ms packets: jalsa asked for 60"
+    # No flapping: video went off at most once and came back at most once.
+    changes = list(itertools.pairwise(samples))
+    assert changes.count((0, 1)) <= 1 and changes.count((1, 0)) <= 1, samples
+    assert _colour(speech.recording, steady_at) == ("dark" if steady == 1 else "green")
+    if kbit == 40:
+        assert voice == 16
+        assert set(measured) == {1}  # paused through the measure's second half: the card
+        assert back_after <= BACK_WITHIN
+        assert set(after_back) == {0}, after_back
+        assert _colour(speech.recording, camera_at) == "green"
+
+
+def _screenshots(page: Page, name: str) -> None:
+    """The join page as a phone and a laptop show it, into $JALSA_SCREENSHOTS (docs/)."""
+    if folder := os.environ.get("JALSA_SCREENSHOTS"):
+        for suffix, size in (("-phone", PHONE), ("", LAPTOP)):
+            page.set_viewport_size(size)  # type: ignore[arg-type]
+            page.screenshot(path=str(Path(folder) / f"{name}{suffix}.png"), full_page=True)
+
+
+def _voice_packets(page: Page) -> tuple[int, float]:
+    """The page's audio sender: packets sent so far, and when (s), from its getStats()."""
+    packets, at = page.evaluate(
+        """async () => {
+          for (const s of (await state.pc.getStats()).values())
+            if (s.type === "outbound-rtp" && s.kind === "audio")
+              return [s.packetsSent, s.timestamp];
+        }"""
+    )
+    return int(packets), at / 1000
+
+
+def _lift(speech: Speech) -> tuple[float, list[float], float]:
+    """The limit lifted: how soon video was back, the paused gauge after, and a program
+    second when the camera's picture was on air."""
+    run, page = speech.run, speech.page
     speech.net.limit(None)
     lifted = time.monotonic()
     run.wait_for(lambda: speech.sample() == 0, BACK_WITHIN + 10, "video back on air")
@@ -148,27 +218,11 @@ def test_80_kbits_camera_on_keeps_the_voice_then_video_comes_back(speech: Speech
     speech.paused_samples.clear()
     speech.flow(8)
     run.wait_for(lambda: _showing_camera(run), 10, "the camera's picture on air again")
+    # The page's link line says how the link is now, not the loss of the thin minutes.
+    good_now = re.compile(r"^Connection good: RTT \d+ ms · loss 0\.0%")
+    expect(page.locator("#quality")).to_have_text(good_now, timeout=10_000)
     speech.flow(2)
-    camera_at = run.media_seconds() - 1
-    after_back = list(speech.paused_samples)
-    run.stop()
-
-    silent = silent_seconds(speech.recording, start, MEASURE_SECONDS)
-    continuity = 1 - silent / MEASURE_SECONDS
-    print(
-        f"80 kbit/s: on air {speech.on_air_after:.1f} s after Join; continuity "
-        f"{continuity:.3f} ({silent:.1f} s silent of {MEASURE_SECONDS}); video back "
-        f"{back_after:.1f} s after the limit was lifted"
-    )
-    assert continuity >= 0.95, f"{silent:.1f} s of {MEASURE_SECONDS} silent"
-    assert speech.on_air_after <= 8
-    # Paused through the measure (no flapping), and the card on air meanwhile.
-    measured = paused_phase[-max(1, len(paused_phase) // 2) :]
-    assert set(measured) == {1}, paused_phase
-    assert _colour(speech.recording, card_at) == "dark"
-    assert back_after <= BACK_WITHIN
-    assert set(after_back) == {0}, after_back
-    assert _colour(speech.recording, camera_at) == "green"
+    return back_after, list(speech.paused_samples), run.media_seconds() - 1
 
 
 def test_300_kbits_video_stays_on(speech: Speech) -> None:

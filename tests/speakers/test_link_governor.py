@@ -24,14 +24,21 @@ SIMULATE = """
 const fs = require("fs");
 globalThis.window = globalThis;
 eval(fs.readFileSync(process.argv[1], "utf8"));
-const { phases, jitter } = JSON.parse(process.argv[2]);
+const { phases, jitter, ramp } = JSON.parse(process.argv[2]);
 const g = new LinkGovernor();
-let queue = 0, t = 0, sending = g.sending();
+let queue = 0, t = 0, sending = g.sending(), sent = 0;
 const trace = [];
 for (const [seconds, rate] of phases) {
   for (let i = 0; i < seconds; i++, t++) {
     const capacity = rate === null ? 100000 : rate;
-    const offered = 55 + (sending.mode === "paused" ? 0 : sending.kbps);
+    // The voice in 60 ms packets: Opus plus ~10 kbit/s of headers and the status polls;
+    // video with its packets' headers (~6 %, and at least a packet a frame).
+    // The encoder reaches a new rate at once, or (ramp) climbs to it by 3 kbit/s a second
+    // (as Chrome did on trial).
+    const target = sending.mode === "paused" ? 0 : sending.kbps;
+    sent = ramp ? Math.min(target, sent + 3) : target;
+    const video = sent ? sent * 1.06 + 5 : 0;
+    const offered = sending.voice + 10 + video;
     queue = Math.max(0, queue + offered - capacity);
     const most = capacity * 0.4; // kbit a 400 ms queue holds
     const lost = Math.max(0, queue - most);
@@ -41,18 +48,20 @@ for (const [seconds, rate] of phases) {
     const loss = lost / offered + (jitter && t % 11 === 5 ? 0.05 : 0); // a stray loss
     // The voice's RTT is measured every 5 s; video's (when it is sent) every second.
     const fresh = sending.mode !== "paused" || t % 5 === 0;
-    sending = g.reading(t, fresh ? rtt : null, loss);
+    sending = g.reading(t, fresh ? rtt : null, loss, ramp ? sent : undefined);
     // What the voice met (the noise is in the reports, not on the link).
     const met = { loss: lost / offered, rtt: rtt - noise };
-    trace.push({ t, mode: sending.mode, kbps: sending.kbps, ...met });
+    trace.push({ t, mode: sending.mode, kbps: sending.kbps, voice: sending.voice, ...met });
   }
 }
 console.log(JSON.stringify(trace));
 """
 
 
-def _run(phases: list[tuple[int, int | None]], jitter: bool = False) -> list[dict[str, Any]]:
-    args = json.dumps({"phases": phases, "jitter": jitter})
+def _run(
+    phases: list[tuple[int, int | None]], jitter: bool = False, ramp: bool = False
+) -> list[dict[str, Any]]:
+    args = json.dumps({"phases": phases, "jitter": jitter, "ramp": ramp})
     out = subprocess.run(
         ["node", "-e", SIMULATE, str(GOVERNOR), args], capture_output=True, text=True, check=True
     )
@@ -85,6 +94,36 @@ def test_80_kbits_pauses_video_and_keeps_the_voice(jitter: bool) -> None:
     assert all(r["mode"] != "on" for r in after), "video came back on a link that cannot carry it"
     # Trials cost the voice at most a moment each; from 10 s on it is clear >= 95 % of the time.
     assert _voice_lossy_seconds(trace[10:]) <= 0.05 * len(trace[10:])
+
+
+@pytest.mark.parametrize("jitter", [False, True])
+def test_40_kbits_thins_the_voice_and_it_gets_through(jitter: bool) -> None:
+    # Even video paused, 32 kbit/s of voice (42 on the wire) overflows 40: the voice thins.
+    trace = _run([(60, 40)], jitter)
+    thin_at = next(r["t"] for r in trace if r["voice"] == 16)
+    assert thin_at <= 8
+    assert all(r["voice"] == 16 and r["mode"] != "on" for r in trace[thin_at:])
+    assert _voice_lossy_seconds(trace[10:]) <= 0.05 * len(trace[10:])
+
+
+def test_the_voice_is_full_on_a_good_link_and_again_when_a_thin_one_recovers() -> None:
+    assert {r["voice"] for r in _run([(30, None)])} == {32}
+    trace = _run([(30, 40), (60, None)])
+    assert trace[29]["voice"] == 16
+    assert trace[-1]["voice"] == 32 and trace[-1]["mode"] == "on"
+
+
+def test_a_trial_is_judged_once_the_encoder_has_ramped_up() -> None:
+    # 80 kbit/s: the voice (~42) and the ladder's first step (~47) do not fit together, but
+    # an encoder that ramps up slowly fills the link only seconds into the trial's first
+    # step: judged before that, the trial would put video on air for a few seconds, again
+    # and again. Judged on readings that carry the step's rate, video stays paused.
+    trace = _run([(90, 80)], ramp=True)
+    paused_at = next(r["t"] for r in trace if r["mode"] == "paused")
+    assert all(r["mode"] != "on" for r in trace[paused_at:]), [r["mode"] for r in trace]
+    # and on a link with room, the ramp only delays a trial's success
+    trace = _run([(40, 80), (40, None)], ramp=True)
+    assert any(r["mode"] == "on" for r in trace[40:60])
 
 
 @pytest.mark.parametrize("jitter", [False, True])

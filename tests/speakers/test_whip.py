@@ -8,6 +8,7 @@ HTTP answers; the last test stops jalsa with live sessions and expects a clean e
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -259,6 +260,47 @@ async def test_revoking_with_jalsa_links_ends_a_live_session_too(run: JalsaRun) 
         # Re-read every 2 s, checked at every 2 s stats reading (and a scrape).
         await _until(run, "jalsa_speaker_connected", 0, within=8, speaker="guest")
         assert "ended (the link was revoked)" in run.logs
+    finally:
+        await client.close()
+
+
+def _join_problems(run: JalsaRun) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(run.http("/api/state", token=run.token())[1])
+    problems: dict[str, Any] = state["join_problems"]
+    return problems
+
+
+async def test_a_failed_join_is_reported_checked_and_cleared_by_joining(run: JalsaRun) -> None:
+    link = _link(run)
+    url = link + "/problem"
+
+    async def report(body: bytes, to: str = url) -> int:
+        return (await _post(to, body, "application/json"))[0]
+
+    # Only jalsa's own codes, in a small JSON body, with a valid link.
+    assert await report(b'{"problem": "whatever <b>"}') == 422
+    assert await report(b"not json") == 422
+    assert await report(b'{"problem": "' + b"x" * 300 + b'"}') == 422
+    forged = link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")
+    assert await report(b'{"problem": "denied"}', forged + "/problem") == 401
+    assert "guest" not in await asyncio.to_thread(_join_problems, run)
+
+    async def reported() -> int | None:  # one report a second per speaker
+        status = await report(b'{"problem": "denied"}')
+        return None if status == 429 else status
+
+    assert await async_wait_for(reported, 5, "a report not told to wait") == 204
+    assert await report(b'{"problem": "busy"}') == 429
+    problems = await asyncio.to_thread(_join_problems, run)
+    assert problems["guest"]["text"] == "microphone permission denied"
+    assert problems["guest"]["problem"] == "denied" and time.time() - problems["guest"]["at"] < 10
+    assert "join failed: microphone permission denied" in run.logs
+    # The speaker joins: the failure is gone.
+    client = WhipClient(_whip(link))
+    try:
+        assert await _publish(client) == 201
+        await _until(run, "jalsa_speaker_connected", 1, speaker="guest")
+        assert "guest" not in await asyncio.to_thread(_join_problems, run)
     finally:
         await client.close()
 

@@ -5,6 +5,9 @@
 // trial — with hysteresis: video steps down at once when the voice is at risk, and
 // comes back only after a trial (which jalsa does not show: the card stays up) has shown
 // that the link carries the ladder's first step beside the voice.
+// The voice has two rates: full (32 kbit/s of Opus) and thin (16 kbit/s) for a link that
+// overflows even with video paused (a 40 kbit/s uplink: 32 kbit/s of Opus in 60 ms packets
+// is ~42 on the wire); it stays thin until video has climbed past the ladder's first step.
 // The browser's own bandwidth estimate is not used: with jalsa's receiver it stays at
 // what is being sent (measured: ~17 kbit/s paused, 30 on trial, whatever the link).
 "use strict";
@@ -35,7 +38,9 @@
   const BAD_TO_STEP = 2; // bad readings in a row before a step down (or the pause)
   const GOOD_TO_STEP = 8; // good readings in a row before a step up (doubling each time
   // a step proved too much: a link that cannot carry it is not asked again and again)
-  const HOLD_FIRST = 6, HOLD_MAX = 10; // seconds paused before a trial (doubling)
+  const HOLD_FIRST = 6, HOLD_MAX = 8; // seconds paused before a trial (doubling)
+  const LOADED = 0.7; // of a trial stage's rate: video really sends it
+  const VOICE_KBPS = 32, THIN_VOICE_KBPS = 16;
   const BEST_RTT_S = 30; // the link's best RTT is the least of this many fresh readings
 
   class LinkGovernor {
@@ -46,12 +51,19 @@
       this.bad = 0; this.good = 0; this.hold = HOLD_FIRST; this.pausedAt = 0;
       this.rtts = []; this.lastRtt = null; this.queued = 0;
       this.tooMuch = LADDER.map(() => 0); // times each step was stepped down from
+      this.thin = false; // the voice at its thin rate
+      this.proven = 0; // readings in a row of this trial stage, clear and loaded
     }
 
     // One reading, once a second: now (s), rtt (s, or null: no fresh measurement), loss
-    // (0..1 lost in the latest receiver report, or null: no fresh report).
-    // Returns what to send: { mode, scale, fps, kbps } (kbps 0 while paused).
-    reading(now, rtt, loss) {
+    // (0..1 lost in the latest receiver report, or null: no fresh report), and what video
+    // sent over the last second (kbit/s, or null/undefined: unknown). The trial's step-0
+    // readings count only while video sends near that step's rate: the encoder takes
+    // seconds to ramp up, and a link is not proven by a picture that has not loaded it;
+    // nor by a second without a fresh RTT.
+    // Returns what to send: { mode, scale, fps, kbps, voice } (kbps 0 while paused; voice
+    // the audio's kbit/s).
+    reading(now, rtt, loss, videoKbps) {
       const fresh = typeof rtt === "number";
       if (fresh) {
         this.rtts.push(rtt);
@@ -75,7 +87,12 @@
       this.good = bad || queue > CLEAR_QUEUE_S ? 0 : this.good + 1;
       if (this.mode === "on") this.whileOn(now);
       else if (this.mode === "paused") this.whilePaused(now);
-      else this.onTrial(now, severe || this.bad >= BAD_TO_STEP || this.queued >= 2);
+      else {
+        // (not the tiny picture: it cannot use its 20 kbit/s; it is there for its key frame)
+        const loaded = typeof videoKbps !== "number" || this.stage === 0 ||
+          videoKbps >= LOADED * this.sending().kbps;
+        this.onTrial(now, severe || this.bad >= BAD_TO_STEP || this.queued >= 2, !bad && loaded, fresh);
+      }
       return this.sending();
     }
 
@@ -95,21 +112,31 @@
       if (next && this.good >= patience) {
         this.step += 1;
         this.good = 0;
+        if (this.step >= 1) this.thin = false; // room for 100 kbit/s of video: the voice too
       }
     }
 
     whilePaused(now) {
+      if (this.bad >= BAD_TO_STEP && !this.thin) {
+        this.thin = true; // video is off and the link still overflows: thin the voice
+        this.bad = 0; this.good = 0; this.pausedAt = now;
+        return;
+      }
       if (now - this.pausedAt >= this.hold && this.good >= 2) {
         this.mode = "trial"; this.stage = 0;
-        this.good = 0; this.bad = 0;
+        this.good = 0; this.bad = 0; this.proven = 0;
       }
     }
 
-    onTrial(now, failed) {
+    onTrial(now, failed, proving, fresh) {
       if (failed) {
         this.pause(now);
-      } else if (this.good >= TRIAL[this.stage].readings) {
-        this.good = 0;
+        return;
+      }
+      if (!fresh) return; // no new RTT: this second proves nothing either way
+      this.proven = proving && this.good > 0 ? this.proven + 1 : 0;
+      if (this.proven >= TRIAL[this.stage].readings) {
+        this.good = 0; this.proven = 0;
         this.stage += 1;
         if (this.stage === TRIAL.length) {
           this.mode = "on"; this.step = 0; this.hold = HOLD_FIRST;
@@ -123,11 +150,53 @@
     }
 
     sending() {
-      if (this.mode === "paused") return { mode: "paused", scale: 8, fps: 5, kbps: 0 };
+      const voice = this.thin ? THIN_VOICE_KBPS : VOICE_KBPS;
+      if (this.mode === "paused") return { mode: "paused", scale: 8, fps: 5, kbps: 0, voice };
       const step = this.mode === "trial" ? TRIAL[this.stage] : LADDER[this.step];
-      return { mode: this.mode, scale: step.scale, fps: step.fps, kbps: step.kbps };
+      return { mode: this.mode, scale: step.scale, fps: step.fps, kbps: step.kbps, voice };
+    }
+  }
+
+  // The page's line about its link (pure), from its stats once a second: the newest RTT,
+  // the loss over the last few seconds of receiver reports (not since the start: a link
+  // that recovered reads as it is now), and when no report has come for a while, that.
+  const QUALITY_WINDOW_S = 5, STALE_S = 3;
+  class LinkQuality {
+    constructor() { this.reports = []; this.rtt = null; this.lastReport = null; this.since = null; }
+
+    // now (s); sent: packets sent so far; lost: packets jalsa reports lost so far; fresh: a
+    // new receiver report came since the last reading (with rtt, s, or null); kbps out or
+    // null. Returns { grade: "good" | "fair" | "poor" | "unknown", text }.
+    reading(now, { sent, lost, fresh, rtt, kbps }) {
+      if (this.since === null) this.since = now;
+      if (fresh) {
+        this.lastReport = now;
+        if (typeof rtt === "number") this.rtt = rtt;
+        this.reports.push({ now, sent, lost });
+        while (this.reports.length > 1 && now - this.reports[0].now > QUALITY_WINDOW_S) this.reports.shift();
+      }
+      const out = typeof kbps === "number" ? Math.round(kbps) + " kbps out" : "";
+      const quiet = now - (this.lastReport === null ? this.since : this.lastReport);
+      if (quiet >= STALE_S) {
+        const text = "Connection: no reports from jalsa for " + Math.round(quiet) + " s";
+        return { grade: "unknown", text: [text, out].filter(Boolean).join(" · ") };
+      }
+      if (this.lastReport === null) return { grade: "unknown", text: "Connection: measuring…" };
+      const first = this.reports[0], last = this.reports[this.reports.length - 1];
+      const dLost = first && last ? Math.max(0, last.lost - first.lost) : 0;
+      const dSent = first && last ? Math.max(0, last.sent - first.sent) : 0;
+      const loss = dSent + dLost > 0 ? dLost / (dSent + dLost) : 0;
+      const rttNow = this.rtt;
+      const grade = (rttNow !== null && rttNow > 0.6) || loss > 0.08 ? "poor"
+        : (rttNow !== null && rttNow > 0.25) || loss > 0.02 ? "fair" : "good";
+      const parts = [
+        rttNow === null ? "RTT –" : "RTT " + Math.round(rttNow * 1000) + " ms",
+        "loss " + (loss * 100).toFixed(1) + "%", out,
+      ].filter(Boolean);
+      return { grade, text: "Connection " + grade + ": " + parts.join(" · "), rtt: rttNow };
     }
   }
 
   root.LinkGovernor = LinkGovernor;
+  root.LinkQuality = LinkQuality;
 })(typeof window !== "undefined" ? window : globalThis);

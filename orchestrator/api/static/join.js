@@ -61,6 +61,21 @@ function mediaProblem(err) {
   if (name === "NotReadableError" || name === "AbortError") return SAY.busy;
   return unsupported() || SAY.noDevice;
 }
+// What the operator's green room is told when the page gives up (jalsa has the words).
+const PROBLEM_CODES = new Map([
+  [SAY.insecure, "insecure"], [SAY.noApi, "no_api"], [SAY.denied, "denied"],
+  [SAY.noDevice, "no_device"], [SAY.busy, "busy"], [SAY.blocked, "ice_failed"],
+]);
+let told = ""; // the last problem told (once each, until the speaker connects)
+function tellOperator(text) {
+  const code = PROBLEM_CODES.get(text) || (text.startsWith(SAY.refused) ? "refused" : "");
+  if (!code || code === told || !cfg.problem) return;
+  told = code;
+  fetch(cfg.problem, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ problem: code }), keepalive: true,
+  }).then((r) => { if (r.status === 429) told = ""; }).catch(() => { told = ""; });
+}
 function mediaError(err) { return Object.assign(err || new Error("media"), { media: true }); }
 function problem(text) { ui.problem.textContent = text || ""; show(ui.problem, !!text); }
 function clock(seconds) {
@@ -168,6 +183,7 @@ function applyQuality(pc) {
   const video = state.video || { mode: "on", scale: 1, fps: 30, kbps: 1500 };
   const preview = state.quality === "preview";
   for (const sender of pc.getSenders()) {
+    if (sender.track && sender.track.kind === "audio") setVoice(sender, video.voice || 32);
     if (!sender.track || sender.track.kind !== "video") continue;
     const params = sender.getParameters();
     if (!params.encodings || params.encodings.length === 0) continue;
@@ -185,6 +201,15 @@ function applyQuality(pc) {
   const paused = video.mode !== "on" && pc.getSenders().some((x) => x.track && x.track.kind === "video");
   ui.videoNote.textContent = paused ? PAUSED_NOTE : "";
   show(ui.videoNote, paused);
+}
+
+// The voice's rate as the governor allows (thin on a link that overflows without video).
+function setVoice(sender, kbps) {
+  const params = sender.getParameters();
+  const e = params.encodings && params.encodings[0];
+  if (!e || e.maxBitrate === kbps * 1000) return;
+  Object.assign(e, VOICE, { maxBitrate: kbps * 1000 });
+  sender.setParameters(params).catch(() => {});
 }
 
 // TURN logins made from the server's secret expire: a page open for hours fetches fresh
@@ -209,6 +234,7 @@ async function connect() {
   const pc = new RTCPeerConnection({ iceServers: cfg.iceServers, bundlePolicy: "max-bundle" });
   state.pc = pc;
   state.governor = new window.LinkGovernor();
+  state.videoSent = null;
   state.video = state.governor.sending();
   state.reportsSeen = {};
   for (const track of stream.getTracks()) {
@@ -267,6 +293,7 @@ function onConnectionState(pc) {
   if (pc !== state.pc) return;
   const s = pc.connectionState;
   if (s === "connected") {
+    told = "";
     state.connectedAt = Date.now();
     state.attempt = 0;
     state.stage = "";
@@ -297,6 +324,7 @@ function stopTrying(text, status) {
   setButtons();
   setStatus(status, "trouble");
   problem(text);
+  tellOperator(text);
 }
 
 // A join that is not connected after STUCK_MS says what it is waiting for.
@@ -308,6 +336,7 @@ function watchJoin() {
     if (!ui.problem.hidden && state.retryTimer) return; // a retry already says why
     const say = { media: SAY.asking, whip: SAY.noAnswer, ice: SAY.blocked }[state.stage];
     if (say) problem(say);
+    if (say === SAY.blocked) tellOperator(say);
   }, STUCK_MS);
 }
 
@@ -340,12 +369,14 @@ function rejoinSoon(reason, retryAfter) {
   state.attempt += 1;
   setStatus("Reconnecting in " + Math.ceil(delay) + " s…", "trouble");
   problem(reason + (/keeps trying/.test(reason) ? "" : " Re-joining by itself; keep this page open."));
+  tellOperator(reason);
   clearTimeout(state.retryTimer);
   state.retryTimer = setTimeout(() => { state.retryTimer = null; if (state.wanted) join(); }, delay * 1000);
 }
 
 function leave() {
   state.wanted = false;
+  state.linkLine = null;
   clearTimeout(state.retryTimer);
   closePeer(true);
   state.session = "";
@@ -456,18 +487,25 @@ const linkReadings = (window.jalsaLinkReadings = []);
 
 async function measure() {
   const pc = state.pc;
-  if (!pc || pc.connectionState !== "connected") {
-    ui.quality.textContent = "Connection: " + (state.wanted ? "connecting" : "not connected");
-    ui.quality.className = "quality";
+  const down = pc && pc.connectionState === "disconnected" && state.linkLine;
+  if (!pc || (pc.connectionState !== "connected" && !down)) {
+    // Re-joining after a connection that reported: how long jalsa has been silent.
+    const line = state.wanted && state.linkLine && state.linkLine.reading(performance.now() / 1000, {});
+    const quiet = line && line.grade === "unknown" && state.linkLine.lastReport !== null;
+    ui.quality.textContent = quiet ? line.text : "Connection: " + (state.wanted ? "connecting" : "not connected");
+    ui.quality.className = "quality" + (quiet ? " unknown" : "");
     return;
   }
   const report = await pc.getStats();
-  let bytes = 0, rtt = null, lost = 0, sent = 0, avail = null, linkRtt = null, linkLoss = null;
+  let bytes = 0, lost = 0, sent = 0, avail = null, linkRtt = null, linkLoss = null;
+  let fresh = false, videoBytes = 0;
   const seen = state.reportsSeen || (state.reportsSeen = {});
   report.forEach((s) => {
-    if (s.type === "outbound-rtp") { bytes += s.bytesSent || 0; sent += s.packetsSent || 0; }
+    if (s.type === "outbound-rtp") {
+      bytes += s.bytesSent || 0; sent += s.packetsSent || 0;
+      if (s.kind === "video") videoBytes += s.bytesSent || 0;
+    }
     if (s.type === "remote-inbound-rtp") {
-      if (typeof s.roundTripTime === "number") rtt = s.roundTripTime;
       lost += s.packetsLost || 0;
       // Only what is new since the last look: a receiver report read twice is no news
       // (the voice's RTT is measured every ~5 s, video's every second).
@@ -477,37 +515,38 @@ async function measure() {
       }
       if (s.timestamp !== last.at && typeof s.fractionLost === "number") {
         linkLoss = linkLoss === null ? s.fractionLost : Math.max(linkLoss, s.fractionLost);
+        fresh = true;
       }
       seen[s.id] = { rtts: s.roundTripTimeMeasurements, at: s.timestamp };
     }
     if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
-      if (typeof s.currentRoundTripTime === "number" && rtt === null) rtt = s.currentRoundTripTime;
       if (typeof s.availableOutgoingBitrate === "number") avail = s.availableOutgoingBitrate / 1000;
     }
   });
-  if (state.governor && pc === state.pc) {
+  if (state.governor && pc === state.pc && !down) {
     const now = performance.now() / 1000;
-    state.video = state.governor.reading(now, linkRtt, linkLoss);
+    const last = state.videoSent;
+    const videoKbps = last && now > last.at ? ((videoBytes - last.bytes) * 8) / 1000 / (now - last.at) : null;
+    state.videoSent = { bytes: videoBytes, at: now };
+    state.video = state.governor.reading(now, linkRtt, linkLoss, videoKbps);
     applyQuality(pc);
     // The last readings and decisions, for a look from the browser's console (or a test).
-    linkReadings.push({ t: Math.round(now), rtt: linkRtt, loss: linkLoss, avail, ...state.video });
+    linkReadings.push({ t: Math.round(now), rtt: linkRtt, loss: linkLoss, avail, videoKbps, ...state.video });
     if (linkReadings.length > 120) linkReadings.shift();
   }
   const now = performance.now();
   const prev = state.stats;
   const kbps = prev.at && now > prev.at ? ((bytes - prev.bytes) * 8) / (now - prev.at) : null;
-  const loss = sent + lost > 0 ? lost / (sent + lost) : 0;
-  state.stats = { bytes, at: now, rtt, loss, kbps };
-  const grade = (rtt !== null && rtt > 0.6) || loss > 0.08 ? "poor"
-    : (rtt !== null && rtt > 0.25) || loss > 0.02 ? "fair" : "good";
-  const parts = [
-    rtt === null ? "RTT –" : "RTT " + Math.round(rtt * 1000) + " ms",
-    "loss " + (loss * 100).toFixed(1) + "%",
-    kbps === null ? "" : Math.round(kbps) + " kbps out",
-  ].filter(Boolean);
+  if (!state.linkLine || state.linkLine.pc !== pc) {
+    state.linkLine = Object.assign(new window.LinkQuality(), { pc }); // a new connection
+  }
+  const line = state.linkLine.reading(now / 1000, {
+    sent, lost, fresh: fresh || linkRtt !== null, rtt: linkRtt, kbps,
+  });
+  state.stats = { bytes, at: now, rtt: line.rtt === undefined ? null : line.rtt, kbps };
   state.stats.sentBps = kbps === null ? null : Math.round(kbps * 1000);
-  ui.quality.textContent = "Connection " + grade + ": " + parts.join(" · ");
-  ui.quality.className = "quality " + grade;
+  ui.quality.textContent = line.text;
+  ui.quality.className = "quality " + line.grade;
 }
 
 // -- recorded message upload (resumable) -----------------------------------------------------
@@ -637,6 +676,7 @@ for (const old of Object.keys(localStorage)) {
 }
 if (unsupported()) {
   problem(unsupported());
+  tellOperator(unsupported());
   setStatus("Cannot join from this address", "trouble");
 } else {
   openMedia().catch(() => {});
