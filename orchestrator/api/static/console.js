@@ -519,8 +519,10 @@
     li.classList.toggle("on", isOn);
     if (live) {
       const connected = !!(source && source.connected);
-      text(joined, connected ? "joined" : source ? source.state : "not joined");
-      joined.className = "pill " + (connected ? "joined" : source ? "connecting" : "absent");
+      // A join that failed before connecting, as the speaker's page reported it.
+      const failed = !connected && s && s.join_problems ? s.join_problems[sp.id] : null;
+      text(joined, connected ? "joined" : failed ? "join failed" : source ? source.state : "not joined");
+      joined.className = "pill " + (connected ? "joined" : failed ? "lost" : source ? "connecting" : "absent");
       const q = [];
       if (source) {
         if (source.bitrate_bps !== null && source.bitrate_bps !== undefined) q.push(`${(source.bitrate_bps / 1000).toFixed(0)} kb/s`);
@@ -530,7 +532,8 @@
         if (source.video_paused) q.push("video paused for the link");
         else if (source.audio_only) q.push("audio only");
       }
-      text(link, source ? (q.length ? `Link: ${q.join(" · ")}` : "Link: measuring…") : "Link: not joined");
+      text(link, failed ? `Join failed: ${failed.text} (${clock(failed.at)})`
+        : source ? (q.length ? `Link: ${q.join(" · ")}` : "Link: measuring…") : "Link: not joined");
     } else {
       text(link, "");
     }
