@@ -10,86 +10,29 @@ backoff) and the platforms get the program again.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pytest
-from event_toml import event_toml, slot, speaker
+from edge_process import EDGE_KEY, STREAMS, EdgeProcess, edge_file, studio_file
 from jalsa_run import JalsaRun, free_port
 from media import Probe, decode_errors, ffprobe
 from nginx_rtmp import NginxRtmp
-from prometheus_client.parser import text_string_to_metric_families
 from test_relay_control import call, state_of, wait_state
 from tls_terminator import Certificates, make_certificates
 from waiting import wait_for
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(240)]
 
-EDGE_KEY = "edge-contribution-key-4f9a1c77e2"
 FORGED = "forged-contribution-key-000000"
-STREAMS = ("edge-yt-3f1a", "edge-fb-9c2e")
 ADDED = "edge-tw-77d0"  # the stream key of a destination the operator adds via the edge
 RUN_SECONDS = 20.0
-
-
-class EdgeProcess:
-    """``jalsa edge`` as ops would run it: a process, real ports, TLS, signals."""
-
-    def __init__(self, edge_file: Path, state_dir: Path, listen: int, metrics: int) -> None:
-        self.edge_file, self.state_dir = edge_file, state_dir
-        self.listen, self.metrics_port = listen, metrics
-        self.log_path = state_dir.parent / "edge.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: BinaryIO | None = None
-
-    def start(self) -> None:
-        if self._log is None:
-            self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "edge", str(self.edge_file),
-             "--listen", f"127.0.0.1:{self.listen}",
-             "--metrics", f"127.0.0.1:{self.metrics_port}", "--state", str(self.state_dir)],
-            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "EDGE_KEY": EDGE_KEY},
-        )  # fmt: skip
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(20)
-
-    @property
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return str(response.read().decode())
-
-    def __enter__(self) -> EdgeProcess:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
-        if self._log is not None:
-            self._log.close()
 
 
 def contribute(port: int, ca: Path, key: str | None) -> int:
@@ -125,41 +68,6 @@ class Run:
     steered: dict[str, Any]
 
 
-def _edge_file(path: Path, nginx: NginxRtmp, certs: Certificates) -> Path:
-    rec = f"rtmp://127.0.0.1:{nginx.port}/rec"
-    path.write_text(
-        f'[edge]\nname = "test-edge"\nkey = "${{EDGE_KEY}}"\n'
-        f'tls_cert = "{certs.cert}"\ntls_key = "{certs.key}"\n'
-        + "".join(
-            f'\n[[destinations]]\nname = "{name}"\nurl = "{rec}"\nkey = "{stream}"\n'
-            for name, stream in zip(("yt", "fb"), STREAMS, strict=True)
-        )
-    )
-    return path
-
-
-def _studio_file(path: Path, nginx: NginxRtmp, certs: Certificates, edge_port: int) -> Path:
-    rec = f"rtmp://127.0.0.1:{nginx.port}/rec"
-    text = event_toml(
-        "Edge Test",
-        event={"on_end": "slate"},
-        program={"width": 320, "height": 180, "fps": 15, "preset": "ultrafast"},
-        speakers=[speaker("host", source="testsrc")],
-        rundown=[slot("host", "10m")],
-        destinations=[
-            {"name": "yt", "url": rec, "key": "unused-at-the-studio", "via": "test-edge"},
-            {"name": "fb", "url": rec, "key": "unused-at-the-studio-2", "via": "test-edge"},
-            {"name": "local", "url": "local.mkv"},
-        ],
-    )
-    path.write_text(
-        text
-        + f'\n[[edges]]\nname = "test-edge"\nurl = "https://127.0.0.1:{edge_port}/contribute"\n'
-        f'key = "${{EDGE_KEY}}"\nca_file = "{certs.ca}"\n'
-    )
-    return path
-
-
 def _keep(nginx: NginxRtmp, folder: Path) -> dict[str, Path]:
     folder.mkdir()
     return {s: Path(shutil.copy(nginx.recording(s), folder / f"{s}.flv")) for s in STREAMS}
@@ -170,9 +78,9 @@ def finished(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iter
     work = tmp_path_factory.mktemp("edge")
     certs = make_certificates(work / "certs")
     edge_port, edge_metrics = free_port(), free_port()
-    edge_file = _edge_file(work / "edge.toml", nginx, certs)
-    studio = _studio_file(work / "studio.toml", nginx, certs, edge_port)
-    with EdgeProcess(edge_file, work / "edge-state", edge_port, edge_metrics) as edge:
+    edge_toml = edge_file(work / "edge.toml", nginx, certs)
+    studio = studio_file(work / "studio.toml", nginx, certs, edge_port)
+    with EdgeProcess(edge_toml, work / "edge-state", edge_port, edge_metrics) as edge:
         wait_for(edge.metrics, 30, "the edge to serve", ignore=(OSError,))
         # The studio starts once the edge serves: its first contribution then carries the
         # program's very first packets (the AAC priming frame at -21 ms among them).
@@ -237,14 +145,6 @@ def _run(
     )
 
 
-def _sample(edge: EdgeProcess, name: str, labels: dict[str, str]) -> float | None:
-    for family in text_string_to_metric_families(edge.metrics()):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return float(sample.value)
-    return None
-
-
 def _steer(run: JalsaRun, edge: EdgeProcess, nginx: NginxRtmp) -> dict[str, Any]:
     """The operator adds, pauses, resumes and removes a destination of the edge's from
     the studio's API, as the console does; what each step answered and showed."""
@@ -257,14 +157,12 @@ def _steer(run: JalsaRun, edge: EdgeProcess, nginx: NginxRtmp) -> dict[str, Any]
     steps["pause"] = call(run, "POST", "/api/destinations/tw/pause")
     wait_state(run, "tw", "paused")
     paused = {"destination": "tw", "platform": "twitch", "state": "paused"}
-    wait_for(lambda: _sample(edge, "jalsa_relay_state", paused) == 1, 10, "paused at the edge")
+    wait_for(lambda: edge.metric("jalsa_relay_state", **paused) == 1, 10, "paused at the edge")
     steps["resume"] = call(run, "POST", "/api/destinations/tw/resume")
     wait_state(run, "tw", "live", 30)
     steps["remove"] = call(run, "DELETE", "/api/destinations/tw")
     run.wait_for(lambda: state_of(run, "tw") is None, 10, "tw gone from the studio")
-    steps["edge_after"] = _sample(
-        edge, "jalsa_relay_up", {"destination": "tw", "platform": "twitch"}
-    )
+    steps["edge_after"] = edge.metric("jalsa_relay_up", destination="tw", platform="twitch")
     return steps
 
 
