@@ -24,6 +24,45 @@ from relays.packet import EncodedPacket, PacketKind
 AAC_FRAME = 1024
 
 
+def open_encode(
+    fps: int, width: int, height: int, preset: str, kbps: tuple[int, int], gop: int | None
+) -> tuple[av.container.OutputContainer, VideoStream, AudioStream]:
+    """A ``null`` container with libx264 + AAC streams, encoding started: the program's
+    settings, shared by every encode of them (the program, the mirror's renditions, the
+    edge's slate) so that their parameters agree.
+
+    Args:
+        kbps: video and audio bitrates.
+        gop: frames between keyframes, or None: keyframes only where a picture asks for one.
+    """
+    container = av.open("null:", "w", format="null")
+    video_kbps, audio_kbps = kbps
+    video: VideoStream = container.add_stream("libx264", rate=fps)
+    video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+    video.time_base = Fraction(1, fps)
+    video.bit_rate = video_kbps * 1000
+    video.codec_context.gop_size = gop if gop is not None else 1 << 30
+    # Out-of-band SPS/PPS (extradata): FLV, MP4 and Matroska need it in their header.
+    video.codec_context.flags |= Flags.global_header
+    keyint = f"keyint={gop}:min-keyint={gop}" if gop is not None else "keyint=infinite"
+    video.options = {
+        "preset": preset,
+        "tune": "zerolatency",
+        "forced-idr": "1",
+        # A keyframe every gop frames (and at every forced cut), no scene-cut keyframes;
+        # VBV caps the rate so a platform's ingest never sees bursts.
+        "x264-params": (
+            f"{keyint}:scenecut=0:vbv-maxrate={video_kbps}:vbv-bufsize={video_kbps * 2}:force-cfr=1"
+        ),
+    }
+    audio: AudioStream = container.add_stream("aac", rate=SAMPLE_RATE)
+    audio.layout = "stereo"
+    audio.time_base = Fraction(1, SAMPLE_RATE)
+    audio.bit_rate = audio_kbps * 1000
+    container.start_encoding()
+    return container, video, audio
+
+
 class ProgramEncoder:
     """Encodes program pictures and samples; timestamps are the caller's frame counters.
 
@@ -34,32 +73,11 @@ class ProgramEncoder:
 
     def __init__(self, spec: ProgramSpec) -> None:
         self.spec = spec
-        self._container = av.open("null:", "w", format="null")
         gop = spec.fps * spec.keyframe_seconds
-        kbps = spec.video_bitrate_kbps
-        video: VideoStream = self._container.add_stream("libx264", rate=spec.fps)
-        video.width, video.height, video.pix_fmt = spec.width, spec.height, "yuv420p"
-        video.time_base = Fraction(1, spec.fps)
-        video.bit_rate = kbps * 1000
-        video.codec_context.gop_size = gop
-        # Out-of-band SPS/PPS (extradata): FLV, MP4 and Matroska need it in their header.
-        video.codec_context.flags |= Flags.global_header
-        video.options = {
-            "preset": spec.preset,
-            "tune": "zerolatency",
-            "forced-idr": "1",
-            # A keyframe every keyframe_seconds (and at every forced cut), no scene-cut
-            # keyframes; VBV caps the rate so a platform's ingest never sees bursts.
-            "x264-params": (
-                f"keyint={gop}:min-keyint={gop}:scenecut=0:"
-                f"vbv-maxrate={kbps}:vbv-bufsize={kbps * 2}:force-cfr=1"
-            ),
-        }
-        audio: AudioStream = self._container.add_stream("aac", rate=SAMPLE_RATE)
-        audio.layout = "stereo"
-        audio.time_base = Fraction(1, SAMPLE_RATE)
-        audio.bit_rate = spec.audio_bitrate_kbps * 1000
-        self._container.start_encoding()
+        self._container, video, audio = open_encode(
+            spec.fps, spec.width, spec.height, spec.preset,
+            (spec.video_bitrate_kbps, spec.audio_bitrate_kbps), gop,
+        )  # fmt: skip
         self.video_stream = video
         self.audio_stream = audio
         self._pending = np.zeros((CHANNELS, 0), dtype=np.float32)

@@ -23,20 +23,17 @@ import os
 import queue
 import threading
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
-from av.audio.stream import AudioStream
-from av.codec.context import Flags
 from av.video.frame import PictureType
 from av.video.stream import VideoStream
 
 from orchestrator.event import DestinationSpec, ProgramSpec
 from orchestrator.event.ladder_spec import LadderSpec
 from orchestrator.program.audio import CHANNELS, SAMPLE_RATE, Samples
-from orchestrator.program.encoder import ProgramEncoder
+from orchestrator.program.encoder import ProgramEncoder, open_encode
 from relays.files import LocalWriter, hls_dir, hls_output
 from relays.hls_master import AAC_LC, Variant, avc_codec, master_playlist
 from relays.packet import EncodedPacket
@@ -86,31 +83,13 @@ class RenditionEncoder:
     """
 
     def __init__(self, program: ProgramSpec, height: int, video_kbps: int, audio_kbps: int):
-        self._container = av.open("null:", "w", format="null")
         self.width = 2 * round(height * program.width / program.height / 2) if height else 0
         self.height = height
-        video: VideoStream = self._container.add_stream("libx264", rate=program.fps)
-        video.width, video.height = max(self.width, 16), max(height, 16)
-        video.pix_fmt = "yuv420p"
-        video.time_base = Fraction(1, program.fps)
-        video.bit_rate = video_kbps * 1000
-        video.codec_context.flags |= Flags.global_header
         # IDRs only where the program has one (forced per picture): no GOP of its own.
-        video.codec_context.gop_size = 1 << 30
-        video.options = {
-            "preset": program.preset,
-            "tune": "zerolatency",
-            "forced-idr": "1",
-            "x264-params": (
-                f"keyint=infinite:scenecut=0:force-cfr=1:"
-                f"vbv-maxrate={video_kbps}:vbv-bufsize={video_kbps * 2}"
-            ),
-        }
-        audio: AudioStream = self._container.add_stream("aac", rate=SAMPLE_RATE)
-        audio.layout = "stereo"
-        audio.time_base = Fraction(1, SAMPLE_RATE)
-        audio.bit_rate = audio_kbps * 1000
-        self._container.start_encoding()
+        self._container, video, audio = open_encode(
+            program.fps, max(self.width, 16), max(height, 16), program.preset,
+            (video_kbps, audio_kbps), None,
+        )  # fmt: skip
         self.video_stream, self.audio_stream = video, audio
         self._pending = np.zeros((CHANNELS, 0), dtype=np.float32)
         self._position = 0  # the program sample of _pending's first column
