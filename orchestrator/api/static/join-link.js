@@ -22,10 +22,12 @@
     { scale: 1, fps: 30, kbps: 1500 },
   ];
   // A trial: first a tiny picture (even its key frame costs the voice no more than a
-  // moment), then the ladder's first step; only then is video back on air.
+  // moment), then the ladder's first step at a quarter more (a link that carries
+  // that has room for the step itself and its key frames: one just too thin for it
+  // overflows at once, not seconds after video is back on air); only then is video back.
   const TRIAL = [
     { scale: 8, fps: 5, kbps: 20, readings: 2 },
-    { ...LADDER[0], readings: 3 },
+    { ...LADDER[0], kbps: 50, readings: 3 },
   ];
   const QUEUE_S = 0.2; // RTT this far above the link's best: a queue is building
   const TRIAL_QUEUE_S = 0.1; // stricter on trial: the voice must not pay for it
@@ -38,7 +40,7 @@
   const BAD_TO_STEP = 2; // bad readings in a row before a step down (or the pause)
   const GOOD_TO_STEP = 8; // good readings in a row before a step up (doubling each time
   // a step proved too much: a link that cannot carry it is not asked again and again)
-  const HOLD_FIRST = 6, HOLD_MAX = 8; // seconds paused before a trial (doubling)
+  const HOLD_FIRST = 5, HOLD_MAX = 7; // seconds paused before a trial (doubling)
   const LOADED = 0.7; // of a trial stage's rate: video really sends it
   const VOICE_KBPS = 32, THIN_VOICE_KBPS = 16;
   const BEST_RTT_S = 30; // the link's best RTT is the least of this many fresh readings
@@ -90,7 +92,7 @@
       else {
         // (not the tiny picture: it cannot use its 20 kbit/s; it is there for its key frame)
         const loaded = typeof videoKbps !== "number" || this.stage === 0 ||
-          videoKbps >= LOADED * this.sending().kbps;
+          videoKbps >= LOADED * LADDER[0].kbps;
         this.onTrial(now, severe || this.bad >= BAD_TO_STEP || this.queued >= 2, !bad && loaded, fresh);
       }
       return this.sending();
