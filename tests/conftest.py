@@ -26,6 +26,7 @@ REALTIME = frozenset(
         "test_probe_agents_netns",
         "test_join_never_hangs",  # a network namespace too: one at a time
         "test_edge_blip",
+        "test_edge_uplink_netns",
     }
 )
 

@@ -23,8 +23,11 @@ STREAMS = ("edge-yt-3f1a", "edge-fb-9c2e")
 class EdgeProcess:
     """``jalsa edge`` as ops would run it: a process, real ports, TLS, signals."""
 
-    def __init__(self, edge_file: Path, state_dir: Path, listen: int, metrics: int) -> None:
-        self.edge_file, self.state_dir = edge_file, state_dir
+    def __init__(
+        self, edge_file: Path, state_dir: Path, listen: int, metrics: int, host: str = "127.0.0.1"
+    ) -> None:
+        """``host``: the address ``--listen`` binds (the contribution route's)."""
+        self.edge_file, self.state_dir, self.host = edge_file, state_dir, host
         self.listen, self.metrics_port = listen, metrics
         self.log_path = state_dir.parent / "edge.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -35,7 +38,7 @@ class EdgeProcess:
             self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.cli", "edge", str(self.edge_file),
-             "--listen", f"127.0.0.1:{self.listen}",
+             "--listen", f"{self.host}:{self.listen}",
              "--metrics", f"127.0.0.1:{self.metrics_port}", "--state", str(self.state_dir)],
             stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "EDGE_KEY": EDGE_KEY},
         )  # fmt: skip

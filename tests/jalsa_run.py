@@ -48,10 +48,15 @@ class JalsaRun:
         state_dir: Path,
         env: dict[str, str] | None = None,
         args: Sequence[str] = (),
+        prefix: Sequence[str] = (),
+        host: str = "127.0.0.1",
     ) -> None:
-        """``args``: more arguments for ``jalsa run`` (like ``--fresh``)."""
+        """``args``: more arguments for ``jalsa run`` (like ``--fresh``); ``prefix``: a
+        command it runs through (``ip netns exec <ns>``), ``host``: the address its HTTP
+        and metrics ports listen on (and the test reaches them at)."""
         self.event = event
         self.args = tuple(args)
+        self.prefix, self.host = tuple(prefix), host
         self.state_dir = state_dir
         self.http_port = free_port()
         self.metrics_port = free_port()
@@ -72,14 +77,14 @@ class JalsaRun:
             self._log.close()
 
     def start(self) -> None:
-        args = [sys.executable, "-m", "orchestrator.cli", "run"]
+        args = [*self.prefix, sys.executable, "-m", "orchestrator.cli", "run"]
         if self.event is not None:
             args.append(str(self.event))
         args += [
             "--http",
-            f"127.0.0.1:{self.http_port}",
+            f"{self.host}:{self.http_port}",
             "--metrics",
-            f"127.0.0.1:{self.metrics_port}",
+            f"{self.host}:{self.metrics_port}",
             "--state",
             str(self.state_dir),
             *self.args,
@@ -96,7 +101,7 @@ class JalsaRun:
     def http(
         self, path: str, token: str | None = None, port: int | None = None
     ) -> tuple[int, bytes]:
-        request = urllib.request.Request(f"http://127.0.0.1:{port or self.http_port}{path}")
+        request = urllib.request.Request(f"http://{self.host}:{port or self.http_port}{path}")
         if token is not None:
             request.add_header("Authorization", f"Bearer {token}")
         try:
