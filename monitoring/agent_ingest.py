@@ -78,6 +78,8 @@ class Registry(Protocol):
     @property
     def problem(self) -> str | None: ...
     def key(self, agent: str, generation: int) -> bytes: ...
+    def refresh(self) -> None:
+        """Re-read the enrolled agents (blocking: the caller runs it in a thread)."""
 
 
 @dataclass(frozen=True, slots=True)

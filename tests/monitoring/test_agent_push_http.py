@@ -207,3 +207,25 @@ def test_forged_replayed_tampered_and_unknown_submissions_over_http(state: Path)
         assert len(server.accepted) == 1
     finally:
         server.stop()
+
+
+def test_an_agent_enrolled_a_moment_ago_is_accepted_at_its_first_round(state: Path) -> None:
+    """jalsa re-reads its registry for an agent it does not know (before: refused as
+    unknown until the next periodic re-read, so the first rounds went to the backlog)."""
+    server = Jalsa(state)
+    server.registry.refresh()  # no agents yet: what jalsa read at its start
+    secret = load_agent_secret(state, ENV)
+    made = enrol(state, "new-1", "Multan", "Zong")
+    link = parse_link(
+        make_link("http://x", made.id, 0, agent_key(secret, made.id, 0), "Multan", "Zong")
+    )
+    now = time.time()
+    found = ProbeRound(Vantage("new-1", "Multan", "Zong"), now - 1, now)
+    stored = encode_round(found, agent="new-1", generation=0, seq=1, context=Context())
+    good = body_bytes(stored, sent_at=now, backlog=0)
+    server.start()
+    try:
+        assert post(server.port, "new-1", good, sign_body(link, good)) == 200
+        assert server.value("jalsa_agent_rejected_total", reason="unknown_agent") in (None, 0)
+    finally:
+        server.stop()
