@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from asgi import asgi_request
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -17,25 +18,11 @@ from monitoring.metrics_endpoint import OnLoop, metrics_app
 
 
 async def get(app: Any, headers: dict[str, str], query: str = "") -> tuple[dict[str, str], bytes]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": "/metrics",
-        "query_string": query.encode(),
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-    }
-    await app(scope, receive, send)
-    start, body = sent
-    assert start["status"] == 200
-    return {k.decode(): v.decode() for k, v in start["headers"]}, body["body"]
+    status, answered, body = await asgi_request(
+        app, "GET", "/metrics", headers=headers, query=query
+    )
+    assert status == 200
+    return answered, body
 
 
 def a_registry() -> CollectorRegistry:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgi import asgi_request
 from starlette.applications import Starlette
 from starlette.requests import Request
 
@@ -40,25 +41,11 @@ def app(roster: Roster, tmp_path: Path) -> Starlette:
 def call(
     asgi: Starlette, method: str, path: str, body: bytes = b"", key: str | None = KEY
 ) -> tuple[int, Any]:
-    """One request through the ASGI app, as uvicorn would make it."""
-    headers = [(b"content-type", b"application/json")]
+    """One request through the ASGI app: (status, the JSON answer)."""
+    headers = {"Content-Type": "application/json"}
     if key is not None:
-        headers.append((b"authorization", f"Bearer {key}".encode()))
-    scope = {"type": "http", "method": method, "path": path, "headers": headers,
-             "query_string": b"", "http_version": "1.1", "scheme": "http",
-             "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000)}  # fmt: skip
-    sent: list[dict[str, Any]] = []
-    chunks = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        return chunks.pop(0) if chunks else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(asgi(scope, receive, send))
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
-    data = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        headers["Authorization"] = f"Bearer {key}"
+    status, _, data = asyncio.run(asgi_request(asgi, method, path, headers=headers, body=body))
     return status, json.loads(data or b"null")
 
 
