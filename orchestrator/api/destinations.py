@@ -131,10 +131,11 @@ def add_destination_routes(
             return problems_response(422, ((p.key, p.message) for p in exc.problems))
         names = {d.name for d in show.snapshot().destinations}
         taken = [s.name for s in specs if s.name in names]
-        edge = show.edges.get(specs[0].via or "") if specs[0].via else None
-        if specs[0].via and edge is None:
+        via_edge = specs[0].via  # (a YouTube backup goes the way of its primary)
+        edge = show.edges.get(via_edge) if via_edge else None
+        if via_edge and edge is None:
             known = ", ".join(show.edges) or "none sends a destination of this event"
-            unknown = f"unknown edge {specs[0].via!r} (edges: {known})"
+            unknown = f"unknown edge {via_edge!r} (edges: {known})"
             return problems_response(422, [("via", unknown)])
         if taken:
             raise HTTPException(409, f"a destination named {taken[0]!r} already exists")
