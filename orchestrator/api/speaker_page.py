@@ -25,12 +25,11 @@ from typing import Any, Final
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from orchestrator.api.body import BodyRefused, read_json
 from orchestrator.api.speaker_access import (
     MAX_SPEAKER_BODY,
     PRIVATE,
-    BodyTooLarge,
     SpeakerAccess,
-    read_body,
     refused_page,
 )
 from orchestrator.event.ice_servers import IceServer
@@ -156,12 +155,13 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
         except LinkRefused as refused:
             return _refused_json(refused)
         try:
-            report = json.loads(await read_body(request, MAX_PROBLEM_BODY))
+            report = await read_json(request, MAX_PROBLEM_BODY)
             problem = report.get("problem") if isinstance(report, dict) else None
             noted = ingest.problems.report(claims.speaker, problem, time.time())
-        except (BodyTooLarge, ValueError) as error:  # JSONDecodeError is a ValueError
-            why = str(error) if str(error).startswith("problem") else "a small JSON object"
-            return JSONResponse({"error": why}, 422, headers=PRIVATE)
+        except BodyRefused:
+            return JSONResponse({"error": "a small JSON object"}, 422, headers=PRIVATE)
+        except ValueError as error:  # not a code jalsa knows
+            return JSONResponse({"error": str(error)}, 422, headers=PRIVATE)
         except TooSoon:
             return JSONResponse(
                 {"error": "once a second"}, 429, headers={**PRIVATE, "Retry-After": "1"}
@@ -178,9 +178,8 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
         report: dict[str, Any] = {}
         if request.method == "POST":
             try:
-                body = await read_body(request, MAX_SPEAKER_BODY)
-                parsed = json.loads(body) if body.strip() else {}
-            except (BodyTooLarge, ValueError):
+                parsed = await read_json(request, MAX_SPEAKER_BODY, empty={})
+            except BodyRefused:
                 return JSONResponse({"error": "a small JSON object, please"}, 400)
             report = parsed if isinstance(parsed, dict) else {}
         session = report.get("session") or request.query_params.get("session") or ""
