@@ -9,22 +9,27 @@
 // overflows even with video paused (a 40 kbit/s uplink: 32 kbit/s of Opus in 60 ms packets
 // is ~42 on the wire); it stays thin until video has climbed past the ladder's first step.
 // The browser's own bandwidth estimate is not used: with jalsa's receiver it stays at
-// what is being sent (measured: ~17 kbit/s paused, 30 on trial, whatever the link).
+// what is being sent (measured: ~17 kbit/s paused, 30 on trial, whatever the link); it
+// does hold video at ~35 kbit/s, on trial and on step 0 alike, which is why step 0 asks
+// for less than that: on air, video must cost clearly less than the trial proved.
 "use strict";
 
 (function (root) {
   // Steps of video, lowest first: scale of the camera's size, frames per second, kbit/s.
   const LADDER = [
-    { scale: 4, fps: 10, kbps: 40 },
+    { scale: 4, fps: 10, kbps: 25 },
     { scale: 3, fps: 12, kbps: 100 },
     { scale: 2, fps: 15, kbps: 250 },
     { scale: 1, fps: 24, kbps: 600 },
     { scale: 1, fps: 30, kbps: 1500 },
   ];
   // A trial: first a tiny picture (even its key frame costs the voice no more than a
-  // moment), then the ladder's first step at a quarter more (a link that carries
-  // that has room for the step itself and its key frames: one just too thin for it
-  // overflows at once, not seconds after video is back on air); only then is video back.
+  // moment), then the ladder's first step at twice its rate, judged while video really
+  // sends a fifth more than the step (a link that carries that has room for the step
+  // itself and its key frames, even once a buffer that hid a small excess for the
+  // trial's few seconds has filled: measured at 80 kbit/s behind tc tbf, a trial at the
+  // step's own rate passed and video went off again 5 s after it was back on air);
+  // only then is video back.
   const TRIAL = [
     { scale: 8, fps: 5, kbps: 20, readings: 2 },
     { ...LADDER[0], kbps: 50, readings: 3 },
@@ -35,13 +40,17 @@
   // the trial ends before the queue overflows onto the voice (a lone late report is not).
   const TRIAL_PERSIST_S = 0.03;
   const CLEAR_QUEUE_S = 0.05; // no more than this above the best: the link has room
+  // ... and the RTT itself no higher than this: a link that was full from the first
+  // reading has no clean best to measure a queue against (seen at 80 kbit/s: 0.6 s from
+  // the start, "steady", and video climbed a step into it).
+  const CLEAR_RTT_S = 0.4;
   const LOSS = 0.03; // packets lost in a report: the link is overflowing
   const SEVERE_LOSS = 0.1, SEVERE_QUEUE_S = 0.3; // one such reading is enough
   const BAD_TO_STEP = 2; // bad readings in a row before a step down (or the pause)
   const GOOD_TO_STEP = 8; // good readings in a row before a step up (doubling each time
   // a step proved too much: a link that cannot carry it is not asked again and again)
   const HOLD_FIRST = 5, HOLD_MAX = 7; // seconds paused before a trial (doubling)
-  const LOADED = 0.7; // of a trial stage's rate: video really sends it
+  const LOADED = 1.2; // of step 0's rate: what video really sends while a trial proves it
   const VOICE_KBPS = 32, THIN_VOICE_KBPS = 16;
   const BEST_RTT_S = 30; // the link's best RTT is the least of this many fresh readings
 
@@ -55,6 +64,7 @@
       this.tooMuch = LADDER.map(() => 0); // times each step was stepped down from
       this.thin = false; // the voice at its thin rate
       this.proven = 0; // readings in a row of this trial stage, clear and loaded
+      this.reports = 0; // receiver reports read since this trial began
     }
 
     // One reading, once a second: now (s), rtt (s, or null: no fresh measurement), loss
@@ -80,13 +90,18 @@
       if (fresh) this.lastRtt = rtt;
       const bad = lossy || (queue > limit && !draining);
       // On trial a queue fails it at once (the voice must not wait behind it); a stray
-      // loss must repeat.
-      const severe = (typeof loss === "number" && loss > SEVERE_LOSS) ||
+      // loss must repeat, and so must the loss in the trial's first receiver report (a
+      // report covers what was sent since the one before: video's first one after the
+      // pause counts packets of the last trial, lost before video paused).
+      const first = this.mode === "trial" && this.reports === 0;
+      if (this.mode === "trial" && typeof loss === "number") this.reports += 1;
+      const severe = (typeof loss === "number" && loss > SEVERE_LOSS && !first) ||
         queue > (this.mode === "trial" ? TRIAL_QUEUE_S : SEVERE_QUEUE_S);
       this.bad = bad ? this.bad + 1 : 0;
       if (fresh) this.queued = this.mode === "trial" && queue > TRIAL_PERSIST_S ? this.queued + 1 : 0;
       // Good: no loss and no queue to speak of (a queue that grows slowly is not room).
-      this.good = bad || queue > CLEAR_QUEUE_S ? 0 : this.good + 1;
+      const high = fresh && rtt > CLEAR_RTT_S;
+      this.good = bad || high || queue > CLEAR_QUEUE_S ? 0 : this.good + 1;
       if (this.mode === "on") this.whileOn(now);
       else if (this.mode === "paused") this.whilePaused(now);
       else {
@@ -126,7 +141,7 @@
       }
       if (now - this.pausedAt >= this.hold && this.good >= 2) {
         this.mode = "trial"; this.stage = 0;
-        this.good = 0; this.bad = 0; this.proven = 0;
+        this.good = 0; this.bad = 0; this.proven = 0; this.reports = 0;
       }
     }
 
