@@ -23,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Final, Protocol
 
 
@@ -102,18 +103,26 @@ class UplinkMeter:
                 samples.append(sample)
             while len(samples) > 2 and now - samples[1].at >= WINDOW_SECONDS:
                 samples.popleft()
-            oldest = samples[0]
-        return _estimate(oldest, sample)
+            window = [*samples] if samples[-1] is sample else [*samples, sample]
+        return _estimate(window)
 
 
-def _estimate(old: _Sample, new: _Sample) -> UplinkEstimate:
+def _sent(window: Sequence[_Sample]) -> int:
+    """Bytes the network destinations sent over ``window``, each from the first sample
+    that has it: one added later, or a first sample taken before the relays started (the
+    show's first snapshot has no destinations yet), does not hide what the others sent."""
+    return sum(
+        max(0, count - a.sent[name])
+        for a, b in pairwise(window)
+        for name, count in b.sent.items()
+        if name in a.sent
+    )
+
+
+def _estimate(window: Sequence[_Sample]) -> UplinkEstimate:
+    old, new = window[0], window[-1]
     span = new.at - old.at
-    throughput = None
-    if span >= 1.0:
-        sent = sum(
-            max(0, count - old.sent[name]) for name, count in new.sent.items() if name in old.sent
-        )
-        throughput = sent * 8 / span
+    throughput = _sent(window) * 8 / span if span >= 1.0 else None
 
     def behind(name: str, lag: float) -> bool:
         growing = lag >= LAG_SECONDS and lag >= old.lag.get(name, 0.0)

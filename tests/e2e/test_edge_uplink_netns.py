@@ -358,6 +358,10 @@ def test_direct_the_uplink_is_saturated_and_the_platforms_degrade(phases: Any) -
         )
     assert direct.metrics[("jalsa_uplink_saturated", ())] == 1
     assert uplink["saturated"], uplink
+    # The studio's estimate is what the uplink carries (its payload: the wire adds headers;
+    # read 0.0 while the show's first, empty, sample was the window's oldest).
+    wire_bps = direct.uplink_bytes * 8 / direct.wall
+    assert 0.8 <= direct.metrics[("jalsa_uplink_throughput_bps", ())] / wire_bps <= 1.1, uplink
     assert direct.metrics[("jalsa_program_late_resets_total", ())] == 0
 
 

@@ -90,3 +90,18 @@ def test_the_window_is_bounded_however_often_it_is_fed() -> None:
     for i in range(10_000):
         meter.observe(i * 0.1, [Dest("yt", i)])
     assert len(meter._samples) <= 64
+
+
+def test_a_destination_missing_from_the_oldest_sample_still_counts() -> None:
+    # The show's first snapshot comes before the relays exist: kept as the window's oldest,
+    # it hid every byte for the window's first 20 s (the 8 Mbit/s venue test read 0.0
+    # while the uplink carried 7.9 Mbit/s). Each destination counts from its first sample.
+    meter = UplinkMeter()
+    meter.observe(0.0, [])
+    meter.observe(1.0, [Dest("yt", 0), Dest("fb", 0)])
+    estimate = meter.observe(11.0, [Dest("yt", 1_000_000), Dest("fb", 1_000_000)])
+    assert estimate.throughput_bps == 2_000_000 * 8 / 11
+    added = meter.observe(16.0, [Dest("yt", 1_500_000), Dest("fb", 1_500_000), Dest("x", 0)])
+    later = meter.observe(21.0, [Dest("yt", 2_000_000), Dest("fb", 2_000_000), Dest("x", 500_000)])
+    assert added.throughput_bps == 3_000_000 * 8 / 16
+    assert later.throughput_bps == 4_500_000 * 8 / 20  # the window: samples from 1.0 on
