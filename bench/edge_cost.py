@@ -24,6 +24,13 @@ nginx's relay and the reader's demux, on loopback (no network delay).
     python bench/edge_cost.py --seconds 30 --counts 0,1,2,4,8 --repeats 2
 
 ``--counts`` 0: the edge serving, sent no contribution (its fixed cost).
+
+``--mirror``: both peers also make an HLS mirror with the default ladder from the same
+contribution (the program copied, 640x360 x264 veryfast 440k + AAC 48k with the input's
+keyframes, AAC 48k audio only): jalsa's edge file gets ``[[destinations]] url = "hls"``
+with an empty ``[destinations.ladder]`` (decoded and encoded on the edge:
+orchestrator/edge/mirror_ladders.py); ffmpeg gets a second output in the same process,
+``-f hls -var_stream_map "v:0,a:0 v:1,a:1 a:2"`` beside its tee.
 """
 
 from __future__ import annotations
@@ -188,12 +195,15 @@ class Run:
     latency_ms: dict[str, float] | None = None
 
 
-def _edge_file(path: Path, urls: list[str]) -> Path:
+def _edge_file(path: Path, urls: list[str], mirror: bool) -> Path:
     lines = ["[edge]", 'name = "bench-edge"', f'key = "{KEY}"']
     for index, url in enumerate(urls):
         app, _, stream = url.rpartition("/")
         lines += ["", "[[destinations]]", f'name = "d{index}"', f'url = "{app}"']
         lines += [f'key = "{stream}"']
+    if mirror:
+        lines += ["", "[[destinations]]", 'name = "mirror"', 'url = "hls"']
+        lines += ["[destinations.ladder]"]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -206,12 +216,14 @@ def _serving(port: int) -> bool:
         return False
 
 
-def run_edge(nginx: NginxSink, work: Path, flv: Path, n: int, seconds: int, tag: str) -> Run:
+def run_edge(
+    nginx: NginxSink, work: Path, flv: Path, n: int, seconds: int, tag: str, mirror: bool
+) -> Run:
     """``n`` destinations; ``n == 0``: the edge serving one but sent no contribution (its
     fixed cost: uvicorn, /metrics, the control routes)."""
     urls = [nginx.url("live", f"{tag}-{i}") for i in range(max(n, 1))]
     port = free_port()
-    edge_toml = _edge_file(work / f"{tag}.toml", urls)
+    edge_toml = _edge_file(work / f"{tag}.toml", urls, mirror)
     argv = [sys.executable, "-m", "orchestrator.cli", "edge", str(edge_toml),
             "--listen", f"127.0.0.1:{port}", "--metrics", f"127.0.0.1:{free_port()}",
             "--state", str(work / f"{tag}-state")]  # fmt: skip
@@ -264,11 +276,26 @@ def _window(pid: int, started: float, seconds: int) -> float | None:
     return (c1 - c0) / (t1 - t0)
 
 
-def run_ffmpeg(nginx: NginxSink, work: Path, flv: Path, n: int, seconds: int, tag: str) -> Run:
+def run_ffmpeg(
+    nginx: NginxSink, work: Path, flv: Path, n: int, seconds: int, tag: str, mirror: bool
+) -> Run:
     urls = [nginx.url("live", f"{tag}-{i}") for i in range(n)]
     slaves = "|".join(f"[f=flv:onfail=ignore]{url}" for url in urls)
     argv = [FFMPEG, "-hide_banner", "-loglevel", "error", "-re", "-i", str(flv),
             "-map", "0", "-c", "copy", "-f", "tee", slaves]  # fmt: skip
+    if mirror:
+        hls = work / f"{tag}-hls"
+        hls.mkdir()
+        argv += ["-filter_complex", "[0:v]scale=-2:360[low]",
+                 "-map", "0:v", "-map", "0:a", "-map", "[low]", "-map", "0:a", "-map", "0:a",
+                 "-c:v:0", "copy", "-c:a:0", "copy",
+                 "-c:v:1", "libx264", "-preset:v:1", "veryfast", "-b:v:1", "440k",
+                 "-force_key_frames:v:1", "source",
+                 "-c:a:1", "aac", "-b:a:1", "48k", "-c:a:2", "aac", "-b:a:2", "48k",
+                 "-f", "hls", "-hls_time", "2", "-hls_list_size", "6",
+                 "-hls_flags", "delete_segments+independent_segments",
+                 "-var_stream_map", "v:0,a:0 v:1,a:1 a:2", "-master_pl_name", "index.m3u8",
+                 "-hls_segment_filename", str(hls / "%v-%d.ts"), str(hls / "%v.m3u8")]  # fmt: skip
     measured = run_measured(
         argv, log_path=work / f"{tag}.log", timeout=seconds + 60,
         steady_window=(0.3 * seconds, 0.9 * seconds),
@@ -286,7 +313,7 @@ def _runs(args: argparse.Namespace, nginx: NginxSink, work: Path, flv: Path) -> 
                     continue
                 tag = f"{peer}-{n}-{repeat}"
                 log(f"{peer}, {n} destination(s), repeat {repeat + 1}")
-                run = runner(nginx, work, flv, n, args.seconds, tag)
+                run = runner(nginx, work, flv, n, args.seconds, tag, args.mirror)
                 run.repeat = repeat
                 log(f"  {run}")
                 yield run
@@ -299,6 +326,7 @@ def main() -> None:
                         default=[0, 1, 2, 4, 8])  # fmt: skip
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--mirror", action="store_true", help="an HLS mirror with its ladder too")
     args = parser.parse_args()
     flv = contribution(args.seconds)
     work = workdir("edge-cost-")

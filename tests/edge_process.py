@@ -82,9 +82,14 @@ class EdgeProcess:
 
 
 def edge_file(
-    path: Path, nginx: NginxRtmp, certs: Certificates, streams: tuple[str, str] = STREAMS
+    path: Path,
+    nginx: NginxRtmp,
+    certs: Certificates,
+    streams: tuple[str, str] = STREAMS,
+    more: str = "",
 ) -> Path:
-    """The edge's file: destinations ``yt`` and ``fb`` publish ``streams`` to nginx's rec."""
+    """The edge's file: destinations ``yt`` and ``fb`` publish ``streams`` to nginx's rec;
+    ``more``: further TOML (destination tables) at its end."""
     rec = f"rtmp://127.0.0.1:{nginx.port}/rec"
     path.write_text(
         f'[edge]\nname = "test-edge"\nkey = "${{EDGE_KEY}}"\n'
@@ -93,6 +98,7 @@ def edge_file(
             f'\n[[destinations]]\nname = "{name}"\nurl = "{rec}"\nkey = "{stream}"\n'
             for name, stream in zip(("yt", "fb"), streams, strict=True)
         )
+        + more
     )
     return path
 

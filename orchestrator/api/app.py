@@ -17,7 +17,7 @@ from orchestrator.api.audio import add_audio_routes
 from orchestrator.api.auth import RequireOperator
 from orchestrator.api.destinations import add_destination_routes
 from orchestrator.api.live import CONSOLE_HEADERS, add_live_routes
-from orchestrator.api.mirror import add_mirror_routes
+from orchestrator.api.mirror import mirror_routes
 from orchestrator.api.problems import with_problems
 from orchestrator.api.rundown import add_rundown_routes
 from orchestrator.api.speaker_desk import add_speaker_desk_routes
@@ -84,7 +84,7 @@ def create_app(show: Show, token: Secret, state_dir: Path, watch: Watch | None =
 
     # /hls/<mirror>/...: the public mirror, cache- and CDN-friendly
     viewers = watch.hls_viewers if watch is not None else None
-    add_mirror_routes(app, is_hls, state_dir, viewers)
+    app.router.routes.extend(mirror_routes(is_hls, state_dir, viewers))
     add_watch_routes(app, show, is_hls, viewers)  # /watch/<mirror>: the listener page
 
     if any(speaker.live for speaker in show.event.speakers):

@@ -28,8 +28,10 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
 
 from relays.files import hls_dir
 
@@ -48,22 +50,24 @@ MEDIA_PLAYLIST_CACHE = "public, max-age=1"
 MASTER_PLAYLIST_CACHE = "public, max-age=10"
 # Set by the caching proxy in front of jalsa (docs/mirror.md): its requests are not viewers.
 CACHE_HEADER = "x-jalsa-cache"
+HLS_PATH = "/hls/{name}/{file}"
 
 
-def add_mirror_routes(
-    app: FastAPI, is_mirror: Callable[[str], bool], state_dir: Path, viewers: HlsViewers | None
-) -> None:
-    """``/hls/<mirror>/<file>``. ``is_mirror(name)``: an HLS destination of the relay now."""
+def mirror_routes(
+    is_mirror: Callable[[str], bool], state_dir: Path, viewers: HlsViewers | None
+) -> list[Route]:
+    """``/hls/<mirror>/<file>``, as Starlette routes (the studio's app and the edge's).
+    ``is_mirror(name)``: an HLS destination of the relay now."""
 
-    def path_of(name: str, file: str) -> tuple[Path, str]:
+    def path_of(request: Request) -> tuple[Path, str]:
+        name, file = request.path_params["name"], request.path_params["file"]
         match = HLS_FILE.fullmatch(file)
         if not MIRROR_NAME.fullmatch(name) or match is None or not is_mirror(name):
             raise HTTPException(404, "no such HLS stream", headers=CORS)
         return hls_dir(state_dir, name) / file, match.group(1)
 
-    @app.options("/hls/{name}/{file}", include_in_schema=False)
-    async def preflight(name: str, file: str) -> Response:
-        path_of(name, file)
+    async def preflight(request: Request) -> Response:
+        path_of(request)
         headers = {
             **CORS,
             "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
@@ -72,16 +76,22 @@ def add_mirror_routes(
         }
         return Response(status_code=204, headers=headers)
 
-    @app.api_route("/hls/{name}/{file}", methods=["GET", "HEAD"], include_in_schema=False)
-    async def hls(name: str, file: str, request: Request) -> Response:
-        path, kind = path_of(name, file)
+    async def hls(request: Request) -> Response:
+        path, kind = path_of(request)
         if viewers is not None and counts_as_viewer(request):
             viewers.seen(
-                name, request.client and request.client.host, request.headers.get("user-agent")
+                request.path_params["name"],
+                request.client and request.client.host,
+                request.headers.get("user-agent"),
             )
         if kind == "m3u8":
             return await _playlist(path, request)
         return await _segment(path, request)
+
+    return [
+        Route(HLS_PATH, hls, methods=["GET", "HEAD"], include_in_schema=False),
+        Route(HLS_PATH, preflight, methods=["OPTIONS"], include_in_schema=False),
+    ]
 
 
 def counts_as_viewer(request: Request) -> bool:

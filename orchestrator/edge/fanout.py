@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +26,12 @@ from av.container import InputContainer
 from av.stream import Stream
 
 from orchestrator.edge.blip_cover import BlipCover
+from orchestrator.edge.mirror_ladders import MirrorLadders
 from orchestrator.edge.roster import Roster
 from orchestrator.edge.slate_loop import studio_format
 from orchestrator.edge.uplink_outages import UplinkOutages
 from orchestrator.event.destination_spec import DestinationSpec
+from orchestrator.program.ladder import RenditionSnapshot
 from relays.destination import DestinationSnapshot
 from relays.packet import EncodedPacket
 from relays.relay import Relay
@@ -88,6 +90,7 @@ class Fanout:
         self._lock = threading.Lock()
         self._relay: Relay | None = None
         self._cover: BlipCover | None = None
+        self._ladders: MirrorLadders | None = None
         self._closed = False  # packets still demuxed while the edge stops go nowhere
         self._container: InputContainer | None = None
         self._signature: tuple[object, ...] = ()
@@ -145,7 +148,7 @@ class Fanout:
                 return self._cover
             video, audio = container.streams.video[0], container.streams.audio[0]
             signature = _signature(video) + _signature(audio)
-            old, old_cover = self._relay, self._cover
+            old, old_cover, old_ladders = self._relay, self._cover, self._ladders
             goes_on = self._newest is not None and seconds >= self._newest - 1.0
             if old_cover is not None and signature == self._signature and goes_on:
                 # Outputs opened from the old streams copied what they need; new ones
@@ -154,11 +157,15 @@ class Fanout:
                 log.info("contribution resumed: the destinations carry on")
                 return old_cover
             self._relay = relay = Relay((video, audio), self._state_dir)
+            studio = studio_format(video, audio)
+            self._ladders = ladders = MirrorLadders(
+                self.roster.specs(), video, audio, studio, self._state_dir
+            )
             video_tb, audio_tb = video.time_base, audio.time_base
             assert video_tb is not None and audio_tb is not None  # FLV's: milliseconds
             self._cover = cover = BlipCover(
-                relay.publish,
-                studio_format(video, audio),
+                _tap(relay, ladders),
+                studio,
                 {"video": video_tb, "audio": audio_tb},
                 self._outages,
             )
@@ -169,7 +176,10 @@ class Fanout:
         if old is not None:
             log.info("the contribution's streams or timeline changed: destinations restart")
             old.close(3.0)
+        if old_ladders is not None:
+            old_ladders.close(3.0)  # before the new ones write the same playlists
         self.roster.start(relay)
+        ladders.start()
         cover.start()
         return cover
 
@@ -195,13 +205,33 @@ class Fanout:
     def destinations(self) -> list[DestinationSnapshot]:
         return self.roster.snapshots()
 
+    def ladders(self) -> dict[str, list[RenditionSnapshot]]:
+        """The renditions of each mirror's ladder (none before a contribution)."""
+        ladders = self._ladders
+        return ladders.snapshots() if ladders is not None else {}
+
     def close(self, timeout: float) -> None:
         with self._lock:
             self._closed = True
             relay, self._relay = self._relay, None
             cover, self._cover = self._cover, None
+            ladders, self._ladders = self._ladders, None
         if cover is not None:
             cover.close(min(1.0, timeout / 4))
         if relay is not None:
-            relay.close(timeout)
+            relay.close(timeout * 3 / 4 if ladders is not None else timeout)
+        if ladders is not None:
+            ladders.close(timeout / 4)
         self._outages.close()
+
+
+def _tap(relay: Relay, ladders: MirrorLadders) -> Callable[[list[EncodedPacket]], None]:
+    """What the blip cover publishes to: the relay, then the mirrors' ladders."""
+    if not ladders.active:
+        return relay.publish
+
+    def publish(packets: list[EncodedPacket]) -> None:
+        relay.publish(packets)
+        ladders.feed(packets)
+
+    return publish

@@ -29,6 +29,10 @@ class Roster:
         self._paused: set[str] = set()
         self._relay: Relay | None = None
 
+    def specs(self) -> list[DestinationSpec]:
+        with self._lock:
+            return list(self._specs.values())
+
     def start(self, relay: Relay) -> None:
         """Put every destination on ``relay``, the new one of a new contribution."""
         with self._lock:

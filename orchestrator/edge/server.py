@@ -7,7 +7,11 @@
   in progress (a studio that reconnects after a blip must not wait for its old, dead
   connection to time out).
 - ``GET /healthz``: 200 and what the edge is doing (no secrets).
-- ``/metrics`` on ``--metrics``: ``jalsa_edge_*`` and the destinations' ``jalsa_relay_*``.
+- ``GET``/``HEAD /hls/<mirror>/<file>`` (public): the edge's HLS mirrors, with the
+  studio's cache headers (:mod:`orchestrator.api.mirror`): the origin a CDN fronts, so
+  listeners never load the venue's uplink.
+- ``/metrics`` on ``--metrics``: ``jalsa_edge_*``, the destinations' ``jalsa_relay_*``
+  and ``jalsa_listeners`` (the mirrors' viewers, the platforms' counts where configured).
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from monitoring.metrics import RelayCollector
+from monitoring.hls_viewers import HlsViewers
+from monitoring.listeners import Listeners
+from monitoring.metrics import ListenerCollector, RelayCollector
+from orchestrator.api.mirror import mirror_routes
 from orchestrator.edge.control import control_routes
 from orchestrator.edge.fanout import Fanout
 from orchestrator.edge.intake import BodyPipe, demux
@@ -166,8 +173,13 @@ class EdgeCollector(Collector):
         yield from families
 
 
-def edge_app(fanout: Fanout, edge: EdgeFile, state_dir: Path) -> Starlette:
+def edge_app(
+    fanout: Fanout, edge: EdgeFile, state_dir: Path, viewers: HlsViewers | None = None
+) -> Starlette:
     contributions = Contributions(fanout, edge.key.reveal())
+
+    def is_mirror(name: str) -> bool:
+        return any(spec.name == name and spec.kind == "hls" for spec in fanout.roster.specs())
 
     def studio_key(request: Request) -> bool:
         return authorized(request.headers.get("authorization"), edge.key.reveal())
@@ -182,6 +194,10 @@ def edge_app(fanout: Fanout, edge: EdgeFile, state_dir: Path) -> Starlette:
                     {"name": d.name, "platform": d.platform, "state": d.state, "lag": d.lag_seconds}
                     for d in fanout.destinations()
                 ],
+                "ladders": {
+                    name: [asdict(r) for r in renditions]
+                    for name, renditions in fanout.ladders().items()
+                },
             }
         )
 
@@ -190,6 +206,7 @@ def edge_app(fanout: Fanout, edge: EdgeFile, state_dir: Path) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route(CONTRIBUTION_PATH, contributions.put, methods=["PUT", "POST"]),
             *control_routes(fanout.roster, studio_key, state_dir),
+            *mirror_routes(is_mirror, state_dir, viewers),
         ]
     )
 
@@ -200,18 +217,21 @@ async def serve_edge(edge: EdgeFile, *, listen: Address, metrics: Address, state
         edge.name, [(d.name, d.platform) for d in edge.destinations], state_dir / "samples"
     )
     fanout = Fanout(edge.destinations, state_dir, outages)
-    contribution = web_server(edge_app(fanout, edge, state_dir), listen)
+    listeners = Listeners(edge.destinations, HlsViewers())
+    contribution = web_server(edge_app(fanout, edge, state_dir, listeners.hls), listen)
     contribution.config.ssl_certfile = edge.tls_cert
     contribution.config.ssl_keyfile = edge.tls_key
     registry = CollectorRegistry(auto_describe=True)
     registry.register(EdgeCollector(fanout, edge.name))
     registry.register(RelayCollector(fanout.destinations))
+    registry.register(ListenerCollector(listeners.snapshot))
     servers = [contribution, web_server(make_asgi_app(registry), metrics)]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(s.serve(), name="http") for s in servers]
+    counting = asyncio.create_task(listeners.run(), name="listeners")
     scheme = "https" if edge.tls_cert else "http"
     print(
         f"jalsa edge {edge.name}: contribution at "
@@ -223,10 +243,11 @@ async def serve_edge(edge: EdgeFile, *, listen: Address, metrics: Address, state
     done, _ = await asyncio.wait({stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED)
     failed = stopper not in done
     stopper.cancel()
+    counting.cancel()
     for server in servers:
         server.should_exit = True
     await asyncio.to_thread(fanout.close, STOP_SECONDS)
-    await asyncio.wait(tasks, timeout=1.0)
+    await asyncio.wait([*tasks, counting], timeout=1.0)
     if failed:
         log.error("a server of the edge stopped (could it bind?); shut down")
         return 1

@@ -172,8 +172,8 @@ class Rendition:
     def start(self) -> None:
         self._thread.start()
 
-    def offer(self, picture: _Picture | None, audio: _Audio) -> None:
-        """Queue a picture and its audio block; never blocks (the program thread)."""
+    def offer(self, picture: _Picture | None, audio: _Audio | None) -> None:
+        """Queue a picture and/or an audio block; never blocks (the program thread)."""
         if self._error is not None:
             return
         if picture is not None and not self.audio_only:
@@ -192,7 +192,8 @@ class Rendition:
         if self._queue.qsize() > AUDIO_BACKLOG + PICTURE_BACKLOG:
             self._fail("too far behind the program")
             return
-        self._queue.put_nowait(audio)
+        if audio is not None:
+            self._queue.put_nowait(audio)
 
     def close(self, timeout: float) -> None:
         self._queue.put_nowait(_STOP)
@@ -288,6 +289,22 @@ class Ladder:
         block = _Audio(audio, index * SAMPLE_RATE // self._program.fps)
         for rendition in self.renditions:
             rendition.offer(shot, block)
+
+    def offer_picture(self, picture: av.VideoFrame, index: int, keyframe: bool) -> None:
+        """A picture alone (a decoded stream's, whose audio comes apart: the edge's)."""
+        shot = _Picture(picture, index, keyframe)
+        for rendition in self.renditions:
+            rendition.offer(shot, None)
+
+    def offer_audio(self, samples: Samples, position: int) -> None:
+        """An audio block alone, ``position`` its first sample on the program's timeline."""
+        block = _Audio(samples, position)
+        for rendition in self.renditions:
+            rendition.offer(None, block)
+
+    @property
+    def needs_pictures(self) -> bool:
+        return any(not rendition.audio_only for rendition in self.renditions)
 
     def close(self, timeout: float) -> None:
         for rendition in self.renditions:

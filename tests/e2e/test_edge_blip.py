@@ -3,7 +3,9 @@ is cut (a blackhole in a FaultProxy between them) and restored; the edge covers 
 with its pre-encoded slate and switches back at the studio's next keyframe.
 
 studio ``jalsa run`` -> FaultProxy -> ``jalsa edge`` (HTTPS) -> two nginx-rtmp
-"platforms" that record what they get. ``JALSA_EDGE_BLIP_SECONDS`` sets the cut
+"platforms" that record what they get, and the edge's own HLS mirror with its ladder
+(made on the edge from the contribution), served from the edge's ``/hls/`` during the
+cut and judged by ffprobe after. ``JALSA_EDGE_BLIP_SECONDS`` sets the cut
 (default 20 s; the issue asks for up to 60). ``JALSA_EDGE_BLIP_PRESET`` the studio's x264
 preset (default ultrafast: the slate finds the studio's SPS/PPS; ``slow`` is one it does
 not try, so the switches go through in-band parameter sets).
@@ -11,9 +13,12 @@ not try, so the switches go through in-band parameter sets).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import re
+import shutil
 import ssl
 import time
 import urllib.request
@@ -24,6 +29,7 @@ from typing import Any
 
 import av
 import pytest
+from background import BackgroundLoop
 from edge_process import EDGE_KEY, EdgeProcess, edge_file, studio_file
 from faults import FaultProxy
 from jalsa_run import JalsaRun, free_port, jalsa
@@ -38,6 +44,16 @@ BLIP_SECONDS = float(os.environ.get("JALSA_EDGE_BLIP_SECONDS", "20"))
 PRESET = os.environ.get("JALSA_EDGE_BLIP_PRESET", "ultrafast")
 STREAMS = ("blip-yt-51c0", "blip-fb-7d2a")
 EDGE = {"edge": "test-edge"}
+MIRROR = """
+[[destinations]]
+name = "mirror"
+url = "hls"
+[destinations.ladder]
+low_height = 144
+low_video_kbps = 150
+audio_kbps = 32
+"""
+RENDITIONS = ("program", "low", "audio")
 
 
 @dataclass
@@ -57,6 +73,48 @@ class Blip:
     slate_spans: dict[str, float]  # the recording's first to last slate frame, seconds
     report: dict[str, object]
     edge_logs: str
+    served: dict[str, tuple[int, dict[str, str], bytes]]  # the edge's /hls/mirror/ in the cut
+    hls_viewers: float | None  # the edge's jalsa_listeners{platform="hls"} after that
+    ladders: list[dict[str, Any]]  # /healthz's ladders["mirror"] in the cut
+    mirror: dict[str, Probe]
+    mirror_errors: dict[str, str]
+
+
+class SegmentKeeper(BackgroundLoop):
+    """Keeps every segment of a live HLS folder as it appears (a live playlist lists the
+    last few only, and jalsa deletes the older ones); :meth:`join` writes each rendition's
+    segments, in order, as one MPEG-TS file for ffprobe."""
+
+    def __init__(self, folder: Path, keep: Path) -> None:
+        super().__init__(0.2)
+        self._folder, self._keep = folder, keep
+        keep.mkdir(parents=True, exist_ok=True)
+
+    def tick(self) -> None:
+        time.sleep(self.period)
+        self._copy()
+
+    def _copy(self) -> None:
+        for segment in self._folder.glob("*.ts"):  # finished ones (temp_file: .ts.tmp before)
+            kept = self._keep / segment.name
+            if not kept.exists():
+                # deleted in between: it was kept on an earlier pass, or it is lost
+                with contextlib.suppress(FileNotFoundError):
+                    shutil.copyfile(segment, kept)
+
+    def join(self, rendition: str) -> Path:
+        self._copy()
+        number = re.compile(rf"{rendition}-(\d+)-(\d+)\.ts")
+        parts = sorted(
+            (tuple(map(int, m.groups())), path)
+            for path in self._keep.glob(f"{rendition}-*.ts")
+            if (m := number.fullmatch(path.name))
+        )
+        whole = self._keep / f"{rendition}-all.ts"
+        with whole.open("wb") as out:
+            for _, part in parts:
+                out.write(part.read_bytes())
+        return whole
 
 
 def _largest_gap(times: list[float]) -> float:
@@ -82,23 +140,43 @@ def blip(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     work = tmp_path_factory.mktemp("edge-blip")
     certs = make_certificates(work / "certs")
     edge_port, edge_metrics = free_port(), free_port()
-    edge_toml = edge_file(work / "edge.toml", nginx, certs, STREAMS)
+    edge_toml = edge_file(work / "edge.toml", nginx, certs, STREAMS, MIRROR)
     with (
         EdgeProcess(edge_toml, work / "edge-state", edge_port, edge_metrics) as edge,
         FaultProxy("127.0.0.1", edge_port) as proxy,
+        SegmentKeeper(work / "edge-state" / "hls" / "mirror", work / "mirror-kept") as kept,
     ):
         studio = studio_file(work / "studio.toml", nginx, certs, proxy.port, PRESET)
         wait_for(edge.metrics, 30, "the edge to serve", ignore=(OSError,))
         with JalsaRun(studio, work / "studio-state", env={"EDGE_KEY": EDGE_KEY}) as run:
-            yield _cut_and_restore(edge, proxy, run, nginx, work, certs)
+            yield _cut_and_restore(edge, proxy, run, nginx, work, certs, kept)
+
+
+def _get(edge: EdgeProcess, certs: Certificates, path: str) -> tuple[int, dict[str, str], bytes]:
+    """``GET path`` on the edge's --listen, as a player (or a CDN) does (header names in
+    lower case)."""
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{edge.listen}{path}", headers={"User-Agent": "test-player/1"}
+    )
+    with urllib.request.urlopen(request, timeout=5, context=context) as response:
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        return response.status, headers, response.read()
 
 
 def _healthz(edge: EdgeProcess, certs: Certificates) -> dict[str, Any]:
-    context = ssl.create_default_context(cafile=str(certs.ca))
-    url = f"https://127.0.0.1:{edge.listen}/healthz"
-    with urllib.request.urlopen(url, timeout=5, context=context) as response:
-        contribution: dict[str, Any] = json.load(response)["contribution"]
-        return contribution
+    contribution: dict[str, Any] = json.loads(_get(edge, certs, "/healthz")[2])["contribution"]
+    return contribution
+
+
+def _serve_mirror(
+    edge: EdgeProcess, certs: Certificates
+) -> dict[str, tuple[int, dict[str, str], bytes]]:
+    """The master playlist, the low rendition's playlist and its newest segment."""
+    served = {name: _get(edge, certs, f"/hls/mirror/{name}") for name in ("index.m3u8", "low.m3u8")}
+    segment = [line for line in served["low.m3u8"][2].decode().splitlines() if line.endswith(".ts")]
+    served["segment"] = _get(edge, certs, f"/hls/mirror/{segment[-1]}")
+    return served
 
 
 def _cut_and_restore(
@@ -108,6 +186,7 @@ def _cut_and_restore(
     nginx: NginxRtmp,
     work: Path,
     certs: Certificates,
+    kept: SegmentKeeper,
 ) -> Blip:
     run.wait_ready()
     for stream in STREAMS:
@@ -120,6 +199,11 @@ def _cut_and_restore(
     proxy.set_mode("blackhole")
     slate_on = wait_for(lambda: edge.metric("jalsa_edge_slate_on", **EDGE), 20, "slate on")
     health = _healthz(edge, certs)
+    served = _serve_mirror(edge, certs)  # the mirror is live on the slate, from the edge
+    hls_viewers = wait_for(
+        lambda: edge.metric("jalsa_listeners", platform="hls"), 10, "the edge's hls listeners"
+    )
+    ladders = json.loads(_get(edge, certs, "/healthz")[2])["ladders"]["mirror"]
     wait_for(
         lambda: (edge.metric("jalsa_edge_slate_seconds_total", **EDGE) or 0) >= BLIP_SECONDS,
         BLIP_SECONDS + 20,
@@ -157,6 +241,7 @@ def _cut_and_restore(
         for s in STREAMS
     }
     report = jalsa("report", "--state", str(edge.state_dir), "--out", str(work / "report"))
+    mirror = {name: kept.join(name) for name in RENDITIONS}
     assert report.returncode == 0, report.stderr
     return Blip(
         probes=probes,
@@ -174,6 +259,11 @@ def _cut_and_restore(
         slate_spans={s: _slate_span(nginx.recording(s)) for s in STREAMS},
         report=json.loads((work / "report" / "report.json").read_text()),
         edge_logs=edge.logs,
+        served=served,
+        hls_viewers=hls_viewers,
+        ladders=ladders,
+        mirror={name: ffprobe(path) for name, path in mirror.items()},
+        mirror_errors={name: decode_errors(path) for name, path in mirror.items()},
     )
 
 
@@ -237,3 +327,39 @@ def test_the_report_shows_the_blip_as_an_uplink_outage(blip: Blip) -> None:
         False,
     )
     assert window["seconds"] >= BLIP_SECONDS, window
+
+
+def test_the_edge_serves_its_mirror_with_the_cache_headers(blip: Blip) -> None:
+    """The origin a CDN fronts is the edge: listeners never load the venue's uplink."""
+    (status, master_headers, master), low, segment = (
+        blip.served[k] for k in ("index.m3u8", "low.m3u8", "segment")
+    )
+    assert status == 200 and master.decode().count("#EXT-X-STREAM-INF") == 3, master
+    assert "RESOLUTION=256x144" in master.decode() and "RESOLUTION=320x180" in master.decode()
+    assert master_headers["cache-control"] == "public, max-age=10"
+    assert low[1]["cache-control"] == "public, max-age=1" and b"#EXTINF" in low[2]
+    assert segment[0] == 200 and segment[1]["cache-control"].endswith("immutable")
+    assert segment[2][:1] == b"G" and len(segment[2]) % 188 == 0  # MPEG-TS packets
+    assert blip.hls_viewers == 1.0  # this test's player, counted on the edge
+
+
+def test_the_edge_ladder_decodes_and_is_aligned_through_the_blip(blip: Blip) -> None:
+    program, low, audio = (blip.mirror[name] for name in RENDITIONS)
+    for name in RENDITIONS:
+        assert blip.mirror_errors[name] == "", (name, blip.mirror_errors[name][:2000])
+    assert (low.video_codec, low.width, low.height, audio.video_codec) == ("h264", 256, 144, None)
+    # The slate came through the ladder too: no gap in the low rendition across the cut.
+    assert low.video_seconds > BLIP_SECONDS + 5 and low.largest_video_gap < 0.5
+    start = max(min(program.video_times), min(low.video_times))
+    end = min(max(program.video_times), max(low.video_times))
+    # As frame numbers: the program rendition has FLV's whole milliseconds (8.199 s), the
+    # low one its frame's exact time (8.2 s): the same frame.
+    common = [round(t * 15) for t in program.keyframe_times if start <= t <= end]
+    assert len(common) >= BLIP_SECONDS / 3  # the studio's GOPs and the slate's
+    assert common == [round(t * 15) for t in low.keyframe_times if start <= t <= end]
+    # One timeline for audio too, by AAC frame (1024 samples at 48 kHz).
+    frames = [{round(t * 48000 / 1024) for t in p.audio_times} for p in (program, audio)]
+    shared = frames[0] & frames[1]
+    assert len(shared) > 0.9 * len(audio.audio_times), (len(shared), len(audio.audio_times))
+    for rendition in blip.ladders:
+        assert rendition["up"] and rendition["error"] is None and rendition["sent_bytes"] > 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from background import BackgroundLoop
 from faults import FaultProxy
 from icecast_server import Icecast
 from media import Probe, decode_errors, ffprobe
@@ -75,28 +75,18 @@ def rtmp(
     )
 
 
-class Watchdog:
+class Watchdog(BackgroundLoop):
     """A thread that measures how late its 50 ms sleeps wake: a process-wide freeze (the
     GIL held by a blocked call) shows as one very late wake."""
 
     def __init__(self) -> None:
+        super().__init__(0.05)
         self.worst = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Watchdog:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            before = time.monotonic()
-            time.sleep(0.05)
-            self.worst = max(self.worst, time.monotonic() - before - 0.05)
+    def tick(self) -> None:
+        before = time.monotonic()
+        time.sleep(self.period)
+        self.worst = max(self.worst, time.monotonic() - before - self.period)
 
 
 @dataclass
