@@ -30,7 +30,11 @@ An agent downloads (throughput) only every few rounds: the live view of it
 (:meth:`AgentIngest.latest_rounds`) is its newest round with, for each platform that
 round did not download, the newest speed measured within ``throughput_keep`` seconds
 before it (the classifier's ``throughput_stale_after``), so ``jalsa_probe_throughput_*``
-and the alert rules see what the classifier sees.
+and the alert rules see what the classifier sees. An agent whose newest round is older than
+``stale_after`` (the classifier's) has no live view: its ``jalsa_probe_*`` series leave
+``/metrics`` (Prometheus marks them stale), so a silent agent's last "all clear" is not
+read as a current one; ``jalsa_agent_last_round_timestamp_seconds`` still says when it
+last measured.
 """
 
 from __future__ import annotations
@@ -172,6 +176,7 @@ class AgentIngest:
     min_gap: the least time between the starts of two rounds of one agent.
     future_slack: how far after its arrival a corrected round may end.
     throughput_keep: how long a speed stays in the live view (see the module).
+    stale_after: how long an agent's newest round stays in the live view.
     """
 
     def __init__(
@@ -185,6 +190,7 @@ class AgentIngest:
         min_gap: float = 1.0,
         future_slack: float = 5.0,
         throughput_keep: float = 900.0,
+        stale_after: float = 120.0,
     ) -> None:
         self.registry = registry
         self._on_round = on_round
@@ -194,6 +200,7 @@ class AgentIngest:
         self.min_gap = min_gap
         self.future_slack = future_slack
         self.throughput_keep = throughput_keep
+        self.stale_after = stale_after
         self.rejected: Counter[str] = Counter()
         self._agents: dict[str, _Agent] = {}
 
@@ -295,9 +302,13 @@ class AgentIngest:
             for seq in [s for s, at in state.seqs.items() if at < horizon]:
                 del state.seqs[seq]
 
-    def latest_rounds(self) -> list[ProbeRound]:
-        """Each agent's live view: see the module."""
-        return [r for a in self._agents.values() if (r := a.live(self.throughput_keep))]
+    def latest_rounds(self, now: float) -> list[ProbeRound]:
+        """Each agent's live view at ``now``: see the module."""
+        return [
+            r
+            for a in self._agents.values()
+            if (r := a.live(self.throughput_keep)) and now - r.finished_at <= self.stale_after
+        ]
 
     def snapshot(self) -> AgentsSnapshot:
         views = tuple(

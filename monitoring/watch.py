@@ -88,6 +88,7 @@ class Watch:
         spec = event.monitoring
         self.spec = spec
         self.hls_viewers = HlsViewers()
+        self._clock = clock
         self.listeners = Listeners(event.destinations, self.hls_viewers, clock=clock)
         self.sampler = Sampler(
             SampleLog(state_dir / "samples", clock=clock),
@@ -133,7 +134,12 @@ class Watch:
         self._platform_ok: dict[str, bool] = {}
         # Pushing agents (jalsa agents add): their rounds arrive at POST /agents/<id>/rounds.
         self.agent_registry = AgentRegistry(state_dir)
-        self.agent_ingest = AgentIngest(self.agent_registry, on_round=self._on_agent_round)
+        self.agent_ingest = AgentIngest(
+            self.agent_registry,
+            on_round=self._on_agent_round,
+            throughput_keep=classifier.thresholds.throughput_stale_after,
+            stale_after=classifier.thresholds.stale_after,
+        )
         self.sampler.note(
             {
                 "type": "classifier",
@@ -155,7 +161,10 @@ class Watch:
         (:class:`~monitoring.metrics_endpoint.OnLoop`: /metrics renders in a thread)."""
         found: list[Collector] = [ListenerCollector(bind(self.listeners.snapshot))]
         found.append(
-            ProbeCollector(bind(lambda: self._round), bind(self.agent_ingest.latest_rounds))
+            ProbeCollector(
+                bind(lambda: self._round),
+                bind(lambda: self.agent_ingest.latest_rounds(self._clock())),
+            )
         )
         found.append(AgentCollector(bind(self.agent_ingest.snapshot)))
         found.append(OutageCollector(bind(self._judged)))

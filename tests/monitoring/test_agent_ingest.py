@@ -246,9 +246,22 @@ def test_the_live_view_keeps_a_speed_until_the_next_download(state: Path) -> Non
     assert jalsa.submit("lahore-1", *agent.body(T), T).status == 200
     without = agent.body(T + 30, throughput=[])
     assert jalsa.submit("lahore-1", *without, T + 30).status == 200
-    (live,) = jalsa.latest_rounds()
+    (live,) = jalsa.latest_rounds(T + 31)
     assert live.finished_at == T + 30 and live.throughput() == {"youtube": 50_000.0}
     late = agent.body(T + 1000, throughput=[])
     assert jalsa.submit("lahore-1", *late, T + 1000).status == 200
-    (live,) = jalsa.latest_rounds()
+    (live,) = jalsa.latest_rounds(T + 1001)
     assert live.throughput() == {}
+
+
+def test_a_silent_agents_round_leaves_the_live_view(state: Path) -> None:
+    """Exported as jalsa_probe_* while fresh; once older than the classifier's 120 s, no
+    longer: a silent agent's last "all clear" is not a current one. Its coverage (the
+    agents' view) still has it."""
+    agent = enrolled(state)
+    jalsa = ingest(state)
+    assert jalsa.submit("lahore-1", *agent.body(T), T).status == 200
+    assert [r.finished_at for r in jalsa.latest_rounds(T + 120)] == [T]
+    assert jalsa.latest_rounds(T + 121) == []
+    (view,) = jalsa.snapshot().agents
+    assert view.latest is not None and view.latest.finished_at == T

@@ -40,7 +40,9 @@ class Jalsa:
         # the rounds of these tests fail at once, so two may start within a second
         self.ingest = AgentIngest(self.registry, on_round=self.accepted.append, min_gap=0.001)
         self.metrics = CollectorRegistry(auto_describe=True)
-        self.metrics.register(ProbeCollector(lambda: None, self.ingest.latest_rounds))
+        self.metrics.register(
+            ProbeCollector(lambda: None, lambda: self.ingest.latest_rounds(time.time()))
+        )
         self.metrics.register(AgentCollector(self.ingest.snapshot))
         self.port = free_port()
         self._server: uvicorn.Server | None = None
