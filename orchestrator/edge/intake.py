@@ -121,6 +121,11 @@ def demux(pipe: BodyPipe, publish: Publish) -> None:
     for packet in container.demux():
         if packet.dts is None or packet.size == 0 or packet.pts is None:
             continue
+        if packet.is_corrupt:
+            # A body that broke off mid-tag: libavformat hands over the bytes it got,
+            # flagged. Sent on, every destination would get the same damaged frame.
+            log.warning("the contribution ended inside a %s packet: dropped", packet.stream.type)
+            continue
         kind = packet.stream.type
         if kind not in ("video", "audio") or packet.time_base is None:
             continue

@@ -388,9 +388,10 @@ def test_through_the_edge_every_platform_gets_the_whole_program(phases: Any) -> 
 
 @pytest.mark.xfail(
     strict=False,
-    reason="a known, unexplained defect (issue 13): in 1 run of 7 all five platforms' "
-    "recordings had the same damaged 607-byte video packet at 1.88 s ('missing picture in "
-    "access unit'); the studio's local recording, kept since, will say which side it is",
+    reason="a known defect (issue 13): in 1 run of 7 all five platforms' recordings had the "
+    "same damaged 607-byte video packet at 1.88 s ('missing picture in access unit'); likely "
+    "a packet cut off by a body's end, dropped by the intake since 2026-12-04 (unproven); "
+    "the studio's local recording, kept since, will say which side it is",
 )
 def test_through_the_edge_no_platform_gets_a_damaged_packet(phases: Any) -> None:
     edge: Phase = phases[1]

@@ -29,7 +29,7 @@ MIRROR = DestinationSpec(
 )
 
 
-def _contribution(path: Path) -> Path:
+def contribution_flv(path: Path) -> Path:
     """5 s of jalsa's program (320x180, 15 fps) as the FLV a studio sends."""
     encoder = ProgramEncoder(ProgramSpec(width=320, height=180, fps=FPS, preset="ultrafast"))
     packets: list[EncodedPacket] = []
@@ -53,7 +53,7 @@ def _contribution(path: Path) -> Path:
     return path
 
 
-def _demuxed(path: Path) -> tuple[av.container.InputContainer, list[EncodedPacket]]:
+def demuxed(path: Path) -> tuple[av.container.InputContainer, list[EncodedPacket]]:
     got: list[EncodedPacket] = []
     containers: list[av.container.InputContainer] = []
 
@@ -70,7 +70,7 @@ def _low(ladders: MirrorLadders) -> RenditionSnapshot:
 
 
 def test_the_ladder_is_made_from_the_contribution(tmp_path: Path) -> None:
-    container, packets = _demuxed(_contribution(tmp_path / "contribution.flv"))
+    container, packets = demuxed(contribution_flv(tmp_path / "contribution.flv"))
     video, audio = container.streams.video[0], container.streams.audio[0]
     ladders = MirrorLadders([MIRROR], video, audio, studio_format(video, audio), tmp_path)
     assert ladders.active
@@ -101,7 +101,7 @@ def test_the_ladder_is_made_from_the_contribution(tmp_path: Path) -> None:
 def test_feeding_never_blocks_and_a_dropped_picture_waits_for_a_keyframe(
     tmp_path: Path,
 ) -> None:
-    container, packets = _demuxed(_contribution(tmp_path / "contribution.flv"))
+    container, packets = demuxed(contribution_flv(tmp_path / "contribution.flv"))
     video, audio = container.streams.video[0], container.streams.audio[0]
     ladders = MirrorLadders([MIRROR], video, audio, studio_format(video, audio), tmp_path)
     pictures = [p for p in packets if p.kind == "video"]
@@ -118,7 +118,7 @@ def test_feeding_never_blocks_and_a_dropped_picture_waits_for_a_keyframe(
 
 
 def test_no_ladder_for_a_mirror_without_one(tmp_path: Path) -> None:
-    container, _ = _demuxed(_contribution(tmp_path / "contribution.flv"))
+    container, _ = demuxed(contribution_flv(tmp_path / "contribution.flv"))
     video, audio = container.streams.video[0], container.streams.audio[0]
     plain = DestinationSpec("mirror", "custom", "hls", "hls")
     ladders = MirrorLadders([plain], video, audio, studio_format(video, audio), tmp_path)
