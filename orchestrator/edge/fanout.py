@@ -84,7 +84,8 @@ class Fanout:
         state_dir: Path,
         outages: UplinkOutages | None = None,
     ) -> None:
-        self.roster = Roster(destinations)  # steered from the studio (control.py)
+        # steered from the studio (control.py)
+        self.roster = Roster(destinations, on_remove=self._mirror_removed)
         self._state_dir = state_dir
         self._outages = outages or UplinkOutages("edge", (), None)
         self._lock = threading.Lock()
@@ -182,6 +183,11 @@ class Fanout:
         ladders.start()
         cover.start()
         return cover
+
+    def _mirror_removed(self, name: str, timeout: float) -> None:
+        ladders = self._ladders
+        if ladders is not None:
+            ladders.remove(name, timeout)
 
     # -- views -------------------------------------------------------------------------
     def snapshot(self) -> ContributionSnapshot:

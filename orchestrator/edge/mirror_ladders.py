@@ -146,6 +146,15 @@ class MirrorLadders:
         for ladder in self._ladders.values():
             ladder.close(timeout / 2 / len(self._ladders))
 
+    def remove(self, name: str, timeout: float) -> None:
+        """Stop ``name``'s ladder (the operator removed the mirror); the others go on."""
+        ladder = self._ladders.get(name)
+        if ladder is None:
+            return
+        # A new dict, not a change to the one the decode thread may be going through.
+        self._ladders = {n: other for n, other in self._ladders.items() if n != name}
+        ladder.close(timeout)
+
     def snapshots(self) -> dict[str, list[RenditionSnapshot]]:
         return {name: ladder.snapshots() for name, ladder in self._ladders.items()}
 

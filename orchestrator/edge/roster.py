@@ -10,7 +10,7 @@ on the demux thread, the control routes run on the event loop.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from orchestrator.event.destination_spec import DestinationSpec
@@ -23,7 +23,14 @@ WAITING = "waiting for the studio's contribution"
 class Roster:
     """See the module docstring."""
 
-    def __init__(self, specs: Sequence[DestinationSpec]) -> None:
+    def __init__(
+        self,
+        specs: Sequence[DestinationSpec],
+        on_remove: Callable[[str, float], None] | None = None,
+    ) -> None:
+        """``on_remove(name, timeout)``: after a destination is removed (its mirror's
+        ladder goes with it)."""
+        self._on_remove = on_remove
         self._lock = threading.Lock()
         self._specs = {spec.name: spec for spec in specs}
         self._paused: set[str] = set()
@@ -68,6 +75,8 @@ class Roster:
             del self._specs[name]
             self._paused.discard(name)
             relay = self._relay
+        if self._on_remove is not None:
+            self._on_remove(name, timeout)
         if relay is None:
             return True
         try:

@@ -125,3 +125,22 @@ def test_no_ladder_for_a_mirror_without_one(tmp_path: Path) -> None:
     assert not ladders.active and ladders.snapshots() == {}
     ladders.start()
     ladders.close(1.0)  # nothing started, nothing to stop
+
+
+def test_a_removed_mirror_stops_its_ladder_and_the_others_go_on(tmp_path: Path) -> None:
+    container, packets = demuxed(contribution_flv(tmp_path / "contribution.flv"))
+    video, audio = container.streams.video[0], container.streams.audio[0]
+    other = DestinationSpec("other", "custom", "hls", "hls", ladder=LadderSpec(low_height=0))
+    specs = [MIRROR, other]
+    ladders = MirrorLadders(specs, video, audio, studio_format(video, audio), tmp_path)
+    ladders.start()
+    half = len(packets) // 2
+    ladders.feed(packets[:half])
+    wait_for(lambda: _low(ladders).frames > 10, 10, "the low rendition encoding")
+    ladders.remove("mirror", 5.0)
+    assert list(ladders.snapshots()) == ["other"]
+    assert "#EXT-X-ENDLIST" in (tmp_path / "hls" / "mirror" / "low.m3u8").read_text()
+    ladders.feed(packets[half:])
+    ladders.close(5.0)
+    (audio_only,) = ladders.snapshots()["other"]
+    assert audio_only.error is None and audio_only.sent_bytes > 0
