@@ -123,3 +123,36 @@ def test_an_edge_that_does_not_answer_is_said_so_without_its_key() -> None:
     assert "karachi-vm" in str(raised.value) and key not in str(raised.value)
     asyncio.run(remote.refresh())  # no snapshots before: none after, no exception
     assert remote.snapshots() == ()
+
+
+def test_the_edge_serves_its_mirrors_files_and_nothing_else(tmp_path: Path) -> None:
+    """/hls on the edge's port is public and read-only: the edge file's mirrors only, by
+    strict names, with the studio's cache headers; no key needed, none leaked."""
+    from orchestrator.edge.fanout import Fanout
+    from orchestrator.edge.server import edge_app
+    from orchestrator.event.edge_spec import EdgeFile
+
+    mirror = DestinationSpec(name="mirror", platform="custom", kind="hls", url="hls")
+    fanout = Fanout([spec("yt"), mirror], tmp_path)
+    asgi = edge_app(fanout, EdgeFile("edge", Secret(KEY), (spec("yt"), mirror)), tmp_path)
+    folder = tmp_path / "hls" / "mirror"
+    folder.mkdir(parents=True)
+    (folder / "index.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n")
+    (tmp_path / "edge.toml").write_text(f'key = "{KEY}"\n')
+
+    def get(path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        return asyncio.run(asgi_request(asgi, method, path))
+
+    status, headers, body = get("/hls/mirror/index.m3u8")
+    assert status == 200 and body.startswith(b"#EXTM3U")
+    assert headers["cache-control"] == "public, max-age=1"
+    assert get("/hls/mirror/index.m3u8", "OPTIONS")[0] == 204
+    for path in (
+        "/hls/yt/index.m3u8",  # an RTMP destination, not a mirror
+        "/hls/other/index.m3u8",
+        "/hls/mirror/..%2F..%2Fedge.toml",
+        "/hls/mirror/../../edge.toml",
+        "/hls/mirror/edge.toml",
+    ):
+        status, _, body = get(path)
+        assert status == 404 and KEY.encode() not in body, path
