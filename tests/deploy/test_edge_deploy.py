@@ -201,3 +201,17 @@ def test_the_ops_compose_file_is_valid_and_mounts_the_shipped_configs() -> None:
         env={k: v for k, v in os.environ.items() if k != "GF_ADMIN_PASSWORD"},
     )  # fmt: skip
     assert missing.returncode != 0 and "GF_ADMIN_PASSWORD" in missing.stderr
+
+
+# -- the edge file -------------------------------------------------------------------------
+def test_the_shipped_edge_file_is_valid() -> None:
+    """What ops copy to /etc/jalsa/edge.toml reads as jalsa edge reads it (it once named
+    an HLS mirror with platform = "hls", which jalsa edge refuses)."""
+    from orchestrator.event.edge_spec import load_edge_file
+
+    env = {"EDGE_KEY": "k" * 24, "YT_STREAM_KEY": "yt-key", "FB_STREAM_KEY": "fb-key"}
+    edge = load_edge_file(EDGE_TOML, env)
+    kinds = {d.name: d.kind for d in edge.destinations}
+    assert kinds == {"youtube": "rtmp", "facebook": "rtmp", "mirror": "hls"}
+    (mirror,) = [d for d in edge.destinations if d.kind == "hls"]
+    assert mirror.ladder is not None and mirror.ladder.low_height == 360
