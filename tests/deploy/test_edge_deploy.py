@@ -204,13 +204,15 @@ def test_the_ops_compose_file_is_valid_and_mounts_the_shipped_configs() -> None:
 
 
 # -- the edge file -------------------------------------------------------------------------
-def test_the_shipped_edge_file_is_valid() -> None:
-    """What ops copy to /etc/jalsa/edge.toml reads as jalsa edge reads it (it once named
-    an HLS mirror with platform = "hls", which jalsa edge refuses)."""
+@pytest.mark.parametrize("path", [EDGE_TOML, OVERLAY / "edge.toml"], ids=["vm", "kubernetes"])
+def test_the_shipped_edge_files_are_valid(path: Path) -> None:
+    """What ops copy to /etc/jalsa/edge.toml (or the overlay's ConfigMap) reads as jalsa
+    edge reads it (both once named an HLS mirror with platform = "hls", which jalsa edge
+    refuses)."""
     from orchestrator.event.edge_spec import load_edge_file
 
     env = {"EDGE_KEY": "k" * 24, "YT_STREAM_KEY": "yt-key", "FB_STREAM_KEY": "fb-key"}
-    edge = load_edge_file(EDGE_TOML, env)
+    edge = load_edge_file(path, env)
     kinds = {d.name: d.kind for d in edge.destinations}
     assert kinds == {"youtube": "rtmp", "facebook": "rtmp", "mirror": "hls"}
     (mirror,) = [d for d in edge.destinations if d.kind == "hls"]
