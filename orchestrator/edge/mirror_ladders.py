@@ -132,9 +132,7 @@ class MirrorLadders:
 
     def close(self, timeout: float) -> None:
         """Stop decoding; each rendition ends its playlist (``#EXT-X-ENDLIST``)."""
-        if not self._ladders:
-            return
-        if self._thread.is_alive():
+        if self._thread.is_alive():  # (even with every ladder removed: the thread waits)
             while True:
                 try:
                     self._queue.put(_STOP, timeout=0.1)
@@ -144,7 +142,7 @@ class MirrorLadders:
                         break
             self._thread.join(timeout / 2)
         for ladder in self._ladders.values():
-            ladder.close(timeout / 2 / len(self._ladders))
+            ladder.close(timeout / 2 / max(1, len(self._ladders)))
 
     def remove(self, name: str, timeout: float) -> None:
         """Stop ``name``'s ladder (the operator removed the mirror); the others go on."""
@@ -160,9 +158,9 @@ class MirrorLadders:
 
     # -- the decode thread ---------------------------------------------------------------
     def _run(self) -> None:
-        decoders = {kind: _open(template) for kind, template in self._templates.items()}
         audio_end: int | None = None  # where the last audio frame ended, in samples
         try:
+            decoders = {kind: _open(template) for kind, template in self._templates.items()}
             while (item := self._queue.get()) is not _STOP:
                 assert isinstance(item, EncodedPacket)
                 packet = av.Packet(item.data)
