@@ -16,7 +16,10 @@ seconds × 48000), so every rendition cuts its segments at the same frames.
 
 :meth:`MirrorLadders.feed` never blocks the relay's publisher: past
 :data:`DECODE_BACKLOG` packets it drops, and after a dropped video packet it waits for
-the next keyframe (a decoder cannot start anywhere else).
+the next keyframe (a decoder cannot start anywhere else). The decode thread does wait: it
+hands a rendition a picture only when the rendition has room (up to
+:data:`ROOM_SECONDS`), so a burst of packets waits in the decode queue instead of being
+dropped by the renditions.
 """
 
 from __future__ import annotations
@@ -45,7 +48,10 @@ from relays.packet import EncodedPacket
 
 log = logging.getLogger(__name__)
 
-DECODE_BACKLOG = 240  # packets (~4 s of a 30 fps program with its audio)
+DECODE_BACKLOG = 1000  # packets (~13 s of a 30 fps program with its audio: a few MB)
+# How long the decoder waits for a rendition to take a picture before offering it anyway
+# (the rendition then drops it, as one that falls behind does).
+ROOM_SECONDS = 2.0
 # An audio frame this close to where the last one ended continues it (FLV's times are
 # whole milliseconds: 48 samples).
 SNAP_SAMPLES = 64
@@ -196,6 +202,9 @@ class MirrorLadders:
         index = max(round(seconds * self._fps), self._last_index + 1)
         self._last_index = index
         for ladder in self._ladders.values():
+            # A burst (a studio draining its queue, a reconnect's backlog, the slate's
+            # first second) waits here, in the decode queue, rather than being dropped.
+            ladder.wait_for_room(ROOM_SECONDS)
             ladder.offer_picture(frame, index, bool(frame.key_frame))
 
     def _offer_audio(self, frame: av.AudioFrame, seconds: Fraction, end: int | None) -> int:

@@ -151,7 +151,7 @@ class Rendition:
         self._encoder = RenditionEncoder(program, height, video_kbps or 100, audio_kbps)
         self._queue: queue.Queue[object] = queue.Queue()
         self._pictures = 0  # pictures queued now (the program thread and ours)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified when a picture is taken
         self._frames = self._dropped = 0
         self._missed_keyframe = False
         self._writer: LocalWriter | None = None
@@ -195,6 +195,16 @@ class Rendition:
         if audio is not None:
             self._queue.put_nowait(audio)
 
+    def wait_for_room(self, timeout: float) -> bool:
+        """Wait until a picture offered now would be queued, not dropped (for a caller
+        that may wait: the edge's decoder, never the program thread)."""
+        if self.audio_only:
+            return True
+        with self._lock:
+            return self._lock.wait_for(
+                lambda: self._pictures < PICTURE_BACKLOG or self._error is not None, timeout
+            )
+
     def close(self, timeout: float) -> None:
         self._queue.put_nowait(_STOP)
         self._thread.join(timeout)
@@ -226,6 +236,7 @@ class Rendition:
                 if isinstance(item, _Picture):
                     with self._lock:
                         self._pictures -= 1
+                        self._lock.notify_all()
                     packets = encoder.encode_picture(item)
                     self._frames += 1
                 elif isinstance(item, _Audio):
@@ -301,6 +312,10 @@ class Ladder:
         block = _Audio(samples, position)
         for rendition in self.renditions:
             rendition.offer(None, block)
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """:meth:`Rendition.wait_for_room` for every rendition (``timeout`` each)."""
+        return all(rendition.wait_for_room(timeout) for rendition in self.renditions)
 
     @property
     def needs_pictures(self) -> bool:
