@@ -474,6 +474,7 @@ def _status(url: str) -> int:
         with urllib.request.urlopen(url, timeout=5) as response:
             return int(response.status)
     except urllib.error.HTTPError as error:
+        error.close()  # its socket, else closed by the GC in another test
         return error.code
 
 

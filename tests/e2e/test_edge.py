@@ -49,6 +49,7 @@ def contribute(port: int, ca: Path, key: str | None) -> int:
         with urllib.request.urlopen(request, timeout=5, context=context) as response:
             return int(response.status)
     except urllib.error.HTTPError as error:
+        error.close()  # its socket, else closed by the GC in another test
         return error.code
 
 

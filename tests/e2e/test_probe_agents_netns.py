@@ -278,6 +278,7 @@ def test_three_pushing_agents_through_a_cut(
                 with pytest.raises(urllib.error.HTTPError) as refused:
                     urllib.request.urlopen(request, timeout=5)
                 assert refused.value.code == status
+                refused.value.close()  # its socket
             assert run.metric("jalsa_agent_rejected_total", reason="bad_signature") == 2
             assert run.metric("jalsa_agent_rejected_total", reason="replay") == 1
             text = run.metrics_text()

@@ -161,6 +161,7 @@ def test_heartbeats_are_bounded_and_checked(jalsa: JalsaRun) -> None:
             with urllib.request.urlopen(request, timeout=5) as answer:
                 return answer.status
         except urllib.error.HTTPError as error:
+            error.close()  # its socket, else closed by the GC in another test
             return error.code
 
     assert beat("short") == 400

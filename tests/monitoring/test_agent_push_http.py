@@ -161,6 +161,7 @@ def post(port: int, agent: str, body: bytes, signature: str) -> int:
         with urllib.request.urlopen(request, timeout=5) as response:
             return int(response.status)
     except urllib.error.HTTPError as error:
+        error.close()  # its socket, else closed by the GC in another test
         return error.code
 
 
