@@ -60,12 +60,32 @@ def millis(ts: int, time_base: Fraction) -> int:
     return -((-2 * num + den) // (2 * den))
 
 
+def is_length_prefixed(data: bytes) -> bool:
+    """Whether ``data`` reads exactly as 4-byte-length-prefixed NAL units (AVCC: what the
+    edge demuxes from a contribution's FLV), every unit at least one byte, ending at the
+    data's end. Encoder output in Annex B never does: its first "length" would be the
+    start code's 1 and the next one taken from inside a NAL unit."""
+    at, size = 0, len(data)
+    while at + 4 < size:
+        length = int.from_bytes(data[at : at + 4], "big")
+        if length == 0:
+            return False
+        at += 4 + length
+    return at == size and size > 0
+
+
 def annexb_to_avcc(data: bytes) -> bytes:
     """H.264 NAL units with start codes (Annex B) as 4-byte-length-prefixed units.
 
-    Data that does not start with a start code is taken to be length-prefixed already.
+    Data that is length-prefixed already (:func:`is_length_prefixed`) is returned as it
+    is. That is checked first: an AVCC packet whose first unit is 256-511 bytes long
+    starts with 00 00 01, which looks like a start code, and taking it for one damaged
+    that packet for every destination of an edge (its length read as a start code and
+    one byte of it as the unit's first).
     """
-    if not (data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01")):
+    if is_length_prefixed(data) or not (
+        data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01")
+    ):
         return data
     out = bytearray()
     start = data.find(b"\x00\x00\x01") + 3

@@ -386,14 +386,10 @@ def test_through_the_edge_every_platform_gets_the_whole_program(phases: Any) -> 
     assert edge.metrics[("jalsa_uplink_saturated", ())] == 0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a known defect (issue 13): in 1 run of 7 all five platforms' recordings had the "
-    "same damaged 607-byte video packet at 1.88 s ('missing picture in access unit'); likely "
-    "a packet cut off by a body's end, dropped by the intake since 2026-12-04 (unproven); "
-    "the studio's local recording, kept since, will say which side it is",
-)
 def test_through_the_edge_no_platform_gets_a_damaged_packet(phases: Any) -> None:
+    """Once in about 7 runs every platform got the same damaged frame: a packet whose first
+    NAL unit was 256-511 bytes long, its AVCC length (00 00 01 xx) taken for a start code
+    when the edge framed it for RTMP (relays/rtmp/flv_tags.py, fixed 2026-12-04)."""
     edge: Phase = phases[1]
     for name in PLATFORMS:
         stream = f"edge-{name}"

@@ -130,6 +130,27 @@ def test_annexb_start_codes_become_lengths(annexb: bytes, avcc: bytes) -> None:
     assert annexb_to_avcc(annexb) == avcc
 
 
+# The edge's contribution is AVCC. A unit of 456 bytes has the length 00 00 01 c8: once
+# taken for a start code, all five platforms of the uplink test got the same damaged frame.
+FIRST_UNIT_456 = b"\x00\x00\x01\xc8\x41" + bytes(range(1, 256)) + bytes(range(1, 201))
+SECOND_UNIT = b"\x00\x00\x01\xaa\x41" + b"\x5a" * 425
+
+
+@pytest.mark.parametrize(
+    "avcc", [FIRST_UNIT_456, FIRST_UNIT_456 + SECOND_UNIT], ids=["one unit", "two units"]
+)
+def test_a_length_prefixed_packet_that_starts_like_a_start_code_is_left_as_it_is(
+    avcc: bytes,
+) -> None:
+    assert annexb_to_avcc(avcc) == avcc
+
+
+@given(st.lists(st.binary(min_size=1, max_size=700), min_size=1, max_size=5))
+def test_length_prefixed_units_are_never_rewritten(units: list[bytes]) -> None:
+    avcc = b"".join(len(unit).to_bytes(4, "big") + unit for unit in units)
+    assert annexb_to_avcc(avcc) == avcc
+
+
 @given(
     ts=st.integers(-(2**40), 2**40),
     num=st.integers(1, 1000),
