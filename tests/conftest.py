@@ -2,9 +2,11 @@
 beside this file and are imported by name: pytest puts this folder on sys.path.
 
 The suite runs on two workers (scripts/test.sh: pytest-xdist, ``--dist loadgroup``): each
-module is one unit (its module-scoped run is made once), and the modules whose figures are
-real-time ratios of a CPU-heavy scenario (a browser on a thin link, 300 players, a socket
-siege, a restart's time to air) form one unit, run one after another, first.
+module is one unit (its module-scoped run is made once, on one worker). The modules whose
+figures are real-time ratios of a CPU-heavy scenario (a browser on a thin link, 300
+players, a socket siege, a restart's time to air, network namespaces) are the longest and
+go first. They are not run one after another: together they take longer than the suite's
+15 minutes, so two may run at once (each on its own worker).
 """
 
 from __future__ import annotations
@@ -31,12 +33,17 @@ REALTIME = frozenset(
 )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group each test with its module, the real-time modules all together (see above)."""
+    """Group each test with its module, the real-time modules first (see above).
+
+    First among the hooks: pytest-xdist's own (``--dist loadgroup``) reads the groups into
+    each test's id. It used to run before this one, so no test had a group, and a module's
+    tests went to both workers, each running the module's fixtures (the edge, the netns
+    venue, the mirror cache: twice per run)."""
     realtime = {item: Path(item.nodeid.partition("::")[0]).stem in REALTIME for item in items}
     for item in items:
-        group = "realtime" if realtime[item] else item.nodeid.partition("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
     items.sort(key=lambda item: not realtime[item])
 
 
