@@ -33,8 +33,8 @@ lint-imports --no-cache --no-logo
 echo "== vulture (dead code)"
 python3 -m vulture
 echo "== pytest (JALSA_TEST_WORKERS=${JALSA_TEST_WORKERS:-2} workers; 0 runs in this process)"
-# Two workers, one module at a time each; the real-time modules one after another on one
-# of them (tests/conftest.py). -p no:benchmark: pytest-benchmark, if some other package
-# installed it, refuses to run beside xdist.
+# Two workers, each module whole on one of them, the real-time modules first
+# (tests/conftest.py). -p no:benchmark: pytest-benchmark, if some other package installed
+# it, refuses to run beside xdist.
 exec python3 -m pytest -p no:cacheprovider -p no:benchmark \
   -n "${JALSA_TEST_WORKERS:-2}" --dist loadgroup "$@"
