@@ -230,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         from monitoring.report import report_command
 
         return report_command(args)
+    # The long-running commands: their threads come and go for hours (see the module).
+    from orchestrator.malloc_arenas import limit_malloc_arenas
+
+    limit_malloc_arenas()
     if args.command == "edge":
         from orchestrator.edge.command import edge_command
 
