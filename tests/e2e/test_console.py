@@ -187,7 +187,7 @@ def test_phone_and_laptop_layouts(
     page = open_console(jalsa, browser, viewport)
     try:
         expect(page.locator("#peak-value")).to_contain_text("dBFS", timeout=3000)
-        page.wait_for_function("document.getElementById('preview').src.startsWith('blob:')")
+        expect(page.locator("#preview")).to_have_attribute("src", re.compile(r"^blob:"))
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= viewport["width"]
         small = page.evaluate(

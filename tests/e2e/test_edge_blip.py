@@ -61,7 +61,7 @@ class Blip:
     probes: dict[str, Probe]
     errors: dict[str, str]
     colours: dict[str, tuple[str, str, str]]  # before, during, after the cut
-    wall: float  # first publish to the edge's SIGTERM
+    walls: dict[str, float]  # each platform's publish to the studio's end
     republished: list[str]
     reconnects: dict[str, float | None]
     slate_seen: tuple[float | None, float | None]  # jalsa_edge_slate_on during, after
@@ -189,8 +189,10 @@ def _cut_and_restore(
     kept: SegmentKeeper,
 ) -> Blip:
     run.wait_ready()
+    publish_at = {}  # each platform's publish (nginx's exec_publish), wall-clock time
     for stream in STREAMS:
         nginx.wait_published(stream, timeout=30)
+        publish_at[stream] = (nginx.published_dir / stream).stat().st_mtime
         (nginx.published_dir / stream).unlink()  # a second publish would make it again
     published = time.monotonic()
     wait_for(lambda: "blip slate ready" in edge.logs, 30, "the slate encoded")
@@ -221,10 +223,10 @@ def _cut_and_restore(
         for name in ("yt", "fb")
     }
     republished = [s for s in STREAMS if (nginx.published_dir / s).exists() or nginx.recorded(s)]
-    wall = time.monotonic() - published  # what the platforms were sent for, give or take
     # The event ends at the studio: its contribution ends politely, and the edge's
     # silence after it is no blip (no slate for the platforms once the program is over).
     run.stop()
+    walls = {s: time.time() - publish_at[s] for s in STREAMS}  # what each was sent for
     wait_for(lambda: "ended its contribution" in edge.logs, 20, "the edge to see the end")
     wait_for(lambda: (_healthz(edge, certs)["idle_seconds"] or 0) > 2.0, 20, "a silence")
     ended = (edge.metric("jalsa_edge_slate_on", **EDGE), _healthz(edge, certs)["blips"])
@@ -247,7 +249,7 @@ def _cut_and_restore(
         probes=probes,
         errors={s: decode_errors(nginx.recording(s)) for s in STREAMS},
         colours=colours,  # type: ignore[arg-type]
-        wall=wall,
+        walls=walls,
         republished=republished,
         reconnects=reconnects,
         slate_seen=(slate_on, slate_off),
@@ -280,17 +282,18 @@ def test_the_recordings_are_continuous_and_decode_cleanly(blip: Blip) -> None:
         for times in (probe.video_times, probe.audio_times):
             assert times == sorted(times), stream
         video_gap, audio_gap = probe.largest_video_gap, _largest_gap(probe.audio_times)
-        ratio = probe.video_seconds / blip.wall
+        wall = blip.walls[stream]
+        ratio = probe.video_seconds / wall
         print(
             f"{stream}: {probe.video_seconds:.2f} s of video, {probe.audio_seconds:.2f} s of "
-            f"audio in {blip.wall:.2f} s of wall; largest gaps {video_gap:.3f} / {audio_gap:.3f} s"
+            f"audio in {wall:.2f} s of wall; largest gaps {video_gap:.3f} / {audio_gap:.3f} s"
         )
         assert video_gap < 0.5 and audio_gap < 0.5, stream
-        # Only roughly: the recording starts with what the edge queued before nginx saw
-        # the publish, the edge's stop drains its queues, and the switch back goes to
-        # the studio's live program (measured 0.94-1.14 under load 10); the slate's own
-        # pacing is checked to the frame below.
-        assert 0.85 <= ratio <= 1.2, (stream, probe.video_seconds, blip.wall)
+        # Roughly: the recording starts with what the edge queued before nginx saw the
+        # publish (measured 1.02; 1.12 when a packet through the stalled link let the
+        # studio's backlog end the slate); the slate's own pacing is checked to the frame
+        # below.
+        assert 0.9 <= ratio <= 1.1, (stream, probe.video_seconds, wall)
 
 
 def test_the_slate_is_paced_in_real_time(blip: Blip) -> None:

@@ -49,17 +49,36 @@ class Speech:
     joined_at: float = 0.0  # program seconds when Join was pressed
     on_air_after: float = 99.0  # wall seconds from Join to jalsa_on_air == 1
     paused_samples: list[float] = field(default_factory=list)  # jalsa_speaker_video_paused
+    changed_at: float = 0.0  # program seconds when the paused gauge last changed
 
     def sample(self) -> float:
         value = self.run.metric("jalsa_speaker_video_paused", speaker="guest")
-        self.paused_samples.append(-1 if value is None else value)
-        return value or 0.0
+        value = -1 if value is None else value
+        if self.paused_samples and value != self.paused_samples[-1]:
+            self.changed_at = self.run.media_seconds()
+        self.paused_samples.append(value)
+        return max(0.0, value)
+
+    def sampled_media(self) -> float:
+        """Program seconds so far, after one more sample of the paused gauge."""
+        self.sample()
+        return self.run.media_seconds()
+
+    def settle(self, hold: float = 3.0) -> tuple[float, float]:
+        """Flow on until the paused gauge has held its value ``hold`` s: that value, and a
+        program time the recording has where the picture must show it."""
+        self.run.wait_for(
+            lambda: self.sampled_media() >= self.changed_at + hold and self.paused_samples[-1] >= 0,
+            hold + 30,
+            f"the paused gauge unchanged for {hold:g} s",
+        )
+        return self.paused_samples[-1], self.run.media_seconds() - 1
 
     def flow(self, seconds: float) -> None:
         """Let the show run ``seconds`` of program, sampling the paused gauge meanwhile."""
         until = self.run.media_seconds() + seconds
         self.run.wait_for(
-            lambda: self.sample() is not None and self.run.media_seconds() >= until,
+            lambda: self.sampled_media() >= until,
             seconds + 30,
             f"{seconds:g} s more of program",
         )
@@ -148,10 +167,9 @@ def test_a_thin_uplink_camera_on_keeps_the_voice(speech: Speech, kbit: int) -> N
     speech.flow(max(0.0, start + MEASURE_SECONDS - run.media_seconds()))
     sent_after = _voice_packets(page)
     packet_rate = (sent_after[0] - sent_before[0]) / (sent_after[1] - sent_before[1])
-    samples = [x for x in speech.paused_samples if x >= 0]  # -1: not connected yet
-    steady = samples[-1]  # what the audience sees at the end of the measure
-    steady_at = run.media_seconds() - 1
     measured = speech.paused_samples[-max(1, len(speech.paused_samples) // 2) :]
+    steady, steady_at = speech.settle()  # what the audience sees at the end of the measure
+    samples = [x for x in speech.paused_samples if x >= 0]  # -1: not connected yet
     voice = page.evaluate("window.jalsaLinkReadings.slice(-1)[0].voice")
     back_after, after_back, camera_at = 0.0, [0.0], 0.0
     if kbit == 40:
