@@ -69,7 +69,7 @@ class BlipCover:
         self._last_studio: float | None = None  # monotonic arrival of the newest packet
         self._studio_seconds = 0.0  # studio time of the newest packet
         self._stalled: tuple[float, float] = (0.0, 0.0)  # (arrival, studio time) before it
-        self._flowing: float | None = None  # monotonic arrival of the first packet after
+        self._flowing: float | None = None  # the studio's flow since the stall: its start
         self._ended = False  # the studio ended its program: its silence is no stall
         self._anchor = 0.0  # monotonic time the slate's first packet is due
         self._next = 0  # the loop packet due next
@@ -84,8 +84,10 @@ class BlipCover:
         """The studio's packets onto the output timeline, and into the relay."""
         out: list[EncodedPacket] = []
         with self._lock:
-            now = self._last_studio = time.monotonic()
-            self._ended = False
+            now, last = time.monotonic(), self._last_studio
+            if self._timeline.on_slate and (last is None or now - last >= self._stall):
+                self._flowing = now  # the flow after the stall starts (again) here
+            self._last_studio, self._ended = now, False
             for packet in packets:
                 mapped, switched = self._timeline.studio(packet, self._resumes(packet, now))
                 if switched:
@@ -107,11 +109,10 @@ class BlipCover:
         self._studio_seconds = max(self._studio_seconds, packet.seconds)
         if not self._timeline.on_slate:
             return True
-        if self._flowing is None:
-            self._flowing = now
         arrival, seconds = self._stalled
         live = seconds + (now - arrival)
-        return now - self._flowing > CATCH_UP_SECONDS or not behind_live(packet.seconds, live)
+        flowing = now if self._flowing is None else self._flowing
+        return now - flowing > CATCH_UP_SECONDS or not behind_live(packet.seconds, live)
 
     def _back(self, keyframe: EncodedPacket | None) -> EncodedPacket | None:
         self._outages.ended()
