@@ -3,9 +3,9 @@
 glibc gives threads that allocate their own arenas (up to 8 per core) and does not hand
 back memory freed inside one while the arena holds anything else. With speakers' threads
 coming and going (aiortc's decoders and jitter buffers), a 60-minute run grew from 293 to
-373 MB in ten 64 MB arenas. With the arenas limited to two (what ``MALLOC_ARENA_MAX=2``
-does), a 15-minute run of the same scenario stayed flat (+0.4 %), with the same CPU and
-media/wall (bench/README.md, "Endurance").
+373 MB in ten 64 MB arenas (+27 %). With the arenas limited to two (what
+``MALLOC_ARENA_MAX=2`` does), the same 60 minutes grew +18 %, most of it one step at minute
+30, with the same CPU and media/wall (bench/README.md, "Endurance").
 """
 
 from __future__ import annotations
