@@ -67,14 +67,21 @@ const PROBLEM_CODES = new Map([
   [SAY.noDevice, "no_device"], [SAY.busy, "busy"], [SAY.blocked, "ice_failed"],
 ]);
 let told = ""; // the last problem told (once each, until the speaker connects)
+let telling = 0; // bumped by each report and by connecting: a retry of an older one stops
 function tellOperator(text) {
   const code = PROBLEM_CODES.get(text) || (text.startsWith(SAY.refused) ? "refused" : "");
   if (!code || code === told || !cfg.problem) return;
   told = code;
+  const report = ++telling;
   fetch(cfg.problem, {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ problem: code }), keepalive: true,
-  }).then((r) => { if (r.status === 429) told = ""; }).catch(() => { told = ""; });
+  }).then((r) => {
+    if (r.status !== 429) return; // jalsa takes one report a second: this one again, later
+    told = "";
+    const wait = (Number(r.headers.get("Retry-After")) || 1) * 1000;
+    setTimeout(() => { if (report === telling) tellOperator(text); }, wait);
+  }).catch(() => { told = ""; });
 }
 function mediaError(err) { return Object.assign(err || new Error("media"), { media: true }); }
 function problem(text) { ui.problem.textContent = text || ""; show(ui.problem, !!text); }
@@ -294,6 +301,7 @@ function onConnectionState(pc) {
   const s = pc.connectionState;
   if (s === "connected") {
     told = "";
+    telling++;
     state.connectedAt = Date.now();
     state.attempt = 0;
     state.stage = "";
