@@ -49,6 +49,7 @@ from typing import Final, Protocol
 
 from monitoring.agent_link import AGENT_ID, verify_body
 from monitoring.agent_registry import EnrolledAgent
+from monitoring.outage import is_stale
 from monitoring.probe_round import Download, ProbeRound, Vantage
 from monitoring.round_wire import Context, PushedRound, Refused, read_round
 
@@ -307,7 +308,8 @@ class AgentIngest:
         return [
             r
             for a in self._agents.values()
-            if (r := a.live(self.throughput_keep)) and now - r.finished_at <= self.stale_after
+            if (r := a.live(self.throughput_keep))
+            and not is_stale(r.finished_at, r.next_in, now, self.stale_after)
         ]
 
     def snapshot(self) -> AgentsSnapshot:

@@ -41,6 +41,9 @@ def add_agents_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         parser.add_argument("--state", default="jalsa-state", metavar="DIR", help="(./jalsa-state)")
 
 
+CALM_INTERVAL = 240.0  # a volunteer's 1 MB an hour: docs/monitoring.md, "Data"
+
+
 def add_push_arguments(probe: argparse.ArgumentParser) -> None:
     """``jalsa probe``'s push mode: the link, where the backlog is kept, the context."""
     probe.add_argument(
@@ -62,6 +65,14 @@ def add_push_arguments(probe: argparse.ArgumentParser) -> None:
     )
     probe.add_argument(
         "--asn", type=int, metavar="N", help="with --join: your public IP's AS number, if known"
+    )
+    probe.add_argument(
+        "--calm-interval",
+        type=float,
+        default=CALM_INTERVAL,
+        metavar="SECONDS",
+        help="with --join: between rounds once every check has passed 3 rounds in a row "
+        f"(default {CALM_INTERVAL:g}; any failure: back to --interval; --interval or less: off)",
     )
     probe.add_argument(
         "--throughput-every",

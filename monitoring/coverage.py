@@ -6,8 +6,9 @@ live classifier never saw in time. The report therefore judges again:
 
 - :func:`coverage`: per vantage, its rounds, how many arrived late, and the spans it was
   measuring: consecutive rounds at most ``gap_factor`` times its usual interval (the
-  median) apart belong to one span. A silent agent has no span there, so an "all clear"
-  from it is never taken for evidence.
+  median) apart belong to one span, or no further apart than the earlier one said its
+  next would come (``next_in``, plus half of that: an agent at its calm cadence). A
+  silent agent has no span there, so an "all clear" from it is never taken for evidence.
 - :func:`reclassify`: the debounced :class:`~monitoring.outage.Classifier`, run again
   over every round by its measurement time (late ones included), evaluated at each
   round's time (no two evaluations closer than ``step`` seconds) and once more
@@ -59,6 +60,12 @@ def _rounds(records: Iterable[Record]) -> list[Record]:
     return sorted(found, key=lambda r: cast(float, r["measured"]))
 
 
+def _next_in(record: Record) -> float:
+    """When the round's agent said its next round comes (0: it did not say)."""
+    value = record.get("next_in", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
 def coverage(records: Iterable[Record], gap_factor: float = 3.0) -> tuple[VantageCoverage, ...]:
     by_vantage: dict[tuple[str, str, str], list[Record]] = {}
     for r in _rounds(records):
@@ -70,8 +77,8 @@ def coverage(records: Iterable[Record], gap_factor: float = 3.0) -> tuple[Vantag
         gaps = [b - a for a, b in itertools.pairwise(times)]
         usual = statistics.median(gaps) if gaps else 0.0
         spans: list[tuple[float, float]] = [(times[0], times[0])]
-        for at, gap in zip(times[1:], gaps, strict=True):
-            if gap > gap_factor * usual:
+        for before, at, gap in zip(rounds, times[1:], gaps, strict=False):
+            if gap > max(gap_factor * usual, 1.5 * _next_in(before)):
                 spans.append((at, at))
             else:
                 spans[-1] = (spans[-1][0], at)
@@ -118,7 +125,9 @@ def reclassify(
         v = (str(r.get("vantage")), str(r.get("city")), str(r.get("isp")))
         for platform, check, ok in cast(list[list[object]], r.get("results") or []):
             key = (*v, str(platform), str(check))
-            results[key] = ProbeResult(*v, str(platform), cast(Check, check), ok is True, at)
+            results[key] = ProbeResult(
+                *v, str(platform), cast(Check, check), ok is True, at, _next_in(r)
+            )
         for platform, speed in cast(list[list[object]], r.get("throughput") or []):
             speeds[(*v, str(platform))] = ThroughputSample(
                 *v, str(platform), float(cast(float, speed)), at

@@ -13,8 +13,11 @@ Definitions, in the order they are applied:
 - Freshness: results older than ``stale_after`` seconds (default 120) and throughput
   samples older than ``throughput_stale_after`` (default 900: a pushing agent downloads
   only every few rounds, to stay within a volunteer's data budget, and a throttle lasts)
-  are ignored. For each ``(vantage, platform, check)`` only the latest fresh result
-  counts (a tie at the same instant counts as a failure).
+  are ignored. A result whose vantage said when its next round comes (``fresh_for``: a
+  pushing agent measuring at its calm cadence) stays fresh until half a ``stale_after``
+  after that, if that is longer (:func:`is_stale`). For each ``(vantage, platform,
+  check)`` only the latest fresh result counts (a tie at the same instant counts as a
+  failure).
 - A vantage's probe of a platform *fails* if any of its checks failed in that latest
   round [``jalsa:probe_ok:min_by_vantage_platform``].
 - Uplink: a vantage's uplink is *down* when its probe of the ``"control"`` platform fails,
@@ -84,6 +87,12 @@ class ProbeResult:
     check: Check
     success: bool
     at: float
+    fresh_for: float = 0.0  # seconds to the vantage's next round, as it said (0: unsaid)
+
+
+def is_stale(at: float, fresh_for: float, now: float, stale_after: float) -> bool:
+    """Whether a result measured at ``at`` is too old at ``now`` (see the module)."""
+    return now - at > max(stale_after, fresh_for + stale_after / 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +234,7 @@ def _probe_ok(
     """(vantage, platform) -> did every check succeed in its latest fresh result."""
     latest: dict[tuple[_Vantage, str, str], tuple[float, bool]] = {}
     for r in results:
-        if now - r.at > stale_after:
+        if is_stale(r.at, r.fresh_for, now, stale_after):
             continue
         key = (_Vantage(r.vantage, r.city, r.isp), r.platform, r.check)
         seen = latest.get(key)

@@ -26,6 +26,7 @@ from monitoring.outage import (
     Outage,
     ProbeResult,
     ThroughputSample,
+    is_stale,
 )
 from monitoring.probe_round import Vantage
 from monitoring.silence import SILENT
@@ -130,7 +131,7 @@ class OutageWatch:
             for (name, city, isp, platform, _), r in self._results.items()
             if (name, city, isp) == (vantage.name, vantage.city, vantage.isp)
             and platform == CONTROL
-            and now - r.at <= stale
+            and not is_stale(r.at, r.fresh_for, now, stale)
         ]
         return all(fresh) if fresh else None
 

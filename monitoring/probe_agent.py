@@ -35,6 +35,7 @@ from monitoring.agent_link import AgentLink
 from monitoring.metrics import ProbeCollector
 from monitoring.probe_round import ProbeRound, Vantage, log_changes
 from monitoring.probes import Prober
+from monitoring.round_wire import MAX_NEXT_IN
 from monitoring.targets import DEFAULT_TARGETS, Targets, load_targets
 from orchestrator.event.address import Address
 from orchestrator.event.monitoring_spec import LABEL_PATTERN, MIN_AGENT_TOKEN, parse_resolver
@@ -280,6 +281,8 @@ def probe_command(args: argparse.Namespace) -> int:
         every = getattr(args, "throughput_every", 20)
         if not 1 <= every <= 1000:
             return fail("--throughput-every must be 1..1000")
+        if not 0 <= args.calm_interval <= MAX_NEXT_IN:
+            return fail(f"--calm-interval must be 0..{MAX_NEXT_IN:g} seconds")
         return _push(args, push_prober(vantage, targets, args.timeout, every), link)
     prober = Prober(vantage, targets, timeout=args.timeout)
     if args.once:
@@ -320,7 +323,14 @@ def _push(args: argparse.Namespace, prober: Prober, link: AgentLink) -> int:
         print(f"jalsa probe: --backlog {folder}: {error.strerror}", file=sys.stderr)
         return 2
     context = Context(system_resolver(), args.asn, args.network)
-    agent = PushAgent(prober, link, backlog, interval=args.interval, context=context)
+    agent = PushAgent(
+        prober,
+        link,
+        backlog,
+        interval=args.interval,
+        calm_interval=args.calm_interval,
+        context=context,
+    )
     if args.once:
 
         async def once() -> int:

@@ -16,6 +16,7 @@ so a restarted agent never reuses one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from typing import Any, Final
 import aiohttp
 
 from monitoring.agent_link import SIGNATURE_HEADER, AgentLink, sign_body
+from monitoring.probe_cadence import Cadence
 from monitoring.probe_round import log_changes
 from monitoring.probes import USER_AGENT, Prober
 from monitoring.round_wire import Context, body_bytes, encode_round
@@ -161,7 +163,8 @@ class Uploader:
 
 
 class PushAgent:
-    """Measures every ``interval`` seconds and delivers through the backlog."""
+    """Measures every ``interval`` seconds (``calm_interval`` while everything answers:
+    :mod:`monitoring.probe_cadence`) and delivers through the backlog."""
 
     def __init__(
         self,
@@ -170,12 +173,15 @@ class PushAgent:
         backlog: Backlog,
         *,
         interval: float = 30.0,
+        calm_interval: float = 0.0,
         context: Context | None = None,
     ) -> None:
         self.prober = prober
         self.link = link
         self.backlog = backlog
         self.interval = interval
+        self.cadence = Cadence(interval, calm_interval)
+        self.next_in = interval
         self.context = context or Context()
         self.uploader = Uploader(link, backlog)
         self._wake = asyncio.Event()
@@ -184,6 +190,12 @@ class PushAgent:
     async def measure_once(self) -> None:
         found = await self.prober.round()
         log_changes(found, self._seen)
+        next_in = self.cadence.after(found)
+        if next_in != self.next_in:
+            calm = next_in > self.interval
+            log.info("every %gs from now (%s)", next_in, "all clear" if calm else "not all clear")
+        self.next_in = next_in
+        found = dataclasses.replace(found, next_in=next_in)
         seq = await asyncio.to_thread(self.backlog.next_seq)
         stored = encode_round(
             found,
@@ -199,7 +211,7 @@ class PushAgent:
         while True:
             started = time.monotonic()
             await self.measure_once()
-            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+            await asyncio.sleep(max(0.0, self.next_in - (time.monotonic() - started)))
 
     async def _deliver(self, session: aiohttp.ClientSession) -> None:
         while True:
@@ -215,10 +227,12 @@ class PushAgent:
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         log.info(
-            "probe agent %s: %d targets every %gs, delivered to %s; backlog in %s",
+            "probe agent %s: %d targets every %gs (%gs while all is clear), delivered to %s; "
+            "backlog in %s",
             self.prober.vantage,
             len(self.prober.targets.targets),
             self.interval,
+            max(self.interval, self.cadence.calm_interval),
             self.link.base_url,
             self.backlog.folder,
         )

@@ -74,6 +74,7 @@ class ProbeRound:
     resolvers: tuple[ResolverResult, ...] = ()
     downloads: tuple[Download, ...] = ()
     platforms: tuple[str, ...] = field(default=())
+    next_in: float = 0.0  # seconds to this vantage's next round, as it said (0: unsaid)
 
     def outcomes(self) -> dict[tuple[str, Check], tuple[bool, float]]:
         """(platform, check) -> (success, seconds), aggregated as the module says."""
@@ -105,7 +106,7 @@ class ProbeRound:
     def probe_results(self) -> list[ProbeResult]:
         v = self.vantage
         return [
-            ProbeResult(v.name, v.city, v.isp, platform, check, ok, self.finished_at)
+            ProbeResult(v.name, v.city, v.isp, platform, check, ok, self.finished_at, self.next_in)
             for (platform, check), (ok, _) in self.outcomes().items()
         ]
 

@@ -64,10 +64,12 @@ from monitoring.probe_round import (
     Vantage,
 )
 from monitoring.targets import Target, Targets
+from monitoring.tls_sessions import SessionCache, resume_sessions
 
 USER_AGENT: Final = "jalsa-probe/0.1"
 MAX_HEADER_BYTES: Final = 64 * 1024
 READ_CHUNK: Final = 64 * 1024
+TICKET_WAIT: Final = 0.5  # seconds a TLS-only target waits for the server's session ticket
 
 
 class _Failed(Exception):
@@ -113,6 +115,8 @@ class Prober:
         self.throughput_every = throughput_every
         self._rounds = 0
         self._ssl = ssl_context or ssl.create_default_context()
+        self._sessions = SessionCache()  # the prober owns its context: it resumes sessions
+        resume_sessions(self._ssl, self._sessions)
         self._clock = clock
 
     async def round(self) -> ProbeRound:
@@ -185,6 +189,8 @@ class Prober:
                         record(check, False, time.monotonic() - started, str(failure))
                     else:
                         record(check, True, time.monotonic() - started, None)
+                if blocked is None and streams is not None:
+                    await self._keep_session(streams[1], target.host)
             finally:
                 if streams is not None:
                     streams[1].transport.abort()
@@ -283,6 +289,19 @@ class Prober:
         except (TimeoutError, OSError, ssl.SSLError) as error:
             raise _Failed(describe(error)) from None
 
+    async def _keep_session(self, writer: asyncio.StreamWriter, host: str) -> None:
+        """Keep the connection's session for the next round's handshake (resumed: no
+        certificate chain on the link). A TLS 1.3 server sends its ticket after the
+        handshake: an https target has read its answer by now; a TLS-only one waits for
+        it up to :data:`TICKET_WAIT`."""
+        ssl_object = writer.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        deadline = time.monotonic() + TICKET_WAIT
+        # no event says a ticket came: the transport reads it while this sleeps
+        while not self._sessions.keep(host, ssl_object) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
     async def _http(
         self,
         reader: asyncio.StreamReader,
@@ -326,6 +345,7 @@ class Prober:
                 await self._tls(streams[1], host)
             started = time.monotonic()
             size = await self._http(*streams, host, path, self.download_bytes)
+            self._sessions.keep(host, streams[1].get_extra_info("ssl_object"))
             return Download(platform, host, size, time.monotonic() - started)
         except _Failed as failure:
             return Download(platform, host, 0, time.monotonic() - started, str(failure))

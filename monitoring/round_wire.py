@@ -7,6 +7,7 @@ aggregate of the round (:meth:`ProbeRound.outcomes`), not every target::
      "vantage": "lahore-1", "city": "Lahore", "isp": "PTCL",
      "context": {"resolver": "192.168.1.1", "asn": 17557, "network": "mobile"},
      "backlog": 0, "started_at": 1796000000.0, "finished_at": 1796000000.4,
+     "next_in": 240.0,
      "results": [["youtube", "dns", true, 0.012], ...],
      "throughput": [["youtube", 250000.0], ...],
      "resolvers": [["youtube", "control", true], ...]}
@@ -15,7 +16,9 @@ aggregate of the round (:meth:`ProbeRound.outcomes`), not every target::
 the ``reason`` label of ``jalsa_agent_rejected_total``: ``malformed`` (not this shape),
 ``labels`` (a label or platform that is not a label), ``timing`` (a round that ends
 before it starts, lasts over :data:`MAX_ROUND_SECONDS`, or has a check longer than the
-round).
+round). ``next_in`` (optional) is when the agent's next round comes, in seconds: an
+agent at its calm cadence says so, and jalsa keeps its results fresh (and does not count
+it silent) until then; up to :data:`MAX_NEXT_IN`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ VERSION: Final = 1
 MAX_BODY: Final = 64 * 1024
 MAX_ROUND_SECONDS: Final = 600.0
 MAX_RESULTS: Final = 256
+MAX_NEXT_IN: Final = 3600.0
 MAX_SPEED: Final = 1e10  # bytes/s: 80 Gbit/s is no volunteer's link
 NETWORKS: Final = ("mobile", "fixed", "unknown")
 _CHECKS: Final = ("dns", "tcp", "tls", "http")
@@ -84,6 +88,7 @@ def encode_round(
         "context": {"resolver": context.resolver, "asn": context.asn, "network": context.network},
         "started_at": found.started_at,
         "finished_at": found.finished_at,
+        "next_in": found.next_in,
         "results": [
             [platform, check, ok, round(seconds, 4)]
             for (platform, check), (ok, seconds) in sorted(found.outcomes().items())
@@ -166,6 +171,9 @@ def read_round(body: bytes) -> PushedRound:
     finished = _number(data.get("finished_at"), "finished_at")
     if not 0 <= finished - started <= MAX_ROUND_SECONDS:
         raise Refused("timing", "the round ends before it starts, or lasts too long")
+    next_in = _number(data.get("next_in", 0.0), "next_in")
+    if not 0 <= next_in <= MAX_NEXT_IN:
+        raise Refused("malformed", f"next_in is not 0..{MAX_NEXT_IN:g} seconds")
     checks: list[CheckResult] = []
     for platform, check, ok, seconds in _rows(data, "results", 4):
         if check not in _CHECKS or not isinstance(ok, bool):
@@ -207,5 +215,6 @@ def read_round(body: bytes) -> PushedRound:
             tuple(resolvers),
             tuple(downloads),
             tuple(dict.fromkeys(c.platform for c in checks)),
+            next_in,
         ),
     )

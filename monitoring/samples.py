@@ -242,7 +242,9 @@ def round_record(
 ) -> Record:
     """The ``probe_round`` record of a round (``seq``: a pushing agent's sequence number)."""
     v = found.vantage
-    extra = {} if seq is None else {"seq": seq}
+    extra: dict[str, object] = {} if seq is None else {"seq": seq}
+    if found.next_in:
+        extra["next_in"] = found.next_in
     return {
         **extra,
         "t": arrival,

@@ -6,7 +6,9 @@ live signal, but so is our own outage; jalsa's own control probes decide: only w
 they work (``home_uplink_ok``) is silence taken for a disruption.
 
 Definition: an agent is *known* when it delivered a round within ``remember`` seconds,
-and *silent* when its last delivery is more than ``silent_after`` seconds old. Per
+and *silent* when its last delivery is more than ``silent_after`` seconds old (or, for an
+agent that said its next round comes later, half a ``silent_after`` past that: an agent
+at its calm cadence is not silent between two rounds). Per
 country, when at least ``min_agents`` agents are known, at least ``ratio`` of them are
 silent, and the silent ones span at least ``min_cities`` cities, the judgement is a
 ``national`` outage of platform ``"silent"`` (debounced like every other by the
@@ -20,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from monitoring.outage import Outage
+from monitoring.outage import Outage, is_stale
 
 SILENT: Final = "silent"
 
@@ -31,6 +33,7 @@ class Presence:
     city: str
     country: str
     last_arrival: float
+    next_in: float = 0.0  # seconds from its last round to its next, as it said
 
 
 def silent_countries(
@@ -52,7 +55,7 @@ def silent_countries(
             known[a.country].append(a)
     found = set()
     for group in known.values():
-        silent = [a for a in group if now - a.last_arrival > silent_after]
+        silent = [a for a in group if is_stale(a.last_arrival, a.next_in, now, silent_after)]
         cities = frozenset(a.city for a in silent)
         enough = len(group) >= min_agents and len(silent) >= ratio * len(group)
         if enough and len(cities) >= min_cities:

@@ -290,7 +290,13 @@ class Watch:
         now = self.outages.now()
         stale = self.outages.classifier.thresholds.stale_after
         presence = [
-            Presence(a.vantage.name, a.vantage.city, a.country, a.last_arrival)
+            Presence(
+                a.vantage.name,
+                a.vantage.city,
+                a.country,
+                a.last_arrival,
+                a.latest.next_in if a.latest is not None else 0.0,
+            )
             for a in self.agent_ingest.snapshot().agents
         ]
         home = self.outages.uplink_ok(self.prober.vantage)

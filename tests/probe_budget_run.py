@@ -7,9 +7,11 @@ TLS server for every target, the fake control resolver), a real jalsa agents rou
 ``jalsa probe --join`` builds it (:func:`monitoring.probe_agent.push_prober`) with the
 default targets' shape: each of :data:`monitoring.targets.DEFAULT_TARGETS` (12, every
 one TLS, 6 with a download) pointed at the stand-in with its scheme, path and download.
-Each round is measured, stored and delivered (``measure_once`` + ``flush``); the bytes
-are the namespace's loopback ``tx_bytes`` (every frame once, headers included), per
-round and per delivery. Prints JSON.
+The agent has the default calm cadence (each round's ``next_in`` is printed: every
+stand-in answers, so from the third round on it is calm). Each round is measured, stored
+and delivered (``measure_once`` + ``flush``); the bytes are the namespace's loopback
+``tx_bytes`` (every frame once, headers included), per round and per delivery. Prints
+JSON.
 
     unshare -n python3 tests/probe_budget_run.py [--rounds N] [--throughput-every N]
 """
@@ -38,6 +40,7 @@ from probe_servers import ProbeServers, make_pki  # noqa: E402
 from monitoring.agent_ingest import AgentIngest  # noqa: E402
 from monitoring.agent_link import agent_key, make_link, parse_link  # noqa: E402
 from monitoring.agent_registry import AgentRegistry, enrol, load_agent_secret  # noqa: E402
+from monitoring.agents_command import CALM_INTERVAL  # noqa: E402
 from monitoring.probe_agent import push_prober  # noqa: E402
 from monitoring.probe_push import Backlog, PushAgent  # noqa: E402
 from monitoring.probe_round import Vantage  # noqa: E402
@@ -96,13 +99,21 @@ async def measure(
             5.0,
             args.throughput_every,
         )
-        agent = PushAgent(prober, link, Backlog(Path(backlog_dir)), context=Context("127.0.0.53"))
+        agent = PushAgent(
+            prober,
+            link,
+            Backlog(Path(backlog_dir)),
+            calm_interval=CALM_INTERVAL,
+            context=Context("127.0.0.53"),
+        )
         rounds: list[int] = []
+        next_in: list[float] = []
         deliveries: list[int] = []
         async with aiohttp.ClientSession() as session:
             for _ in range(args.rounds):
                 before = on_the_wire()
                 await agent.measure_once()
+                next_in.append(agent.next_in)
                 measured = on_the_wire()
                 left = await agent.uploader.flush(session)
                 assert left == 0, "a round was not delivered"
@@ -117,6 +128,7 @@ async def measure(
         "delivered": agent.uploader.delivered,
         "throughput_every": args.throughput_every,
         "bytes_per_round": rounds,
+        "next_in": next_in,
         "bytes_per_delivery": deliveries,
         "bytes_per_round_mean": sum(rounds) / len(rounds),
         "bytes_throughput_round_mean": sum(throughput) / len(throughput),

@@ -189,6 +189,9 @@ def test_three_pushing_agents_through_a_cut(
                     ["ip", "netns", "exec", ns(i), sys.executable, "-m", "orchestrator.cli",
                      "probe", "--join", links[vantage], "--targets", str(targets),
                      "--interval", str(INTERVAL), "--timeout", "1",
+                     # every round at INTERVAL: the report's windows are checked against
+                     # the scripted cut to the round (the calm cadence: test_agent_push_http)
+                     "--calm-interval", "0",
                      "--backlog", str(tmp_path / f"backlog-{i}")],
                     stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip

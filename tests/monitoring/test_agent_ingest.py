@@ -8,6 +8,7 @@ agents' view.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,34 @@ def test_a_silent_agents_round_leaves_the_live_view(state: Path) -> None:
     assert jalsa.latest_rounds(T + 121) == []
     (view,) = jalsa.snapshot().agents
     assert view.latest is not None and view.latest.finished_at == T
+
+
+def test_a_calm_agents_round_stays_fresh_until_its_next_is_due(state: Path) -> None:
+    """An agent at its calm cadence says its next round comes in 240 s: its results stay
+    in the live view (and the classifier's) until half a stale_after after that, and its
+    quiet between two rounds is not silence. Past that, it leaves like any other."""
+    agent = enrolled(state)
+    jalsa = ingest(state)
+    assert jalsa.submit("lahore-1", *agent.body(T, next_in=240.0), T).status == 200
+    (live,) = jalsa.latest_rounds(T + 300)
+    assert live.next_in == 240.0
+    assert all(r.fresh_for == 240.0 for r in live.probe_results())
+    assert jalsa.latest_rounds(T + 301) == []
+    calm = [Presence(f"v{i}", f"city{i}", "PK", T, next_in=240.0) for i in range(4)]
+    assert silent_countries(calm, T + 300, silent_after=120, home_uplink_ok=True) == set()
+    (outage,) = silent_countries(calm, T + 301, silent_after=120, home_uplink_ok=True)
+    assert len(outage.vantages) == 4
+
+
+def test_next_in_is_read_within_its_limits() -> None:
+    good = encode_round(
+        dataclasses.replace(a_round(T, Vantage("v", "c", "i")), next_in=240.0),
+        agent="v", generation=0, seq=1, context=Context(),
+    )  # fmt: skip
+    assert read_round(body_bytes(good, sent_at=T, backlog=0)).round.next_in == 240.0
+    older = {k: v for k, v in good.items() if k != "next_in"}  # an agent from before it
+    assert read_round(body_bytes(older, sent_at=T, backlog=0)).round.next_in == 0.0
+    for bad in (-1, 3601, "240", True, float("inf")):
+        body = json.dumps({**good, "next_in": bad, "sent_at": T, "backlog": 0}).encode()
+        with pytest.raises(ValueError, match="malformed"):
+            read_round(body)

@@ -5,11 +5,15 @@ agent's rounds refused and counted."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -232,3 +236,60 @@ def test_an_agent_enrolled_a_moment_ago_is_accepted_at_its_first_round(state: Pa
         assert server.value("jalsa_agent_rejected_total", reason="unknown_agent") in (None, 0)
     finally:
         server.stop()
+
+
+class _Answers(BaseHTTPRequestHandler):
+    def do_HEAD(self) -> None:
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_agent_measures_at_its_calm_cadence_while_all_answers_and_fast_at_a_failure(
+    state: Path, tmp_path: Path
+) -> None:
+    """``jalsa probe --join`` (a real process): every round says when the next comes; after
+    three clear rounds that is ``--calm-interval``, and the first round that finds a
+    platform down is back at ``--interval``."""
+    platform = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=platform.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{platform.server_address[1]}/"
+    targets = tmp_path / "targets.toml"
+    targets.write_text(
+        'control_resolver = ""\n'
+        f'[[targets]]\nplatform = "control"\nurl = "{url}"\n'
+        f'[[targets]]\nplatform = "youtube"\nurl = "{url}"\n'
+    )
+    server = Jalsa(state)
+    made = enrol(state, "pesh-1", "Peshawar", "Jazz")
+    key = agent_key(load_agent_secret(state, ENV), made.id, 0)
+    link = make_link(f"http://127.0.0.1:{server.port}", made.id, 0, key, "Peshawar", "Jazz")
+    server.registry.refresh()
+    server.start()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "probe", "--join", link,
+         "--targets", str(targets), "--interval", "1", "--calm-interval", "2",
+         "--timeout", "0.5", "--backlog", str(tmp_path / "backlog")],
+        env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(server.accepted) >= 4, 30, "four rounds at jalsa")
+        said = [a.round.next_in for a in server.accepted[:4]]
+        assert said == [1.0, 1.0, 2.0, 2.0]
+        platform.shutdown()
+        platform.server_close()
+
+        def failed() -> Accepted | None:
+            return next((a for a in server.accepted if not all(
+                ok for ok, _ in a.round.outcomes().values())), None)  # fmt: skip
+
+        first = wait_for(failed, 30, "a round that finds the platform gone")
+        assert first.round.next_in == 1.0
+    finally:
+        agent.terminate()
+        _, errors = agent.communicate(timeout=10)
+        server.stop()
+    assert agent.returncode == 0, errors
+    assert b"every 2s from now (all clear)" in errors and b"every 1s from now" in errors

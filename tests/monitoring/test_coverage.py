@@ -74,3 +74,22 @@ def test_an_outage_still_present_at_the_end_is_open(clear: float) -> None:
     ]
     (window,) = reclassify(records, for_seconds=0, clear_seconds=clear)
     assert window.open and window.start == T + 40
+
+
+def test_a_calm_agents_announced_gaps_are_measuring() -> None:
+    """A calm agent measures every 240 s after a fast stretch (every 30 s): the calm
+    gaps it announced are measuring, not silence; a gap longer than it said is one."""
+    times = [T + 30 * i for i in range(10)] + [T + 270 + 240 * i for i in range(1, 4)]
+    calm = [0.0 if i < 10 else 240.0 for i in range(len(times))]
+    calm[9] = 240.0  # the round that went calm says so
+    found = [
+        {"t": at, "type": "probe_round", "vantage": "v", "city": "c", "isp": "i",
+         "started": at - 0.5, "measured": at, "late": False, "skew": 0.0,
+         "results": [["control", "tcp", True]], "throughput": [], "next_in": n}
+        for at, n in zip(times, calm, strict=True)
+    ]  # fmt: skip
+    (one,) = coverage(found)
+    assert one.measuring == ((T, times[-1]),)
+    found[-1]["measured"] = times[-2] + 400  # later than the 240 s it said (+ half)
+    (split,) = coverage(found)
+    assert len(split.measuring) == 2

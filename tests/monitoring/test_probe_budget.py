@@ -1,12 +1,12 @@
 """A pushing agent's data on the wire, per round, at local stand-ins (tests/probe_budget_run.py
 in a network namespace of its own: every loopback frame counted, headers included).
 
-What holds: the http check is a HEAD (no page body), a download asks for 64 KB (``Range``)
-and runs in one round of ``--throughput-every`` (20), every round is delivered. What does
-not hold yet: the issue's 1 MB an hour at the default 30 s. 12 TLS targets cost ~35 KB a
-round even with nothing downloaded (~4 MB an hour; docs/monitoring.md, "On a volunteer's
-machine"), so the per-hour figure is asserted against the bound it meets today, and
-printed.
+What holds: the http check is a HEAD (no page body), TLS sessions are resumed after the
+first round (no certificate chain), a download asks for 64 KB (``Range``) and runs in one
+round of ``--throughput-every`` (20), every round is delivered. And the issue's budget,
+under 1 MB an hour while the platforms are reachable: that is when the agent measures at
+its calm cadence (``--calm-interval``, 240 s). At the fast cadence (30 s, any failure) it
+spends more, and is meant to: that is the moment the measurements are for.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from monitoring.agents_command import CALM_INTERVAL
 from monitoring.probe_agent import PUSH_DOWNLOAD_BYTES
 from monitoring.targets import DEFAULT_TARGETS
 
@@ -39,19 +40,23 @@ def test_bytes_per_round_of_a_pushing_agent_with_the_default_targets() -> None:
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout.splitlines()[-1])
     assert found["delivered"] == EVERY  # every round measured reached jalsa
+    # every stand-in answers: calm from the third round (the cadence the budget is for)
+    assert found["next_in"] == [DEFAULT_INTERVAL] * 2 + [CALM_INTERVAL] * (EVERY - 2), found
     light, heavy = found["bytes_light_round_mean"], found["bytes_throughput_round_mean"]
     handshakes = sum(t.scheme in ("https", "tls") for t in DEFAULT_TARGETS.targets)
     assert handshakes == 12
-    # No download: one TLS handshake per target (~2.6 KB with the stand-in's small
-    # certificate), a HEAD where the target is https, a control query, one delivery.
-    assert light < handshakes * 3_300, found
+    # No download: one resumed TLS handshake per target (a full one is ~2.9 KB with the
+    # stand-in's small certificate), a HEAD where the target is https, a control query,
+    # one delivery.
+    assert light < handshakes * 2_500, found
     downloads = sum(t.download is not None for t in DEFAULT_TARGETS.targets)
     # The download round: each download ranged to 64 KB (was up to 2 MB each, every round)
     assert heavy - light < downloads * (PUSH_DOWNLOAD_BYTES + 6_000), found
-    per_hour = (light * (EVERY - 1) + heavy) / EVERY * 3600 / DEFAULT_INTERVAL
+    per_round = (light * (EVERY - 1) + heavy) / EVERY
+    calm, fast = per_round * 3600 / CALM_INTERVAL, per_round * 3600 / DEFAULT_INTERVAL
     print(
         f"per round: {light / 1000:.1f} KB, {heavy / 1000:.1f} KB with downloads; "
-        f"delivery {found['bytes_per_delivery'][1] / 1000:.1f} KB; at 30 s: "
-        f"{per_hour / 1e6:.2f} MB an hour (the issue's budget: 1 MB)"
+        f"delivery {found['bytes_per_delivery'][1] / 1000:.1f} KB; an hour: "
+        f"{calm / 1e6:.2f} MB calm ({CALM_INTERVAL:g} s), {fast / 1e6:.2f} MB fast (30 s)"
     )
-    assert per_hour < 10e6
+    assert calm < 1e6  # the issue's budget while the platforms are reachable

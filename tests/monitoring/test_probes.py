@@ -3,6 +3,9 @@ a fake control resolver that truncates, answers other queries and says NXDOMAIN.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -298,3 +301,41 @@ async def test_a_server_that_does_not_do_head_is_reachable(servers: ProbeServers
         server.shutdown()
         server.server_close()
     assert by_check(found, "x")["http"] == (True, None)
+
+
+async def test_later_rounds_resume_the_tls_session_and_a_stand_in_server_cannot(
+    servers: ProbeServers, pki: Pki
+) -> None:
+    """From the second round on, a handshake is a resumption (no certificate chain on a
+    volunteer's link); a server answering in the platform's place under the same name
+    cannot resume the platform's ticket, so its certificate is checked and fails."""
+    resumed: list[bool] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        resumed.append(writer.get_extra_info("ssl_object").session_reused)
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*pki.good)
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        web = Target("youtube", "web", f"https://localhost:{port}/generate_204")
+        ingest = Target("youtube", "ingest", f"tls://localhost:{port}")
+        probes = prober(servers, web, ingest)
+        for _ in range(3):
+            found = await probes.round()
+            assert all(c.success for c in found.checks), found.checks
+        # the first connection is full (a target that starts after it ends may resume)
+        assert not resumed[0] and resumed[2:] == [True] * 4, resumed
+        # The same name at a server with another certificate and ticket key:
+        probes.targets = Targets(
+            (Target("youtube", "web", f"https://localhost:{servers.self_signed}/"),)
+        )
+        found = await probes.round()
+        assert by_check(found, "youtube")["tls"][0] is False
+        assert "certificate" in (by_check(found, "youtube")["tls"][1] or "")
