@@ -3,9 +3,10 @@
 In SDP a codec's ``a=fmtp`` parameters say what the *receiver* wants, so jalsa puts its
 wishes into its WHIP answer, and the browser's Opus encoder follows them:
 
-- ``useinbandfec=1``: each packet carries a low-rate copy of the one before, so a single
-  lost packet is rebuilt from the next (the encoder also sizes it from the loss that
-  jalsa's RTCP receiver reports signal back);
+- ``useinbandfec=1``: each packet carries a low-rate copy of the one before (the encoder
+  sizes it from the loss that jalsa's RTCP receiver reports signal back). jalsa's decoder
+  (aiortc's, through libopus) does not use that copy yet: a lost packet is a short gap
+  (docs/speakers.md, section 7);
 - ``usedtx=0``: no discontinuous transmission — a quiet moment in a speech keeps its
   packets, so a gap on the link never looks like the speaker stopped;
 - ``maxaveragebitrate``: a voice that fits a 2G-class uplink beside its own packet

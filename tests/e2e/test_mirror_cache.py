@@ -7,7 +7,9 @@ player misses a segment or gets an error, and the program keeps its clock.
 
 The issue asks for 500 players for 60 s. This 2-core machine, shared, runs
 ``JALSA_MIRROR_PLAYERS`` (default 300) for ``JALSA_MIRROR_SECONDS`` (default 30) in one
-Python client process beside jalsa and nginx; bench/mirror_cache.py runs 500 for 60 s.
+Python client process beside jalsa and nginx; 500 for 60 s was run once with
+``JALSA_MIRROR_PLAYERS=500 JALSA_MIRROR_SECONDS=60`` (docs/mirror.md), and
+bench/mirror_cache.py runs 1,000 for 30 s by default.
 """
 
 from __future__ import annotations
