@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from chromium import LAPTOP, PHONE
 from event_toml import event_toml, slot, speaker
+from http_status import status_of
 from jalsa_run import JalsaRun
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
@@ -462,20 +463,11 @@ def test_an_api_that_is_not_there_says_so(jalsa: JalsaRun, console: Page) -> Non
 
 def test_revoke_a_speakers_link(jalsa: JalsaRun, console: Page) -> None:
     link = jalsa.links()["guest"]
-    assert _status(link) == 200
+    assert status_of(link) == 200
     console.get_by_role("button", name="Revoke link Guest From The Field").click()
     confirm(console, "Revoke link")
     expect(console.locator("#notice")).to_contain_text("done")
-    jalsa.wait_for(lambda: _status(link) == 403, 5, "the old link refused")
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        error.close()  # its socket, else closed by the GC in another test
-        return error.code
+    jalsa.wait_for(lambda: status_of(link) == 403, 5, "the old link refused")
 
 
 # -- destinations ------------------------------------------------------------------------------

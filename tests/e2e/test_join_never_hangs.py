@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE
 from event_toml import event_toml, slot, speaker
+from http_status import status_of
 from jalsa_run import JalsaRun
 from playwright.sync_api import Locator, Page, Playwright, expect, sync_playwright
 from speaker_netns import SpeakerNetns
@@ -90,12 +90,7 @@ def _report(link: str, problem: str) -> int:
         f"{link}/problem", data=json.dumps({"problem": problem}).encode(), method="POST"
     )
     request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        error.close()  # its socket, else closed by the GC in another test
-        return error.code
+    return status_of(request)
 
 
 def _says(page: Page, *words: str) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from http_status import status_of
 from jalsa_run import free_port, jalsa
 from prometheus_client import CollectorRegistry, generate_latest
 from waiting import wait_for
@@ -161,12 +162,7 @@ def post(port: int, agent: str, body: bytes, signature: str) -> int:
         data=body,
         headers={"X-Jalsa-Signature": signature, "Content-Type": "application/json"},
     )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        error.close()  # its socket, else closed by the GC in another test
-        return error.code
+    return status_of(request)
 
 
 def test_forged_replayed_tampered_and_unknown_submissions_over_http(state: Path) -> None:
