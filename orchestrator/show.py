@@ -83,6 +83,8 @@ class ShowSnapshot:
     ladders: dict[str, list[RenditionSnapshot]] = field(default_factory=dict)
     # The studio's uplink as the network destinations see it (monitoring/uplink.py).
     uplink: UplinkEstimate | None = None
+    # The edges this studio sends through: where a destination added now may go (``via``).
+    edges: tuple[str, ...] = field(default=())
 
 
 class Show:
@@ -339,6 +341,7 @@ class Show:
             hold=status.hold,
             ladders=self.ladders.snapshots(),
             uplink=self._uplink.observe(time.monotonic(), destinations),
+            edges=tuple(self.edges),
         )
 
     def speaker_source(self, speaker: str) -> Source | None:

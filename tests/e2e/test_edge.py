@@ -10,6 +10,7 @@ backoff) and the platforms get the program again.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import urllib.error
@@ -24,6 +25,8 @@ from edge_process import EDGE_KEY, STREAMS, EdgeProcess, edge_file, studio_file
 from jalsa_run import JalsaRun, free_port
 from media import Probe, decode_errors, ffprobe
 from nginx_rtmp import NginxRtmp
+from playwright.sync_api import Browser, expect
+from test_console import confirm, open_console
 from test_relay_control import call, state_of, wait_state
 from tls_terminator import Certificates, make_certificates
 from waiting import wait_for
@@ -32,6 +35,7 @@ pytestmark = [pytest.mark.media, pytest.mark.timeout(240)]
 
 FORGED = "forged-contribution-key-000000"
 ADDED = "edge-tw-77d0"  # the stream key of a destination the operator adds via the edge
+CLICKED = "edge-tw2-5e1a"  # ... and of one the operator adds in the console
 RUN_SECONDS = 20.0
 
 
@@ -67,6 +71,7 @@ class Run:
     studio_metrics: str
     studio_state: dict[str, Any]
     steered: dict[str, Any]
+    clicked: dict[str, Any]
 
 
 def _keep(nginx: NginxRtmp, folder: Path) -> dict[str, Path]:
@@ -75,7 +80,9 @@ def _keep(nginx: NginxRtmp, folder: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def finished(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def finished(
+    nginx: NginxRtmp, browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Run]:
     work = tmp_path_factory.mktemp("edge")
     certs = make_certificates(work / "certs")
     edge_port, edge_metrics = free_port(), free_port()
@@ -86,13 +93,14 @@ def finished(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iter
         # The studio starts once the edge serves: its first contribution then carries the
         # program's very first packets (the AAC priming frame at -21 ms among them).
         with JalsaRun(studio, work / "studio-state", env={"EDGE_KEY": EDGE_KEY}) as run:
-            yield from _run(edge, run, nginx, work, certs, edge_port)
+            yield from _run(edge, run, nginx, browser, work, certs, edge_port)
 
 
 def _run(
     edge: EdgeProcess,
     run: JalsaRun,
     nginx: NginxRtmp,
+    browser: Browser,
     work: Path,
     certs: Certificates,
     edge_port: int,
@@ -107,6 +115,7 @@ def _run(
     studio_metrics = run.metrics_text()
     studio_state = json.loads(run.http("/api/state", token=run.token())[1])
     steered = _steer(run, edge, nginx)
+    clicked = _add_in_the_console(run, edge, nginx, browser, work)
     edge.kill()
     killed = time.monotonic()
     nginx.wait_recorded(*STREAMS, timeout=20)
@@ -143,6 +152,7 @@ def _run(
         studio_metrics=studio_metrics,
         studio_state=studio_state,
         steered=steered,
+        clicked=clicked,
     )
 
 
@@ -165,6 +175,39 @@ def _steer(run: JalsaRun, edge: EdgeProcess, nginx: NginxRtmp) -> dict[str, Any]
     run.wait_for(lambda: state_of(run, "tw") is None, 10, "tw gone from the studio")
     steps["edge_after"] = edge.metric("jalsa_relay_up", destination="tw", platform="twitch")
     return steps
+
+
+def _add_in_the_console(
+    run: JalsaRun, edge: EdgeProcess, nginx: NginxRtmp, browser: Browser, work: Path
+) -> dict[str, Any]:
+    """The operator adds a destination in the console's form, sent by the edge, sees its
+    card, and removes it there; the screenshot goes to $JALSA_SCREENSHOTS (docs/)."""
+    page = open_console(run, browser)
+    try:
+        page.locator("#add-destination summary").click()
+        form = page.locator("#destination-form")
+        sent_by = form.get_by_label("Sent by")
+        choices = sent_by.locator("option").all_text_contents()
+        form.get_by_label("Name").fill("tw2")
+        form.get_by_label("Platform").select_option("twitch")
+        form.get_by_label("URL").fill(f"rtmp://127.0.0.1:{nginx.port}/rec")
+        form.get_by_label("Stream key").fill(CLICKED)
+        sent_by.select_option(label="the edge test-edge")
+        shots = Path(os.environ.get("JALSA_SCREENSHOTS", work))
+        page.locator("#destinations-panel").screenshot(path=str(shots / "console-edge.png"))
+        form.get_by_role("button", name="Add destination").click()
+        nginx.wait_published(CLICKED, timeout=30)
+        card = page.locator('#destinations li[data-key="tw2"]')
+        expect(card.locator(".pill")).to_have_text("live", timeout=30_000)
+        shown = card.inner_text()
+        at_edge = edge.metric("jalsa_relay_up", destination="tw2", platform="twitch")
+        page.get_by_role("button", name="Remove tw2").click()
+        confirm(page, "Remove")
+        expect(card).to_have_count(0, timeout=10_000)
+        gone = edge.metric("jalsa_relay_up", destination="tw2", platform="twitch")
+    finally:
+        page.context.close()
+    return {"choices": choices, "card": shown, "at_edge": at_edge, "gone": gone}
 
 
 def test_platforms_get_the_program_through_the_edge(finished: Run) -> None:
@@ -204,6 +247,16 @@ def test_the_studio_steers_the_edges_destinations(finished: Run) -> None:
     assert steps["resume"][0] == 200  # (the states were waited for: paused, then live)
     assert steps["remove"] == (200, {"removed": "tw", "closed_cleanly": True})
     assert steps["edge_after"] is None  # gone from the edge's /metrics too
+
+
+def test_the_console_adds_and_removes_a_destination_sent_by_the_edge(finished: Run) -> None:
+    clicked = finished.clicked
+    assert clicked["choices"] == ["this machine (direct)", "the edge test-edge"]
+    assert "tw2 (twitch)" in clicked["card"] and "via test-edge" in clicked["card"]
+    assert CLICKED not in clicked["card"]
+    assert clicked["at_edge"] == 1 and clicked["gone"] is None
+    for logs in (finished.edge_logs, finished.studio_logs):
+        assert CLICKED not in logs
 
 
 def test_the_edge_exports_its_destinations(finished: Run) -> None:

@@ -726,6 +726,14 @@
   function renderDestinations() {
     if (!S.state) return;
     keyed($("destinations"), S.state.destinations, (d) => d.name, createDestination, updateDestination);
+    renderEdgeChoice(S.state.edges || []);
+  }
+  // The Add form's "Sent by": this machine, or one of the edges this studio sends through.
+  function renderEdgeChoice(edges) {
+    const select = $("destination-via");
+    $("destination-via-label").hidden = edges.length === 0;
+    const direct = select.options[0];
+    keyed(select, [direct.value, ...edges], String, (name) => el("option", { value: name }, `the edge ${name}`), () => {});
   }
   function createDestination(d) {
     const li = el("li", { class: "card" });
@@ -952,6 +960,7 @@
     const body = { name: form.name.value.trim(), platform: form.platform.value };
     for (const key of ["url", "key"]) if (form[key].value.trim()) body[key] = form[key].value.trim();
     if (form.audio_only.checked) body.audio_only = true;
+    if (form.via.value) body.via = form.via.value;
     if (await write(`Add destination ${body.name}`, "POST", "/api/destinations", body)) {
       form.reset();
       $("add-destination").open = false;
