@@ -117,7 +117,11 @@ class Show:
             spec, sink=lambda packets: self.relay.publish(packets), tap=self.ladders.offer
         )
         encoder = self.program.encoder
-        self.relay = Relay((encoder.video_stream, encoder.audio_stream), state_dir)
+        self.relay = Relay(
+            (encoder.video_stream, encoder.audio_stream),
+            state_dir,
+            keyframe=self.program.request_keyframe,
+        )
         # The destinations an edge sends: seen and steered through it (relays/edge_remote.py).
         used = {d.via for d in event.destinations if d.via is not None}
         self.edges = {e.name: EdgeRemote(e) for e in event.edges if e.name in used}

@@ -27,6 +27,7 @@ import math
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, TypeAlias, get_args
@@ -38,7 +39,7 @@ from orchestrator.event.destination_spec import DestinationSpec
 from orchestrator.event.secret import redact
 from orchestrator.event.states import RelayState
 from relays.backoff import Backoff
-from relays.errors import RelayError
+from relays.errors import PublishRefused, RelayError
 from relays.output import open_writer
 from relays.packet import EncodedPacket, PacketKind
 from relays.packet_queue import PacketQueue
@@ -54,6 +55,10 @@ QUEUE_BYTES = 8 * 1024 * 1024
 CONNECT_TIMEOUT = 8.0
 # Bytes waiting and none taken by the link for this long: a blocked link (blackhole).
 STALL_TIMEOUT = 5.0
+# The contribution to the team's own edge tries again within this all through a cut
+# uplink, so the program is back at the edge about a second after the link is (the
+# edge takes a try for a key check; a platform gets the backoff, a refused key too).
+CONTRIBUTION_RETRY = 1.0
 # How long a pause waits to end the stream politely before closing anyway.
 PAUSE_GOODBYE = 1.0
 IDLE = 0.1
@@ -105,6 +110,14 @@ class DestinationSnapshot:
     via: str | None = None
 
 
+def retry_delay(spec: DestinationSpec, refused: bool, backoff_delay: float) -> float:
+    """How long a destination waits before it tries again: the backoff's delay, at most
+    :data:`CONTRIBUTION_RETRY` for an edge contribution whose link failed (not refused)."""
+    if spec.kind == "edge" and not refused:
+        return min(backoff_delay, CONTRIBUTION_RETRY)
+    return backoff_delay
+
+
 class Destination:
     """One output of the program; see the module docstring.
 
@@ -117,6 +130,10 @@ class Destination:
         backoff: The reconnect schedule (1 s doubling to 30 s, reset after a healthy
             minute, if None).
         pump: Moves live network connections (the relay's, shared by all).
+        keyframe: Asks the encoder for a keyframe now. An edge contribution calls it as
+            it connects: the edge ends its blip slate at the first live keyframe, so the
+            program is back a frame after the link rather than up to a GOP (a platform
+            does not: one that reconnects often would cost every destination bitrate).
     """
 
     def __init__(
@@ -129,6 +146,7 @@ class Destination:
         stall_timeout: float = STALL_TIMEOUT,
         backoff: Backoff | None = None,
         pump: Pump,
+        keyframe: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
         self._pump = pump
@@ -137,6 +155,7 @@ class Destination:
         self._connect_timeout = connect_timeout
         self._stall_timeout = stall_timeout
         self._backoff = backoff or Backoff(base=1.0, cap=30.0, reset_after=60.0)
+        self._keyframe = keyframe if spec.kind == "edge" else None
         self._queue = PacketQueue(QUEUE_SECONDS, QUEUE_BYTES, audio_only=spec.audio_only)
         self._thread = threading.Thread(target=self._run, name=f"dest-{spec.name}", daemon=True)
         self._wake = threading.Event()
@@ -155,6 +174,7 @@ class Destination:
         self._sent_packets = 0
         self._reconnects = 0
         self._last_error: str | None = None
+        self._refused = False  # the last connection's failure was a refusal (a wrong key)
         self._sent_at: float | None = None  # program time of the newest packet sent
         self._newest = 0.0  # program time of the newest packet offered (program thread)
         self._live_check: str | None = None  # the platform's verdict, from the wiring
@@ -251,7 +271,7 @@ class Destination:
                 self._state = "retrying"
                 self._reconnects += 1
                 attempt += 1
-                self._sleep(self._backoff.next_delay())
+                self._sleep(retry_delay(self.spec, self._refused, self._backoff.next_delay()))
         except Exception:  # a bug outside a connection: say so, and stop this one only
             log.exception("destination %s: writer failed", self.spec.name)
         finally:
@@ -279,6 +299,8 @@ class Destination:
                 stall_timeout=self._stall_timeout,
             )
             self._backoff.succeeded(time.monotonic())
+            if self._keyframe is not None:
+                self._keyframe()
             self._state = "live"
             if attempt:
                 log.info("destination %s (%s) is live again", self.spec.name, self._safe_target)
@@ -295,6 +317,7 @@ class Destination:
                     writer.abort()
             if self._cancelled():
                 return False
+            self._refused = isinstance(exc, PublishRefused)
             self._last_error = redact(_describe(exc), self._secrets)
             # A bug gets its traceback in the log (secrets masked there too).
             trace = "" if isinstance(exc, _FAILURES) else "\n" + traceback.format_exc()

@@ -38,6 +38,8 @@ class Relay:
         connect_timeout: Each destination's bound on setting up a connection.
         stall_timeout: Each destination's bound on a link that takes no bytes.
         backoff: Makes each destination's reconnect schedule (the default if None).
+        keyframe: Asks the encoder for a keyframe now (an edge contribution that connects
+            calls it, see :class:`~relays.destination.Destination`).
     """
 
     def __init__(
@@ -48,8 +50,10 @@ class Relay:
         connect_timeout: float = CONNECT_TIMEOUT,
         stall_timeout: float = STALL_TIMEOUT,
         backoff: Callable[[], Backoff] | None = None,
+        keyframe: Callable[[], None] | None = None,
     ) -> None:
         self._templates = templates
+        self._keyframe = keyframe
         self._state_dir = state_dir
         self._connect_timeout = connect_timeout
         self._stall_timeout = stall_timeout
@@ -79,6 +83,7 @@ class Relay:
                 stall_timeout=self._stall_timeout,
                 backoff=self._backoff() if self._backoff is not None else None,
                 pump=self._pump,
+                keyframe=self._keyframe,
             )
             self._destinations[spec.name] = destination
         destination.start()

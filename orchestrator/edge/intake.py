@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 PIPE_LIMIT: Final = 4 * 1024 * 1024  # bytes held for the demuxer: seconds of program
 # Little probing: the FLV header carries the codec configuration, and every byte the
-# probe holds is latency before the first packet goes out.
-_DEMUX_OPTIONS: Final = {"probesize": "65536", "analyzeduration": "1000000"}
+# probe holds is latency before the first packet goes out (1 s of it made the studio's
+# first keyframe after a blip look like backlog: the slate stayed a GOP longer).
+_DEMUX_OPTIONS: Final = {"probesize": "65536", "analyzeduration": "100000"}
 BATCH: Final = 8  # packets handed over at once (a few per video frame)
 
 

@@ -88,6 +88,7 @@ class Program:
         self._feed = Feed("slate", still=black(spec.width, spec.height))
         self._feed_since = time.monotonic()
         self._cuts = 0
+        self._keyframe_wanted = threading.Event()  # request_keyframe: the next one is
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="program", daemon=True)
         self._frames = 0
@@ -119,6 +120,11 @@ class Program:
             self._cuts,
         )
         self._feed_since = time.monotonic()
+
+    def request_keyframe(self) -> None:
+        """Make the next frame a keyframe (a new connection that must start on one is
+        then not kept waiting for the next of the GOP). Thread-safe."""
+        self._keyframe_wanted.set()
 
     @property
     def feed(self) -> Feed:
@@ -194,7 +200,8 @@ class Program:
                     started = time.monotonic() - index / fps
                     self._late_resets += 1
                 feed = self._feed
-                keyframe = feed.cut != last_cut
+                keyframe = feed.cut != last_cut or self._keyframe_wanted.is_set()
+                self._keyframe_wanted.clear()
                 last_cut = feed.cut
                 picture = self._picture(feed)
                 self._last = picture

@@ -64,3 +64,27 @@ def test_timestamps_are_continuous_across_cuts_and_cuts_are_keyframes() -> None:
     audio_end = (audio[-1].pts + 1024) / 48000
     assert abs(audio_end - len(video) / 25) < 0.1
     assert program.snapshot().up is False
+
+
+def test_a_keyframe_on_request_between_the_gops() -> None:
+    """request_keyframe (an edge contribution that connects): the next frame is one,
+    not the GOP's next (50 frames away at 25 fps and 2 s)."""
+    spec = ProgramSpec(width=320, height=180, fps=25, keyframe_seconds=2, preset="ultrafast")
+    sink = Collect()
+    program = Program(spec, sink)
+
+    def video() -> list[EncodedPacket]:
+        with sink.lock:
+            return [p for p in sink.packets if p.kind == "video"]
+
+    program.start()
+    try:
+        wait_for(lambda: len(video()) >= 10, 10, "10 frames")
+        asked = len(video())
+        program.request_keyframe()
+        wait_for(lambda: len(video()) >= asked + 5, 10, "5 more frames")
+    finally:
+        program.stop()
+    keyframes = [p.pts for p in video() if p.keyframe]
+    assert keyframes[0] == 0 and len(keyframes) >= 2, keyframes
+    assert asked <= keyframes[1] <= asked + 3, (asked, keyframes)  # (the frame in hand)

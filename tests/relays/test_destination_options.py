@@ -15,7 +15,7 @@ from orchestrator.event.destination_spec import (
 )
 from orchestrator.event.problems import EventError, Problems
 from orchestrator.event.reader import Table
-from relays.destination import Destination
+from relays.destination import CONTRIBUTION_RETRY, Destination, retry_delay
 from relays.output import tls_context
 from relays.rtmp.session import rtmp_target
 
@@ -106,3 +106,15 @@ def test_a_destination_warns_once_at_start_when_its_key_would_go_in_cleartext(
     assert len(warnings) == 1
     assert "plain" in warnings[0] and "cleartext" in warnings[0]
     assert KEY not in warnings[0] and "rtmp://ingest.example/app/***" in warnings[0]
+
+
+def test_a_cut_contribution_is_tried_again_within_a_second_a_refused_one_backs_off() -> None:
+    """The studio's link to its edge retries within CONTRIBUTION_RETRY all through a cut
+    (the program back about a second after the uplink); a platform, and a contribution
+    the edge refused (a wrong key), wait the backoff's delay."""
+    edge = DestinationSpec(name="e", platform="custom", kind="edge", url="https://vm/contribute")
+    platform = DestinationSpec(name="yt", platform="youtube", kind="rtmp", url="rtmp://h/a")
+    assert retry_delay(edge, refused=False, backoff_delay=17.0) == CONTRIBUTION_RETRY == 1.0
+    assert retry_delay(edge, refused=False, backoff_delay=0.3) == 0.3
+    assert retry_delay(edge, refused=True, backoff_delay=17.0) == 17.0
+    assert retry_delay(platform, refused=False, backoff_delay=17.0) == 17.0
