@@ -20,9 +20,9 @@ RELOAD_SECONDS = 1.0
 RENDITIONS = ("program.m3u8", "low.m3u8", "audio.m3u8")
 
 
-def ladder_event(name: str) -> str:
+def ladder_event(name: str, also: tuple[dict[str, object], ...] = ()) -> str:
     """The event of the cache test and bench: one testsrc speaker, a 640x360 15 fps program
-    and a mirror with the ladder (180p and audio only)."""
+    and a mirror with the ladder (180p and audio only), and the destinations ``also``."""
     from event_toml import event_toml, program, slot, speaker
 
     return event_toml(
@@ -37,7 +37,8 @@ def ladder_event(name: str) -> str:
                 "platform": "custom",
                 "url": "hls",
                 "ladder": {"low_height": 180, "low_video_kbps": 200},
-            }
+            },
+            *also,
         ],
     )
 

@@ -3,7 +3,8 @@
 Origin headers first (straight to jalsa): Cache-Control, ETag/304, Last-Modified,
 Content-Length, gzip, byte ranges, CORS. Then many simulated players on loopback fetch the
 ladder through the cache: jalsa sees at most 2 requests per segment per rendition, no
-player misses a segment or gets an error, and the program keeps its clock.
+player misses a segment or gets an error, the program keeps its clock and the event's
+other destinations (a platform at nginx-rtmp, a recording) keep real time.
 
 The issue asks for 500 players for 60 s. This 2-core machine, shared, runs
 ``JALSA_MIRROR_PLAYERS`` (default 300) for ``JALSA_MIRROR_SECONDS`` (default 30) in one
@@ -19,13 +20,17 @@ import gzip
 import http.client
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hls_players import RENDITIONS, PlayerResult, ladder_event, play
 from http_cache import HttpCache
 from jalsa_run import JalsaRun
+from media import ffprobe
+from nginx_rtmp import NginxRtmp
 
 pytestmark = pytest.mark.media
 
@@ -33,17 +38,23 @@ PLAYERS = int(os.environ.get("JALSA_MIRROR_PLAYERS", "300"))
 SECONDS = float(os.environ.get("JALSA_MIRROR_SECONDS", "30"))
 
 
+STREAM = "cache-platform-3b9e"  # the RTMP destination's stream key at nginx
+
+
 @dataclass
 class Mirror:
     run: JalsaRun
     cache: HttpCache
+    outputs: dict[str, Path]  # what the other destinations wrote: a platform, a recording
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
+def mirror(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
     tmp_path = tmp_path_factory.mktemp("mirror-cache")
     event = tmp_path / "event.toml"
-    event.write_text(ladder_event("Mirror Cache"))
+    platform = {"name": "yt", "url": f"rtmp://127.0.0.1:{nginx.port}/rec", "key": STREAM}
+    recording = {"name": "recording", "url": "recordings/cache.flv"}
+    event.write_text(ladder_event("Mirror Cache", also=(platform, recording)))
     with (
         JalsaRun(event, tmp_path / "state") as run,
         HttpCache(tmp_path / "nginx", run.http_port) as cache,
@@ -54,7 +65,10 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mirror]:
             30,
             "every rendition's playlist",
         )
-        yield Mirror(run, cache)
+        nginx.wait_published(STREAM, timeout=30)
+        written = tmp_path / "recordings" / "cache.flv"  # (beside the event file)
+        run.wait_for(written.exists, 10, "the recording")
+        yield Mirror(run, cache, {"yt": nginx.recording(STREAM), "recording": written})
 
 
 def request(
@@ -131,9 +145,11 @@ def test_segment_names_never_repeat_in_an_event(mirror: Mirror) -> None:
 def test_many_players_through_the_cache(mirror: Mirror) -> None:
     run, cache = mirror.run, mirror.cache
     late_before = run.metric("jalsa_program_late_resets_total")
+    media_before, started = _media_seconds(mirror.outputs), time.monotonic()
     results: list[PlayerResult] = asyncio.run(
         play(cache.url("/hls/mirror"), RENDITIONS, PLAYERS, SECONDS)
     )
+    media_after, wall = _media_seconds(mirror.outputs), time.monotonic() - started
     origin = cache.origin_requests()
     segments = {uri: n for uri, n in origin.items() if uri.endswith(".ts")}
     playlists = {uri: n for uri, n in origin.items() if uri.endswith(".m3u8")}
@@ -158,4 +174,14 @@ def test_many_players_through_the_cache(mirror: Mirror) -> None:
     assert run.metric("jalsa_program_late_resets_total") == late_before
     lag = run.metric("jalsa_relay_lag_seconds", destination="mirror", platform="custom")
     assert lag is not None and lag < 3
+    # The other destinations, a platform (nginx-rtmp) and a recording, kept real time.
+    for name, before in media_before.items():
+        ratio = (media_after[name] - before) / wall
+        print(f"{name}: {media_after[name] - before:.2f} s of media in {wall:.2f} s of wall")
+        assert ratio >= 0.97, (name, media_after[name] - before, wall)
     run.alive()
+
+
+def _media_seconds(outputs: dict[str, Path]) -> dict[str, float]:
+    """How much program each output holds now (its video's span, as ffprobe reads it)."""
+    return {name: ffprobe(path).video_seconds for name, path in outputs.items()}
