@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from chromium import CHROMIUM_ARGS, LAPTOP, PHONE
+from chromium import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE
 from event_toml import event_toml, program, slot, speaker
 from jalsa_run import JalsaRun
 from media import dominant
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, Playwright, expect, sync_playwright
 from silence import silent_seconds
 from speaker_netns import SpeakerNetns
 
@@ -46,6 +46,7 @@ class Speech:
     net: SpeakerNetns
     page: Page
     recording: Path
+    playwright: Playwright
     joined_at: float = 0.0  # program seconds when Join was pressed
     on_air_after: float = 99.0  # wall seconds from Join to jalsa_on_air == 1
     paused_samples: list[float] = field(default_factory=list)  # jalsa_speaker_video_paused
@@ -114,7 +115,7 @@ def speech(tmp_path: Path) -> Iterator[Speech]:
         browser = playwright.chromium.launch(executable_path=str(net.wrapper), args=args)
         try:
             page = browser.new_page()
-            yield Speech(run, net, page, tmp_path / "recordings" / "show.mkv")
+            yield Speech(run, net, page, tmp_path / "recordings" / "show.mkv", playwright)
         finally:
             # What the page's link governor read and decided, for a failure's report.
             print(page.evaluate("JSON.stringify(window.jalsaLinkReadings)"))
@@ -173,6 +174,7 @@ def test_a_thin_uplink_camera_on_keeps_the_voice(speech: Speech, kbit: int) -> N
     voice = page.evaluate("window.jalsaLinkReadings.slice(-1)[0].voice")
     back_after, after_back, camera_at = 0.0, [0.0], 0.0
     if kbit == 40:
+        seen = _seen_by_the_operator(speech)
         back_after, after_back, camera_at = _lift(speech)
         # Nothing comes back from jalsa: the page's link line says so, not old figures.
         speech.net.cut_downlink()
@@ -202,6 +204,30 @@ def test_a_thin_uplink_camera_on_keeps_the_voice(speech: Speech, kbit: int) -> N
         assert back_after <= BACK_WITHIN
         assert set(after_back) == {0}, after_back
         assert _colour(speech.recording, camera_at) == "green"
+        card, metric, state = seen
+        assert "video paused for the link" in card and re.search(r"sends \d+ kb/s", card), card
+        assert metric is not None and metric > 0, metric  # what the page says it sends
+        assert state["video_paused"] is True and state["sent_bitrate_bps"] > 0, state
+
+
+def _seen_by_the_operator(speech: Speech) -> tuple[str, float | None, dict[str, object]]:
+    """The operator's view while video is paused for the link: the console's card for the
+    guest (a browser in the root namespace), jalsa_speaker_sent_bitrate_bps, /api/state."""
+    run = speech.run
+    browser = speech.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    try:
+        console = browser.new_page()
+        console.goto(f"http://127.0.0.1:{run.http_port}/#token={run.token()}")
+        card = console.locator('#speakers li[data-key="guest"]')
+        expect(card).to_contain_text("video paused for the link", timeout=10_000)
+        expect(card).to_contain_text(" kb/s", timeout=10_000)
+        shown = card.inner_text()
+    finally:
+        browser.close()
+    metric = run.metric("jalsa_speaker_sent_bitrate_bps", speaker="guest")
+    state = json.loads(run.http("/api/state", token=run.token())[1])
+    (guest,) = [s for s in state["sources"] if s.get("speaker") == "guest"]
+    return shown, metric, guest
 
 
 def _screenshots(page: Page, name: str) -> None:
