@@ -27,6 +27,7 @@ pytestmark = pytest.mark.media
 SAID_WITHIN_MS = 5_000  # the issue's bound from pressing Join to the message
 FAKE_UI, FAKE_DEVICE = "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"
 BASE = [a for a in CHROMIUM_ARGS if a not in (FAKE_UI, FAKE_DEVICE)]
+SPEAKERS = ("guest", "late", "field", "kiosk")  # who join from the browser
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,8 @@ def jalsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JalsaRun]:
     event.write_text(
         event_toml(
             "Never Hangs",
-            speakers=[speaker("host", source="testsrc"), speaker("guest"), speaker("late")],
-            rundown=[slot("host", "10m"), slot("guest", "1m"), slot("late", "1m")],
+            speakers=[speaker("host", source="testsrc"), *map(speaker, SPEAKERS)],
+            rundown=[slot("host", "10m"), *(slot(s, "1m") for s in SPEAKERS)],
         )
     )
     run = JalsaRun(event, work / "state")
@@ -184,6 +185,45 @@ def test_a_refused_offer_says_what_to_do(jalsa: JalsaRun, playwright: Playwright
         page.get_by_role("button", name="Join").click()
         _says(page, "replaced by a newer one", "ask them for a new one")
         expect(page.get_by_role("status")).to_have_text("Cannot join with this link")
+
+
+def test_a_browser_without_the_media_api_says_use_another(
+    jalsa: JalsaRun, playwright: Playwright
+) -> None:
+    """A secure page in a browser that has no navigator.mediaDevices (an in-app browser,
+    a kiosk): the page says to open the link in another browser."""
+    with _page(playwright, FAKE_UI, FAKE_DEVICE) as page:
+        page.add_init_script(
+            "Object.defineProperty(Navigator.prototype, 'mediaDevices', {get: () => undefined})"
+        )
+        _press_join(page, jalsa.links()["kiosk"])
+        assert page.evaluate("window.isSecureContext") is True
+        _says(page, "gives the page no camera or microphone", "Chrome, Firefox or Safari")
+        jalsa.wait_for(lambda: _problems(jalsa).get("kiosk", {}).get("problem") == "no_api",
+                       5, "the failed join in /api/state")  # fmt: skip
+
+
+def test_an_offer_jalsa_cannot_answer_says_call_the_operator(
+    jalsa: JalsaRun, playwright: Playwright
+) -> None:
+    """jalsa answers the WHIP offer 400 (here: the page's offer cut short on its way): no
+    retry can help, so the page stops trying, quotes jalsa and says to call the operator."""
+    with _page(playwright, FAKE_UI, FAKE_DEVICE) as page:
+        page.route(
+            "**/whip/**",
+            lambda route: (
+                route.continue_(post_data="v=0\r\n")
+                if route.request.method == "POST"
+                else route.continue_()
+            ),
+        )
+        _press_join(page, jalsa.links()["field"])
+        said = _says(page, "jalsa refused the call: ", "Call the operator")
+        expect(page.get_by_role("status")).to_have_text("Cannot join")
+        jalsa.wait_for(lambda: _problems(jalsa).get("field", {}).get("problem") == "refused",
+                       5, "the failed join in /api/state")  # fmt: skip
+    assert "HTTP" not in said  # jalsa's own words, not a bare status
+    print(said)
 
 
 JOIN_PAGE_BUDGET = 150_000  # bytes before Join can be pressed (the issue's target)
