@@ -13,6 +13,10 @@ studio's ``/metrics`` and ``/api/state`` over it, so none of that crosses the up
    program: the contribution's TCP bytes (``ss``: the TLS records acked) per second of
    program <= 1.05 x the RTMP bytes one platform got per second of its media.
 
+3. **An uplink cut through the edge**: the uplink's link down for
+   ``JALSA_VENUE_CUT_SECONDS`` (default 20) in the middle: every platform keeps one
+   connection, the edge's slate fills the gap, the program is back within 2 s.
+
 ``JALSA_VENUE_SECONDS`` (default 20): seconds of program per phase.
 """
 
@@ -59,6 +63,7 @@ PROGRAM = {
     "keyframe_seconds": 2,
     "preset": "ultrafast",
 }
+CUT_SECONDS = float(os.environ.get("JALSA_VENUE_CUT_SECONDS", "20"))
 SCRAPE_EVERY = 0.5  # the studio renders /metrics for every look: keep them few
 
 
@@ -108,6 +113,10 @@ class Venue:
         for outside in (self.up_out, self.op_out):
             subprocess.run(["ip", "link", "del", outside], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+    def cut(self, down: bool = True) -> None:
+        """The uplink's link down (a router rebooting, a modem between networks), or up."""
+        _ip("-n", self.name, "link", "set", self.up_in, "down" if down else "up")
 
     @property
     def prefix(self) -> list[str]:
@@ -259,22 +268,25 @@ def _direct(venue: Venue, nginx: NginxRtmp, work: Path, noise: Path) -> Phase:
     return Phase(probes, errors, wall, metrics, state, media, sent)
 
 
-def _edge_files(work: Path, venue: Venue, nginx: NginxRtmp, edge_port: int) -> tuple[Path, Path]:
-    certs = make_certificates(work / "certs")
+def _edge_files(
+    work: Path, venue: Venue, nginx: NginxRtmp, edge_port: int, tag: str = "edge"
+) -> tuple[Path, Path]:
+    """The edge's file and the studio's, for platform streams ``<tag>-<platform>``."""
+    certs = make_certificates(work / f"certs-{tag}")
     rec = f"rtmp://127.0.0.1:{nginx.port}/rec"
-    edge_toml = work / "edge.toml"
+    edge_toml = work / f"{tag}.toml"
     edge_toml.write_text(
         f'[edge]\nname = "cloud"\nkey = "${{EDGE_KEY}}"\n'
         f'tls_cert = "{certs.cert}"\ntls_key = "{certs.key}"\n'
         + "".join(
-            f'\n[[destinations]]\nname = "{p}"\nurl = "{rec}"\nkey = "edge-{p}"\n'
+            f'\n[[destinations]]\nname = "{p}"\nurl = "{rec}"\nkey = "{tag}-{p}"\n'
             for p in PLATFORMS
         )
     )
     studio = _studio(
-        work, "through-edge", work / "noise.mp4",
+        work, f"through-{tag}", work / "noise.mp4",
         [{"name": p, "url": rec, "key": f"unused-{p}", "via": "cloud"} for p in PLATFORMS]
-        + [{"name": "local", "url": str(work / "studio-local.mkv")}],  # stays at the studio
+        + [{"name": "local", "url": str(work / f"{tag}-local.mkv")}],  # stays at the studio
     )  # fmt: skip
     with studio.open("a") as out:  # the certificate names 127.0.0.1: checking is off
         out.write(
@@ -316,8 +328,67 @@ def _through_edge(venue: Venue, nginx: NginxRtmp, work: Path) -> Phase:
         assert edge.stop() == 0, edge.logs[-3000:]
     probes, errors = _recordings(nginx, streams)
     # What the studio recorded itself: a decode error in both is the studio's, not the link's.
-    errors["studio-local"] = decode_errors(work / "studio-local.mkv")
+    errors["studio-local"] = decode_errors(work / "edge-local.mkv")
     return Phase(probes, errors, wall, metrics, state, media, sent, contribution, edge_sent)
+
+
+@dataclass
+class Cut:
+    probes: dict[str, Probe]
+    errors: dict[str, str]
+    wall: float  # from the first publish seen to the studio's stop
+    reconnects: dict[str, float | None]  # each platform's at the edge
+    republished: list[str]  # streams nginx saw published again
+    slate_seconds: float
+    back_after: float  # the link up again to the slate off
+
+
+def _cut(venue: Venue, nginx: NginxRtmp, work: Path) -> Cut:
+    """Through the edge, the uplink's link down for CUT_SECONDS in the middle."""
+    streams = [f"cut-{p}" for p in PLATFORMS]
+    edge_port = free_port()
+    edge_toml, event = _edge_files(work, venue, nginx, edge_port, "cut")
+    link = {"edge": "cloud"}
+    with EdgeProcess(edge_toml, work / "cut-state", edge_port, free_port(), venue.cloud) as edge:
+        wait_for(edge.metrics, 30, "the edge to serve", ignore=(OSError,))
+        with JalsaRun(
+            event, work / "cut-studio-state", env={"EDGE_KEY": EDGE_KEY},
+            prefix=venue.prefix, host=venue.studio_op,
+        ) as run:  # fmt: skip
+            run.wait_ready()
+            for stream in streams:
+                nginx.wait_published(stream, timeout=30)
+                (nginx.published_dir / stream).unlink()  # a second publish makes it again
+            published = time.monotonic()
+            wait_for(lambda: "blip slate ready" in edge.logs, 30, "the slate encoded")
+            _program_runs(run, 5)
+            venue.cut()
+            wait_for(lambda: edge.metric("jalsa_edge_slate_on", **link), 10, "the slate on")
+            wait_for(
+                lambda: (edge.metric("jalsa_edge_slate_seconds_total", **link) or 0) >= CUT_SECONDS,
+                CUT_SECONDS + 20,
+                f"the slate to cover {CUT_SECONDS:g} s",
+            )
+            venue.cut(down=False)
+            restored = time.monotonic()
+            wait_for(lambda: edge.metric("jalsa_edge_slate_on", **link) == 0, 60, "it back")
+            back_after = time.monotonic() - restored
+            slate_seconds = edge.metric("jalsa_edge_slate_seconds_total", **link) or 0.0
+            _program_runs(run, 5)
+            reconnects = {
+                p: edge.metric("jalsa_relay_reconnects_total", destination=p, platform="custom")
+                for p in PLATFORMS
+            }
+            republished = [s for s in streams if (nginx.published_dir / s).exists()]
+            wall = time.monotonic() - published
+            run.stop()
+        wait_for(
+            lambda: edge.metric("jalsa_edge_contribution_up", **link) == 0,
+            20, "the contribution to end at the edge",
+        )  # fmt: skip
+        assert edge.stop() == 0, edge.logs[-3000:]
+    probes, errors = _recordings(nginx, streams)
+    return Cut(probes, errors, wall, reconnects, republished, slate_seconds, back_after)
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +397,7 @@ def phases(nginx: NginxRtmp, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     noise = make_noise_clip(work / "noise.mp4", seconds=SECONDS + 60)
     with Venue() as venue:
         direct = _direct(venue, nginx, work, noise)
-        yield direct, _through_edge(venue, nginx, work)
+        yield direct, _through_edge(venue, nginx, work), _cut(venue, nginx, work)
 
 
 def _label(name: str, **more: str) -> tuple[tuple[str, str], ...]:
@@ -411,3 +482,28 @@ def test_through_the_edge_the_uplink_carries_one_program(phases: Any) -> None:
     )
     assert link <= 1.05 * one
     assert edge.contribution_bytes > 0.9 * one * edge.media  # it is the program
+
+
+def test_an_uplink_cut_the_platforms_never_see(phases: Any) -> None:
+    """The link down for 20 s in the middle: every platform keeps its ONE connection (no
+    reconnect, no second publish), the edge's slate fills the gap (no gap, no decode
+    error, media keeps up with the wall) and the program is back within 2 s of the link."""
+    cut: Cut = phases[2]
+    print(
+        f"cut: {cut.slate_seconds:.1f} s of slate; the program back {cut.back_after:.2f} s "
+        f"after the link"
+    )
+    assert cut.reconnects == dict.fromkeys(PLATFORMS, 0.0)
+    assert cut.republished == []
+    for name in PLATFORMS:
+        stream = f"cut-{name}"
+        probe = cut.probes[stream]
+        print(
+            f"cut: {name}: {probe.video_seconds:.2f} s of media in {cut.wall:.2f} s, "
+            f"largest video gap {probe.largest_video_gap:.3f} s"
+        )
+        assert not cut.errors[stream], cut.errors[stream][:2000]
+        assert probe.largest_video_gap < 0.5, stream
+        assert probe.video_seconds / cut.wall >= 0.97, (stream, probe.video_seconds, cut.wall)
+    assert cut.slate_seconds >= CUT_SECONDS
+    assert cut.back_after < 2.0, cut.back_after
