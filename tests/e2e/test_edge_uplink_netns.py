@@ -296,31 +296,45 @@ def _edge_files(
     return edge_toml, studio
 
 
-def _through_edge(venue: Venue, nginx: NginxRtmp, work: Path) -> Phase:
-    streams = [f"edge-{p}" for p in PLATFORMS]
+@contextlib.contextmanager
+def _studio_via_edge(
+    venue: Venue, nginx: NginxRtmp, work: Path, tag: str
+) -> Iterator[tuple[EdgeProcess, JalsaRun, int]]:
+    """A ``jalsa edge`` in the root namespace (serving) and the studio in the venue that
+    sends the five through it (started, maybe not ready yet); and the edge's port."""
     edge_port = free_port()
-    edge_toml, event = _edge_files(work, venue, nginx, edge_port)
-    with EdgeProcess(edge_toml, work / "edge-state", edge_port, free_port(), venue.cloud) as edge:
+    edge_toml, event = _edge_files(work, venue, nginx, edge_port, tag)
+    with EdgeProcess(edge_toml, work / f"{tag}-state", edge_port, free_port(), venue.cloud) as edge:
         wait_for(edge.metrics, 30, "the edge to serve", ignore=(OSError,))
         with JalsaRun(
-            event, work / "edge-studio-state", env={"EDGE_KEY": EDGE_KEY},
+            event, work / f"{tag}-studio-state", env={"EDGE_KEY": EDGE_KEY},
             prefix=venue.prefix, host=venue.studio_op,
         ) as run:  # fmt: skip
-            sent_before = venue.uplink_bytes()
-            run.wait_ready()
-            for stream in streams:
-                nginx.wait_published(stream, timeout=30)
-            published = time.monotonic()
-            _program_runs(run, SECONDS)
-            contribution = venue.tcp_bytes_acked(edge_port)
-            metrics, state = _scrape(run)
-            media, sent = run.media_seconds(), venue.uplink_bytes() - sent_before
-            wall = time.monotonic() - published  # the program ends at the signal
-            run.stop()
-        wait_for(
-            lambda: edge.metric("jalsa_edge_contribution_up", edge="cloud") == 0,
-            20, "the contribution to end at the edge",
-        )  # fmt: skip
+            yield edge, run, edge_port
+
+
+def _contribution_ended(edge: EdgeProcess) -> None:
+    wait_for(
+        lambda: edge.metric("jalsa_edge_contribution_up", edge="cloud") == 0,
+        20, "the contribution to end at the edge",
+    )  # fmt: skip
+
+
+def _through_edge(venue: Venue, nginx: NginxRtmp, work: Path) -> Phase:
+    streams = [f"edge-{p}" for p in PLATFORMS]
+    with _studio_via_edge(venue, nginx, work, "edge") as (edge, run, edge_port):
+        sent_before = venue.uplink_bytes()
+        run.wait_ready()
+        for stream in streams:
+            nginx.wait_published(stream, timeout=30)
+        published = time.monotonic()
+        _program_runs(run, SECONDS)
+        contribution = venue.tcp_bytes_acked(edge_port)
+        metrics, state = _scrape(run)
+        media, sent = run.media_seconds(), venue.uplink_bytes() - sent_before
+        wall = time.monotonic() - published  # the program ends at the signal
+        run.stop()
+        _contribution_ended(edge)
         edge_sent = {
             p: edge.metric("jalsa_relay_sent_bytes_total", destination=p, platform="custom") or 0
             for p in PLATFORMS
@@ -346,46 +360,36 @@ class Cut:
 def _cut(venue: Venue, nginx: NginxRtmp, work: Path) -> Cut:
     """Through the edge, the uplink's link down for CUT_SECONDS in the middle."""
     streams = [f"cut-{p}" for p in PLATFORMS]
-    edge_port = free_port()
-    edge_toml, event = _edge_files(work, venue, nginx, edge_port, "cut")
     link = {"edge": "cloud"}
-    with EdgeProcess(edge_toml, work / "cut-state", edge_port, free_port(), venue.cloud) as edge:
-        wait_for(edge.metrics, 30, "the edge to serve", ignore=(OSError,))
-        with JalsaRun(
-            event, work / "cut-studio-state", env={"EDGE_KEY": EDGE_KEY},
-            prefix=venue.prefix, host=venue.studio_op,
-        ) as run:  # fmt: skip
-            run.wait_ready()
-            for stream in streams:
-                nginx.wait_published(stream, timeout=30)
-                (nginx.published_dir / stream).unlink()  # a second publish makes it again
-            published = time.monotonic()
-            wait_for(lambda: "blip slate ready" in edge.logs, 30, "the slate encoded")
-            _program_runs(run, 5)
-            venue.cut()
-            wait_for(lambda: edge.metric("jalsa_edge_slate_on", **link), 10, "the slate on")
-            wait_for(
-                lambda: (edge.metric("jalsa_edge_slate_seconds_total", **link) or 0) >= CUT_SECONDS,
-                CUT_SECONDS + 20,
-                f"the slate to cover {CUT_SECONDS:g} s",
-            )
-            venue.cut(down=False)
-            restored = time.monotonic()
-            wait_for(lambda: edge.metric("jalsa_edge_slate_on", **link) == 0, 60, "it back")
-            back_after = time.monotonic() - restored
-            slate_seconds = edge.metric("jalsa_edge_slate_seconds_total", **link) or 0.0
-            _program_runs(run, 5)
-            reconnects = {
-                p: edge.metric("jalsa_relay_reconnects_total", destination=p, platform="custom")
-                for p in PLATFORMS
-            }
-            republished = [s for s in streams if (nginx.published_dir / s).exists()]
-            wall = time.monotonic() - published
-            run.stop()
+    with _studio_via_edge(venue, nginx, work, "cut") as (edge, run, _):
+        run.wait_ready()
+        for stream in streams:
+            nginx.wait_published(stream, timeout=30)
+            (nginx.published_dir / stream).unlink()  # a second publish makes it again
+        published = time.monotonic()
+        wait_for(lambda: "blip slate ready" in edge.logs, 30, "the slate encoded")
+        _program_runs(run, 5)
+        venue.cut()
+        wait_for(lambda: edge.metric("jalsa_edge_slate_on", **link), 10, "the slate on")
         wait_for(
-            lambda: edge.metric("jalsa_edge_contribution_up", **link) == 0,
-            20, "the contribution to end at the edge",
-        )  # fmt: skip
+            lambda: (edge.metric("jalsa_edge_slate_seconds_total", **link) or 0) >= CUT_SECONDS,
+            CUT_SECONDS + 20,
+            f"the slate to cover {CUT_SECONDS:g} s",
+        )
+        venue.cut(down=False)
+        restored = time.monotonic()
+        wait_for(lambda: edge.metric("jalsa_edge_slate_on", **link) == 0, 60, "the program back")
+        back_after = time.monotonic() - restored
+        slate_seconds = edge.metric("jalsa_edge_slate_seconds_total", **link) or 0.0
+        _program_runs(run, 5)
+        reconnects = {
+            p: edge.metric("jalsa_relay_reconnects_total", destination=p, platform="custom")
+            for p in PLATFORMS
+        }
+        republished = [s for s in streams if (nginx.published_dir / s).exists()]
+        wall = time.monotonic() - published
+        run.stop()
+        _contribution_ended(edge)
         assert edge.stop() == 0, edge.logs[-3000:]
     probes, errors = _recordings(nginx, streams)
     return Cut(probes, errors, wall, reconnects, republished, slate_seconds, back_after)
