@@ -346,11 +346,17 @@ class SpeakerCollector(Collector):
             "1 while the speaker's page has paused its video for the link (the card is on)",
             labels=["speaker"],
         )
+        concealed = CounterMetricFamily(
+            "jalsa_speaker_audio_concealed_seconds",
+            "Seconds of the speaker's voice rebuilt for lost packets (Opus FEC or concealment)",
+            labels=["speaker"],
+        )
         for speaker in show.live_speakers:
             feed = feeds.get(speaker)
             connected.add_metric([speaker], int(feed is not None and feed.connected))
             if feed is None:
                 continue
+            concealed.add_metric([speaker], feed.concealed_seconds)
             sending = feed if isinstance(feed, SpeakerSendingView) else None
             if sending is not None and feed.connected:
                 paused.add_metric([speaker], int(sending.video_paused))
@@ -362,7 +368,7 @@ class SpeakerCollector(Collector):
             ):
                 if value is not None:
                     family.add_metric([speaker], value)
-        yield from (connected, bitrate, loss, rtt, sent, paused)
+        yield from (connected, bitrate, loss, rtt, sent, paused, concealed)
 
 
 def build_registry(

@@ -67,6 +67,8 @@ class SpeakerLinkView(Protocol):
     def rtt_seconds(self) -> float | None: ...
     @property
     def level_dbfs(self) -> float: ...
+    @property
+    def concealed_seconds(self) -> float: ...  # voice rebuilt for lost packets, so far
 
 
 @runtime_checkable

@@ -9,14 +9,13 @@ import re
 import subprocess
 from pathlib import Path
 
-SILENCE = "silencedetect=noise=-50dB:d=0.1"
 
-
-def silent_seconds(path: Path, start: float, seconds: float) -> float:
-    """Seconds of silence in ``path``'s audio from ``start`` for ``seconds``."""
+def silent_seconds(path: Path, start: float, seconds: float, shortest: float = 0.1) -> float:
+    """Seconds of silence in ``path``'s audio from ``start`` for ``seconds``, counting
+    silences of at least ``shortest`` seconds."""
     out = subprocess.run(
         ["ffmpeg", "-nostats", "-ss", f"{start:.2f}", "-t", f"{seconds:.2f}", "-i", str(path),
-         "-vn", "-af", SILENCE, "-f", "null", "-"],
+         "-vn", "-af", f"silencedetect=noise=-50dB:d={shortest}", "-f", "null", "-"],
         capture_output=True, text=True, timeout=120,
     ).stderr  # fmt: skip
     total = sum(float(s) for s in re.findall(r"silence_duration: ([0-9.]+)", out))

@@ -47,6 +47,10 @@ PREVIEW_FPS: Final = 1.0  # pictures fitted per second in the green room
 CARD_FPS: Final = 10.0  # the audio-only card's level bar refresh
 AUDIO_QUEUE_FRAMES: Final = 50  # ~1 s of 20 ms frames between the loop and the worker
 PREBUFFER_SECONDS: Final = 0.06  # jitter cushion before audio (re)starts after a gap
+# Voice rebuilt for a lost packet (frame.opaque "fec" or "plc", speakers/voice_decoder.py)
+# is buffered only below this: it arrives after the gap was felt, so past a cushion it
+# would only add delay.
+CONCEALED_HIGH_WATER: Final = 0.24
 
 V = TypeVar("V")
 A = TypeVar("A")
@@ -144,6 +148,7 @@ class SpeakerSourceSnapshot(SourceSnapshot):
     video_paused: bool = False  # the page paused its video for the link: the card is up
     pictures_in: int = 0  # video frames received (fitted or not)
     audio_in: int = 0  # audio frames received
+    concealed_seconds: float = 0.0  # voice rebuilt for lost packets (FEC copy or concealment)
     dropped_video: int = 0
     dropped_audio: int = 0
 
@@ -190,6 +195,7 @@ class WebRTCSource(Source):
         self._frames = 0
         self._pictures_in = 0
         self._audio_in = 0
+        self._concealed = 0.0
         self._last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"webrtc-{speaker}", daemon=True)
 
@@ -208,6 +214,8 @@ class WebRTCSource(Source):
             self._first_media = now
         self._last_media = now
         self._audio_in += 1
+        if frame.opaque in ("fec", "plc") and frame.sample_rate:  # filled for a lost packet
+            self._concealed += frame.samples / frame.sample_rate
         self._mailbox.put_audio(frame)
 
     def end(self, reason: str | None = None) -> None:
@@ -275,6 +283,7 @@ class WebRTCSource(Source):
             video_paused=self.video_paused and not self.audio_only,
             pictures_in=self._pictures_in,
             audio_in=self._audio_in,
+            concealed_seconds=round(self._concealed, 3),
             dropped_video=self._mailbox.dropped_video,
             dropped_audio=self._mailbox.dropped_audio,
         )
@@ -314,6 +323,9 @@ class WebRTCSource(Source):
             now = self._clock()
             full = self._full_rate()
             for frame in audio:
+                rebuilt = frame.opaque in ("fec", "plc")
+                if full and rebuilt and self._audio.buffered_seconds >= CONCEALED_HIGH_WATER:
+                    continue
                 if full:
                     if resampler is None:
                         resampler = av.AudioResampler(

@@ -5,7 +5,7 @@ wishes into its WHIP answer, and the browser's Opus encoder follows them:
 
 - ``useinbandfec=1``: each packet carries a low-rate copy of the one before (the encoder
   sizes it from the loss that jalsa's RTCP receiver reports signal back). jalsa's decoder
-  (aiortc's, through libopus) does not use that copy yet: a lost packet is a short gap
+  (voice_decoder.py) rebuilds a lost packet from that copy, or conceals it
   (docs/speakers.md, section 7);
 - ``usedtx=0``: no discontinuous transmission — a quiet moment in a speech keeps its
   packets, so a gap on the link never looks like the speaker stopped;

@@ -47,6 +47,7 @@ from orchestrator.speakers.quality import Counters, QualityMeter, video_paused
 from orchestrator.speakers.sessions import Limits, Phase, SessionsFull, SessionTable
 from orchestrator.speakers.status import SpeakerStatus, speaker_status
 from orchestrator.speakers.voice_buffer import use_voice_buffer
+from orchestrator.speakers.voice_decoder import use_concealing_decoder
 
 log = logging.getLogger(__name__)
 # aioice logs every ICE candidate check at INFO: a flood of addresses in the operator's
@@ -117,6 +118,7 @@ class WhipIngest:
         self._sessions: dict[str, _Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        use_concealing_decoder()  # a lost voice packet rebuilt, not a hole
 
     # -- what the API asks ----------------------------------------------------------------
     def status(self, speaker: str) -> SpeakerStatus:
@@ -150,6 +152,13 @@ class WhipIngest:
                 speaker,
                 "paused" if paused else "back on",
             )
+
+    def received_bps(self, speaker: str, session: str) -> float | None:
+        """The media bits per second jalsa receives from this session (None: not known)."""
+        found = self._sessions.get(session)
+        if found is None or found.speaker.id != speaker:
+            return None
+        return found.source.quality.bitrate_bps
 
     async def open(
         self,

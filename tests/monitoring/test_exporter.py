@@ -87,6 +87,7 @@ class Browser:
     bitrate_bps: float | None = 800_000.0
     packet_loss_ratio: float | None = 0.01
     rtt_seconds: float | None = 0.05
+    concealed_seconds: float = 0.0
 
 
 SATURATED = UplinkEstimate(2_400_000.0, 3, ("fb", "x"), True)
@@ -103,7 +104,7 @@ class Show:
     program: Program = field(default_factory=Program)
     destinations: tuple[Destination, ...] = (Destination(),)
     sources: tuple[object, ...] = (
-        Browser("guest", True, -31.0),
+        Browser("guest", True, -31.0, concealed_seconds=1.5),
         Browser("away", False, -100.0),  # a session that has ended: no level
         object(),  # a clip's source: no link
     )
@@ -161,6 +162,9 @@ def test_values_come_from_the_snapshots() -> None:
     assert found["jalsa_outage", (("platform", "x"), ("scope", "throttling"))] == 0
     assert found["jalsa_outage", (("platform", "all"), ("scope", "national"))] == 0
     assert found["jalsa_outage", (("platform", "control"), ("scope", "uplink"))] == 0
+    concealed = "jalsa_speaker_audio_concealed_seconds_total"
+    assert found[concealed, (("speaker", "guest"),)] == 1.5
+    assert found[concealed, (("speaker", "away"),)] == 0
 
 
 def test_program_and_speaker_audio_levels() -> None:

@@ -12,6 +12,7 @@ from PIL import Image
 from waiting import wait_for
 
 from orchestrator.ingest.webrtc import (
+    CONCEALED_HIGH_WATER,
     HOLD_SECONDS,
     MEDIA_TIMEOUT,
     Appearance,
@@ -122,6 +123,32 @@ def test_on_air_audio_is_resampled_into_the_fifo(clock: Clock) -> None:
         assert samples.shape == (2, 4800)
         assert float(np.abs(samples).max()) == pytest.approx(0.5, abs=0.01)
         assert source.snapshot().level > 0.3
+    finally:
+        source.stop()
+        source.join(2)
+
+
+def test_voice_rebuilt_for_lost_packets_is_counted_and_buffered_below_the_high_water(
+    clock: Clock,
+) -> None:
+    source = _source(clock)
+
+    def offer(*marks: str | None) -> None:
+        for mark in marks:
+            frame = _audio(0.5, samples=2880)  # 60 ms
+            frame.opaque = mark
+            source.offer_audio(frame)
+
+    try:
+        offer(None, "fec", None, "plc")
+        wait_for(lambda: source._audio.buffered_seconds >= 0.23, 3, "0.24 s buffered")
+        assert source._audio.buffered_seconds == pytest.approx(CONCEALED_HIGH_WATER)
+        # At the high water a rebuilt frame would only add delay: not buffered, counted.
+        offer("plc", None)
+        wait_for(lambda: source._audio.buffered_seconds >= 0.29, 3, "the real frame buffered")
+        assert source._audio.buffered_seconds == pytest.approx(0.30)
+        assert source.snapshot().concealed_seconds == pytest.approx(0.18)
+        assert source.snapshot().audio_in == 6
     finally:
         source.stop()
         source.join(2)
