@@ -184,9 +184,11 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
             report = parsed if isinstance(parsed, dict) else {}
         session = report.get("session") or request.query_params.get("session") or ""
         speaker = claims.speaker
+        received = None
         if isinstance(session, str) and session:
             ingest.report_rtt(speaker, session, report.get("rtt"))
             ingest.report_sending(speaker, session, report.get("video"), report.get("sent_bps"))
+            received = ingest.received_bps(speaker, session)
         status = ingest.status(speaker)
         return JSONResponse(
             {
@@ -200,6 +202,8 @@ def add_join_routes(app: FastAPI, show: Show, access: SpeakerAccess, ingest: Whi
                 "quality": "full" if status.full_rate else "preview",
                 "connected": ingest.connected(speaker),
                 "session": ingest.phase(speaker, session) if isinstance(session, str) else "",
+                # What jalsa receives from this session: the page's link line shows it.
+                "received_bps": None if received is None else round(received),
             },
             headers=PRIVATE,
         )

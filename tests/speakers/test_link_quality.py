@@ -61,3 +61,12 @@ def test_none_at_all_after_joining_is_unknown_too() -> None:
     lines = _lines([dict(_reading(t, 0, 0, None), fresh=False) for t in range(4)])
     assert [x["text"] for x in lines[:3]] == ["Connection: measuring…"] * 3
     assert lines[3]["text"] == "Connection: no reports from jalsa for 3 s · 30 kbps out"
+
+
+def test_what_jalsa_says_it_receives_is_on_the_line() -> None:
+    lines = _lines([dict(_reading(t, 50 * t, 0), received=24.6 if t else None) for t in range(2)])
+    assert lines[0]["text"] == "Connection good: RTT 50 ms · loss 0.0% · 30 kbps out"
+    assert (
+        lines[1]["text"]
+        == "Connection good: RTT 50 ms · loss 0.0% · 30 kbps out · jalsa gets 25 kbps"
+    )

@@ -110,6 +110,10 @@ async def test_join_goes_on_air_and_a_stall_is_a_drop(run: JalsaRun) -> None:
             await asyncio.to_thread(run.metric, "jalsa_speaker_packet_loss_ratio", speaker="guest")
             == 0
         )
+        # The page hears what jalsa receives (its link line shows it).
+        received = (await _status(link, session))["received_bps"]
+        assert isinstance(received, int) and received > 10_000, received
+        assert (await _status(link, "not-a-session"))["received_bps"] is None
         # Media stops, the connection stays open: a drop (after the media timeout, which
         # test_webrtc_source pins with a fake clock), covered by the slate.
         assert client.video is not None and client.audio is not None

@@ -183,8 +183,9 @@
 
     // now (s); sent: packets sent so far; lost: packets jalsa reports lost so far; fresh: a
     // new receiver report came since the last reading (with rtt, s, or null); kbps out or
-    // null. Returns { grade: "good" | "fair" | "poor" | "unknown", text }.
-    reading(now, { sent, lost, fresh, rtt, kbps }) {
+    // null; received: kbps jalsa says it receives, or null.
+    // Returns { grade: "good" | "fair" | "poor" | "unknown", text }.
+    reading(now, { sent, lost, fresh, rtt, kbps, received = null }) {
       if (this.since === null) this.since = now;
       if (fresh) {
         this.lastReport = now;
@@ -209,6 +210,7 @@
       const parts = [
         rttNow === null ? "RTT –" : "RTT " + Math.round(rttNow * 1000) + " ms",
         "loss " + (loss * 100).toFixed(1) + "%", out,
+        typeof received === "number" ? "jalsa gets " + Math.round(received) + " kbps" : "",
       ].filter(Boolean);
       return { grade, text: "Connection " + grade + ": " + parts.join(" · "), rtt: rttNow };
     }

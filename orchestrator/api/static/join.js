@@ -548,8 +548,10 @@ async function measure() {
   if (!state.linkLine || state.linkLine.pc !== pc) {
     state.linkLine = Object.assign(new window.LinkQuality(), { pc }); // a new connection
   }
+  const st = state.status; // jalsa's own figure, from a status poll of the last 5 s
+  const gets = st && Date.now() - state.statusAt < 5000 && typeof st.received_bps === "number" ? st.received_bps / 1000 : null;
   const line = state.linkLine.reading(now / 1000, {
-    sent, lost, fresh: fresh || linkRtt !== null, rtt: linkRtt, kbps,
+    sent, lost, fresh: fresh || linkRtt !== null, rtt: linkRtt, kbps, received: gets,
   });
   state.stats = { bytes, at: now, rtt: line.rtt === undefined ? null : line.rtt, kbps };
   state.stats.sentBps = kbps === null ? null : Math.round(kbps * 1000);
