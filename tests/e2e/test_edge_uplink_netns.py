@@ -10,8 +10,9 @@ studio's ``/metrics`` and ``/api/state`` over it, so none of that crosses the up
    the uplink is saturated (``jalsa_uplink_saturated`` 1, ``/api/state`` uplink).
 2. **Through the edge**: ``jalsa edge`` in the root namespace, the five ``via`` it: every
    platform media/wall >= 0.97 by ffprobe, no decode error, and the uplink carries one
-   program: the contribution's TCP bytes (``ss``: the TLS records acked) per second of
-   program <= 1.05 x the RTMP bytes one platform got per second of its media.
+   program: the contribution's TCP bytes (``ss``: the TLS records acked), and every frame
+   the studio's side of the uplink sent (headers and all), per second of program <= 1.05 x
+   the RTMP bytes one platform got per second of its media.
 
 3. **An uplink cut through the edge**: the uplink's link down for
    ``JALSA_VENUE_CUT_SECONDS`` (default 20) in the middle: every platform keeps one
@@ -485,6 +486,9 @@ def test_through_the_edge_the_uplink_carries_one_program(phases: Any) -> None:
         f"{wire * 8 / 1e6:.3f} Mbit/s (x{wire / one:.3f})"
     )
     assert link <= 1.05 * one
+    # What the venue pays for: every frame on its uplink, IP/TCP/TLS headers and ACKs to
+    # the edge included, against one platform's RTMP payload alone.
+    assert wire <= 1.05 * one
     assert edge.contribution_bytes > 0.9 * one * edge.media  # it is the program
 
 
