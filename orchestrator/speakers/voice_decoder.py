@@ -8,9 +8,10 @@ lost packet is a hole in the voice. :class:`ConcealingOpusDecoder` calls libopus
 packets are missing before the one in hand, first fills the gap: libopus's concealment
 for all but the last missing packet, then that last one rebuilt from the copy the packet
 in hand carries (libopus conceals it, too, when there is no copy). The voice keeps its
-length, so the program's audio buffer never runs short for a lost packet; concealed
-frames are marked (``frame.opaque`` is ``"fec"`` or ``"plc"``) so that jalsa can count
-them per speaker.
+length and, from the copy, the lost packet's words; filled frames are marked
+(``frame.opaque`` is ``"fec"`` or ``"plc"``) so that jalsa counts them per speaker and
+buffers them only while it has room (orchestrator/ingest/webrtc.py: they come a few
+packets after their moment, when the jitter buffer gave up on the hole).
 
 A gap longer than :data:`MAX_GAP_SAMPLES` is not concealed (a stream that paused, not
 loss), and a packet from further back than that is a stream that restarted: either is
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import fractions
+import functools
 import glob
 import logging
 import os
@@ -67,6 +69,7 @@ def concealment(gap: int, previous_samples: int, max_gap: int = MAX_GAP_SAMPLES)
     return frames
 
 
+@functools.cache
 def _load_libopus() -> ctypes.CDLL:
     """PyAV's own libopus (the one aiortc's decoder already uses), else the system's."""
     bundled = os.path.join(os.path.dirname(av.__file__), os.pardir, "av.libs", "libopus*.so*")
@@ -98,8 +101,8 @@ def _load_libopus() -> ctypes.CDLL:
 class ConcealingOpusDecoder(Decoder):
     """aiortc's :class:`~aiortc.codecs.base.Decoder` for Opus that fills lost packets."""
 
-    def __init__(self, lib: ctypes.CDLL | None = None) -> None:
-        self._lib = lib or _load_libopus()
+    def __init__(self) -> None:
+        self._lib = _load_libopus()
         error = ctypes.c_int(0)
         self._state = self._lib.opus_decoder_create(SAMPLE_RATE, CHANNELS, ctypes.byref(error))
         if error.value != 0 or not self._state:
