@@ -214,10 +214,13 @@ def test_three_pushing_agents_through_a_cut(
                 return at or 0.0
 
             cut_at = time.time()
-            _Platform.down.add(platforms["x"])
+            # The paths first, then x: a round of Lahore's that saw x down must not reach
+            # jalsa before its path is cut (in CI once, between the two, one did: with
+            # Quetta's, two cities saw x down, and the live view flagged it).
             sh("ip", "netns", "exec", ns(1), "ip", "route", "add", "blackhole", "10.77.1.3/32")
             for host in ("10.77.2.1/32", "10.77.2.3/32"):  # platforms, controls and jalsa
                 sh("ip", "netns", "exec", ns(2), "ip", "route", "add", "blackhole", host)
+            _Platform.down.add(platforms["x"])
             # the scripted cut lasts until Quetta (never cut) has measured past its end
             run.wait_for(
                 lambda: measured("quetta-1") >= cut_at + CUT_SECONDS, CUT_SECONDS + 60, "the cut"
