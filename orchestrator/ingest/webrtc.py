@@ -47,9 +47,10 @@ PREVIEW_FPS: Final = 1.0  # pictures fitted per second in the green room
 CARD_FPS: Final = 10.0  # the audio-only card's level bar refresh
 AUDIO_QUEUE_FRAMES: Final = 50  # ~1 s of 20 ms frames between the loop and the worker
 PREBUFFER_SECONDS: Final = 0.06  # jitter cushion before audio (re)starts after a gap
-# Voice rebuilt for a lost packet (frame.opaque "fec" or "plc", speakers/voice_decoder.py)
-# is buffered only below this: it arrives after the gap was felt, so past a cushion it
-# would only add delay.
+# Voice rebuilt for a lost packet (its frame.opaque one of REBUILT, marked by
+# speakers/voice_decoder.py) is buffered only below this: it arrives after the gap was
+# felt, so past a cushion it would only add delay.
+REBUILT: Final = ("fec", "plc")
 CONCEALED_HIGH_WATER: Final = 0.24
 
 V = TypeVar("V")
@@ -214,7 +215,7 @@ class WebRTCSource(Source):
             self._first_media = now
         self._last_media = now
         self._audio_in += 1
-        if frame.opaque in ("fec", "plc") and frame.sample_rate:  # filled for a lost packet
+        if frame.opaque in REBUILT and frame.sample_rate:
             self._concealed += frame.samples / frame.sample_rate
         self._mailbox.put_audio(frame)
 
@@ -323,8 +324,11 @@ class WebRTCSource(Source):
             now = self._clock()
             full = self._full_rate()
             for frame in audio:
-                rebuilt = frame.opaque in ("fec", "plc")
-                if full and rebuilt and self._audio.buffered_seconds >= CONCEALED_HIGH_WATER:
+                if (
+                    full
+                    and frame.opaque in REBUILT
+                    and self._audio.buffered_seconds >= CONCEALED_HIGH_WATER
+                ):
                     continue
                 if full:
                     if resampler is None:

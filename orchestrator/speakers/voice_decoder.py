@@ -160,8 +160,9 @@ class ConcealingOpusDecoder(Decoder):
         )
         if count <= 0:
             return None
+        # from_ndarray copies the samples out of the reused buffer
         frame = av.AudioFrame.from_ndarray(
-            pcm[: count * CHANNELS].reshape(1, -1).copy(), format="s16", layout="stereo"
+            pcm[: count * CHANNELS].reshape(1, -1), format="s16", layout="stereo"
         )
         frame.sample_rate = SAMPLE_RATE
         frame.time_base = TIME_BASE
