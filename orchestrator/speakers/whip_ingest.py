@@ -154,7 +154,8 @@ class WhipIngest:
             )
 
     def received_bps(self, speaker: str, session: str) -> float | None:
-        """The media bits per second jalsa receives from this session (None: not known)."""
+        """The bits per second arriving on this session's transport, packet headers
+        included (None: not known)."""
         found = self._sessions.get(session)
         if found is None or found.speaker.id != speaker:
             return None
